@@ -1,0 +1,92 @@
+//! Layers with hand-written forward and backward passes.
+//!
+//! A layer reads its input `x` and writes its output `y` into buffers the model owns and reuses;
+//! backward receives the same `x` and `y` back, so layers keep only what cannot be recomputed
+//! cheaply (dropout's mask, max-pool's winners). Parameter gradients are added into, and cleared
+//! by the model's `zero_grad`, so gradients of several batches can be accumulated.
+
+mod activation;
+mod conv2d;
+mod dense;
+mod dropout;
+mod flatten;
+mod max_pool2d;
+
+pub use activation::LeakyRelu;
+pub use conv2d::Conv2d;
+pub use dense::Dense;
+pub use dropout::Dropout;
+pub use flatten::Flatten;
+pub use max_pool2d::MaxPool2d;
+
+use crate::error::Result;
+use crate::rng::Rng;
+use crate::tensor::Tensor;
+
+/// What a forward pass needs besides its input.
+pub struct Ctx<'a> {
+    /// Training (dropout active) or evaluation.
+    pub train: bool,
+    /// The stream dropout masks are drawn from.
+    pub rng: &'a mut Rng,
+}
+
+/// A trainable tensor with its gradient, as the optimizer sees it.
+pub struct ParamMut<'a> {
+    /// "weight" or "bias", as in PyTorch's state_dict.
+    pub name: &'static str,
+    pub value: &'a mut Tensor,
+    pub grad: &'a mut Tensor,
+    /// Whether L2 / weight decay applies: weights yes, biases no.
+    pub decay: bool,
+}
+
+pub trait Layer: Send {
+    /// x (n, ...) -> y (n, ...).
+    fn forward(&mut self, x: &Tensor, y: &mut Tensor, ctx: &mut Ctx) -> Result<()>;
+
+    /// Given dL/dy, adds parameter gradients and writes dL/dx (skipped when `dx` is None: the
+    /// model's first layer has no use for it).
+    fn backward(
+        &mut self,
+        x: &Tensor,
+        y: &Tensor,
+        dy: &Tensor,
+        dx: Option<&mut Tensor>,
+    ) -> Result<()>;
+
+    /// (name, value) of each parameter, in state_dict order.
+    fn params(&self) -> Vec<(&'static str, &Tensor)> {
+        Vec::new()
+    }
+
+    fn visit_params_mut(&mut self, _f: &mut dyn FnMut(ParamMut<'_>)) {}
+}
+
+/// A parameter and its gradient, stored together so `visit_params_mut` can lend both.
+#[derive(Clone, Debug)]
+pub(crate) struct Param {
+    pub value: Tensor,
+    pub grad: Tensor,
+}
+
+impl Param {
+    pub fn new(value: Tensor) -> Self {
+        let grad = Tensor::zeros(value.shape());
+        Param { value, grad }
+    }
+    pub fn lend(&mut self, name: &'static str, decay: bool) -> ParamMut<'_> {
+        ParamMut {
+            name,
+            value: &mut self.value,
+            grad: &mut self.grad,
+            decay,
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod gradcheck;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,267 @@
+//! 2-D convolution by im2col + GEMM (the original's algorithm), batch-parallel.
+//!
+//! Per image: `cols` (c·k·k, oh·ow) holds one input patch per column, so
+//!   forward   y_n (f, oh·ow) = w (f, c·k·k) · cols_n + b
+//!   backward  dw += dy_n · cols_nᵀ,  db += Σ_p dy_n,  dx_n = col2im(wᵀ · dy_n)
+//! Images are grouped in fixed chunks; each chunk has its own scratch (cols, dcols and partial
+//! dw/db), so threads never share a buffer, and partial gradients are summed in chunk order.
+//! The backward pass rebuilds `cols` instead of keeping it from the forward pass: im2col is cheap
+//! next to the products, and the CNN would otherwise hold ~60 MB of patches per batch.
+
+use super::gemm::{Mat, gemm};
+use super::par::{for_each_chunk, for_each_chunk2};
+use crate::ops::Conv2dGeom;
+
+/// Images per chunk of work: small enough to balance two or more threads at batch 64.
+pub const IMAGES_PER_CHUNK: usize = 4;
+
+#[derive(Default, Debug, Clone)]
+pub struct ChunkScratch {
+    cols: Vec<f32>,
+    dcols: Vec<f32>,
+    dw: Vec<f32>,
+    db: Vec<f32>,
+}
+
+#[derive(Default, Debug, Clone)]
+pub struct ConvScratch {
+    chunks: Vec<ChunkScratch>,
+}
+
+impl ConvScratch {
+    fn prepare(&mut self, n: usize, g: &Conv2dGeom, backward: bool) -> &mut [ChunkScratch] {
+        let chunks = n.div_ceil(IMAGES_PER_CHUNK);
+        if self.chunks.len() < chunks {
+            self.chunks.resize_with(chunks, Default::default);
+        }
+        let patch = g.patch_len() * g.out_plane();
+        for s in &mut self.chunks[..chunks] {
+            s.cols.resize(patch, 0.0);
+            if backward {
+                s.dcols.resize(patch, 0.0);
+                s.dw.resize(g.f * g.patch_len(), 0.0);
+                s.db.resize(g.f, 0.0);
+            }
+        }
+        &mut self.chunks[..chunks]
+    }
+}
+
+/// Patches of one image: x (c, h, w) -> cols (c·k·k, oh·ow). Out-of-image taps (padding) are 0.
+pub fn im2col(x: &[f32], g: &Conv2dGeom, cols: &mut [f32]) {
+    let (oh, ow) = (g.oh(), g.ow());
+    let p = oh * ow;
+    for c in 0..g.c {
+        let plane = &x[c * g.h * g.w..(c + 1) * g.h * g.w];
+        for ki in 0..g.k {
+            for kj in 0..g.k {
+                let row = &mut cols[((c * g.k + ki) * g.k + kj) * p..][..p];
+                for oy in 0..oh {
+                    let dst = &mut row[oy * ow..(oy + 1) * ow];
+                    match g.in_row(oy, ki) {
+                        None => dst.fill(0.0),
+                        Some(iy) => gather_row(&plane[iy * g.w..(iy + 1) * g.w], g, kj, dst),
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The adjoint of [`im2col`]: adds each column entry back to the pixel it was copied from, so the
+/// gradients of overlapping patches sum. dx (c, h, w) is accumulated into, not overwritten.
+pub fn col2im(cols: &[f32], g: &Conv2dGeom, dx: &mut [f32]) {
+    let (oh, ow) = (g.oh(), g.ow());
+    let p = oh * ow;
+    for c in 0..g.c {
+        let plane = &mut dx[c * g.h * g.w..(c + 1) * g.h * g.w];
+        for ki in 0..g.k {
+            for kj in 0..g.k {
+                let row = &cols[((c * g.k + ki) * g.k + kj) * p..][..p];
+                for oy in 0..oh {
+                    if let Some(iy) = g.in_row(oy, ki) {
+                        scatter_row(
+                            &row[oy * ow..(oy + 1) * ow],
+                            g,
+                            kj,
+                            &mut plane[iy * g.w..(iy + 1) * g.w],
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Output columns `ox` whose tap `kj` lands inside the input row: ix = ox·stride + kj - pad.
+fn valid_cols(g: &Conv2dGeom, kj: usize) -> (usize, usize) {
+    let lo = g.pad.saturating_sub(kj).div_ceil(g.stride);
+    let hi = if g.w + g.pad > kj {
+        ((g.w + g.pad - kj - 1) / g.stride + 1).min(g.ow())
+    } else {
+        0
+    };
+    (lo.min(hi), hi)
+}
+
+fn gather_row(src: &[f32], g: &Conv2dGeom, kj: usize, dst: &mut [f32]) {
+    let (lo, hi) = valid_cols(g, kj);
+    dst[..lo].fill(0.0);
+    dst[hi..].fill(0.0);
+    if lo == hi {
+        return;
+    }
+    let start = lo * g.stride + kj - g.pad;
+    if g.stride == 1 {
+        dst[lo..hi].copy_from_slice(&src[start..start + (hi - lo)]);
+    } else {
+        for (d, s) in dst[lo..hi]
+            .iter_mut()
+            .zip(src[start..].iter().step_by(g.stride))
+        {
+            *d = *s;
+        }
+    }
+}
+
+fn scatter_row(src: &[f32], g: &Conv2dGeom, kj: usize, dst: &mut [f32]) {
+    let (lo, hi) = valid_cols(g, kj);
+    if lo == hi {
+        return;
+    }
+    let start = lo * g.stride + kj - g.pad;
+    if g.stride == 1 {
+        for (d, s) in dst[start..start + (hi - lo)].iter_mut().zip(&src[lo..hi]) {
+            *d += *s;
+        }
+    } else {
+        for (d, s) in dst[start..].iter_mut().step_by(g.stride).zip(&src[lo..hi]) {
+            *d += *s;
+        }
+    }
+}
+
+/// y (n, f, oh, ow) = conv(x (n, c, h, w), w (f, c, k, k)) + b (f).
+pub fn forward(
+    x: &[f32],
+    w: &[f32],
+    b: &[f32],
+    g: &Conv2dGeom,
+    n: usize,
+    scratch: &mut ConvScratch,
+    y: &mut [f32],
+) {
+    let (in_len, out_len, p, ckk) = (g.in_len(), g.out_len(), g.out_plane(), g.patch_len());
+    let scratch = scratch.prepare(n, g, false);
+    for_each_chunk2(
+        y,
+        IMAGES_PER_CHUNK * out_len,
+        scratch,
+        1,
+        |ci, y_chunk, s| {
+            let cols = &mut s[0].cols;
+            for (j, y_n) in y_chunk.chunks_mut(out_len).enumerate() {
+                let img = ci * IMAGES_PER_CHUNK + j;
+                im2col(&x[img * in_len..(img + 1) * in_len], g, cols);
+                for (row, &bias) in y_n.chunks_mut(p).zip(b) {
+                    row.fill(bias);
+                }
+                gemm(Mat::new(w, g.f, ckk), Mat::new(cols, ckk, p), y_n, p, true);
+            }
+        },
+    );
+}
+
+/// Adds the weight and bias gradients into `dw`, `db`; writes the input gradient to `dx` if given.
+#[allow(clippy::too_many_arguments)]
+pub fn backward(
+    x: &[f32],
+    w: &[f32],
+    dy: &[f32],
+    g: &Conv2dGeom,
+    n: usize,
+    scratch: &mut ConvScratch,
+    dw: &mut [f32],
+    db: &mut [f32],
+    dx: Option<&mut [f32]>,
+) {
+    let (in_len, out_len, p, ckk) = (g.in_len(), g.out_len(), g.out_plane(), g.patch_len());
+    let chunk_work = |ci: usize, s: &mut ChunkScratch, mut dx_chunk: Option<&mut [f32]>| {
+        s.dw.fill(0.0);
+        s.db.fill(0.0);
+        let first = ci * IMAGES_PER_CHUNK;
+        for img in first..(first + IMAGES_PER_CHUNK).min(n) {
+            let dy_n = &dy[img * out_len..(img + 1) * out_len];
+            im2col(&x[img * in_len..(img + 1) * in_len], g, &mut s.cols);
+            gemm(
+                Mat::new(dy_n, g.f, p),
+                Mat::new(&s.cols, ckk, p).t(),
+                &mut s.dw,
+                ckk,
+                true,
+            );
+            for (acc, row) in s.db.iter_mut().zip(dy_n.chunks(p)) {
+                *acc += row.iter().sum::<f32>();
+            }
+            if let Some(dx_chunk) = dx_chunk.as_deref_mut() {
+                gemm(
+                    Mat::new(w, g.f, ckk).t(),
+                    Mat::new(dy_n, g.f, p),
+                    &mut s.dcols,
+                    p,
+                    false,
+                );
+                let dx_n = &mut dx_chunk[(img - first) * in_len..(img - first + 1) * in_len];
+                dx_n.fill(0.0);
+                col2im(&s.dcols, g, dx_n);
+            }
+        }
+    };
+    let scratch = scratch.prepare(n, g, true);
+    match dx {
+        Some(dx) => for_each_chunk2(dx, IMAGES_PER_CHUNK * in_len, scratch, 1, |ci, d, s| {
+            chunk_work(ci, &mut s[0], Some(d))
+        }),
+        None => for_each_chunk(scratch, 1, |ci, s| chunk_work(ci, &mut s[0], None)),
+    }
+    for s in scratch.iter() {
+        for (a, v) in dw.iter_mut().zip(&s.dw) {
+            *a += v;
+        }
+        for (a, v) in db.iter_mut().zip(&s.db) {
+            *a += v;
+        }
+    }
+}
+
+/// Direct-loop convolution: the reference the im2col path is tested against.
+pub fn forward_direct(x: &[f32], w: &[f32], b: &[f32], g: &Conv2dGeom, n: usize) -> Vec<f32> {
+    let (oh, ow) = (g.oh(), g.ow());
+    let mut y = vec![0.0; n * g.out_len()];
+    for img in 0..n {
+        for f in 0..g.f {
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    let mut acc = b[f];
+                    for c in 0..g.c {
+                        for ki in 0..g.k {
+                            for kj in 0..g.k {
+                                let iy = (oy * g.stride + ki) as isize - g.pad as isize;
+                                let ix = (ox * g.stride + kj) as isize - g.pad as isize;
+                                if iy >= 0 && ix >= 0 && (iy as usize) < g.h && (ix as usize) < g.w
+                                {
+                                    acc += x[img * g.in_len()
+                                        + (c * g.h + iy as usize) * g.w
+                                        + ix as usize]
+                                        * w[((f * g.c + c) * g.k + ki) * g.k + kj];
+                                }
+                            }
+                        }
+                    }
+                    y[img * g.out_len() + (f * oh + oy) * ow + ox] = acc;
+                }
+            }
+        }
+    }
+    y
+}

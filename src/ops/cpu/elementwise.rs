@@ -1,0 +1,98 @@
+//! Element-wise kernels: activations, dropout, bias, optimizer updates. Large tensors are split in
+//! fixed chunks across threads; element-wise work gives the same bits whatever the split.
+
+use super::par::for_each_chunk;
+use crate::ops::{AdamStep, SgdStep};
+use crate::rng::Rng;
+
+const CHUNK: usize = 1 << 15;
+
+/// y = x for x >= 0, slope·x otherwise (slope 0 is ReLU).
+pub fn leaky_relu(x: &[f32], slope: f32, y: &mut [f32]) {
+    for_each_chunk(y, CHUNK, |i, yc| {
+        for (o, &v) in yc.iter_mut().zip(&x[i * CHUNK..]) {
+            *o = if v >= 0.0 { v } else { slope * v };
+        }
+    });
+}
+
+pub fn leaky_relu_backward(x: &[f32], dy: &[f32], slope: f32, dx: &mut [f32]) {
+    for_each_chunk(dx, CHUNK, |i, dc| {
+        for ((o, &v), &d) in dc.iter_mut().zip(&x[i * CHUNK..]).zip(&dy[i * CHUNK..]) {
+            *o = if v >= 0.0 { d } else { slope * d };
+        }
+    });
+}
+
+/// Inverted dropout: mask = (u > p) / (1 - p), y = x·mask. Drawn sequentially from one stream so
+/// that the mask, like everything else, depends on the seed alone.
+pub fn dropout(x: &[f32], p: f32, rng: &mut Rng, mask: &mut [f32], y: &mut [f32]) {
+    let keep = 1.0 / (1.0 - p);
+    for m in mask.iter_mut() {
+        *m = if rng.uniform() > p { keep } else { 0.0 };
+    }
+    mul(x, mask, y);
+}
+
+/// out = a·b element-wise.
+pub fn mul(a: &[f32], b: &[f32], out: &mut [f32]) {
+    for_each_chunk(out, CHUNK, |i, oc| {
+        for ((o, &u), &v) in oc.iter_mut().zip(&a[i * CHUNK..]).zip(&b[i * CHUNK..]) {
+            *o = u * v;
+        }
+    });
+}
+
+/// y (rows, b.len()) += b on every row.
+pub fn add_row_bias(y: &mut [f32], b: &[f32]) {
+    for row in y.chunks_mut(b.len()) {
+        for (o, &v) in row.iter_mut().zip(b) {
+            *o += v;
+        }
+    }
+}
+
+/// db += Σ_rows dy.
+pub fn sum_rows(dy: &[f32], db: &mut [f32]) {
+    for row in dy.chunks(db.len()) {
+        for (o, &v) in db.iter_mut().zip(row) {
+            *o += v;
+        }
+    }
+}
+
+/// The original's momentum form: v = μ·v - lr·g ; θ += v (Nesterov: θ += μ·v - lr·g).
+pub fn sgd(p: &mut [f32], g: &[f32], v: &mut [f32], h: &SgdStep) {
+    for ((p, &g), v) in p.iter_mut().zip(g).zip(v.iter_mut()) {
+        let g = g + h.weight_decay * *p;
+        if h.momentum == 0.0 {
+            *p -= h.lr * g;
+        } else {
+            *v = h.momentum * *v - h.lr * g;
+            *p += if h.nesterov {
+                h.momentum * *v - h.lr * g
+            } else {
+                *v
+            };
+        }
+    }
+}
+
+/// Adam with bias correction; `decoupled` makes it AdamW (decay applied to θ, not mixed into g).
+pub fn adam(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], h: &AdamStep) {
+    let c1 = 1.0 - h.beta1.powi(h.step as i32);
+    let c2 = 1.0 - h.beta2.powi(h.step as i32);
+    for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+        let g = if h.decoupled {
+            g
+        } else {
+            g + h.weight_decay * *p
+        };
+        if h.decoupled {
+            *p -= h.lr * h.weight_decay * *p;
+        }
+        *m = h.beta1 * *m + (1.0 - h.beta1) * g;
+        *v = h.beta2 * *v + (1.0 - h.beta2) * g * g;
+        *p -= h.lr * (*m / c1) / ((*v / c2).sqrt() + h.eps);
+    }
+}

@@ -1,0 +1,8 @@
+//! The CPU backend: plain Rust loops and `gemm`, parallel over fixed chunks.
+
+pub mod conv;
+pub mod elementwise;
+pub mod gemm;
+pub mod par;
+pub mod pool;
+pub mod softmax;

@@ -1,0 +1,380 @@
+//! The backend boundary: every numeric operation a layer, loss or optimizer performs.
+//!
+//! Layers call only these functions; none loops over tensor data itself. Each function checks
+//! shapes, then hands raw slices to the CPU kernels in [`cpu`]. A GPU backend plugs in here, the
+//! way CuPy replaced NumPy in the original: give [`Tensor`] a device storage and dispatch each
+//! function on it (see docs/ARCHITECTURE.md); the layers do not change.
+
+pub mod cpu;
+
+use crate::error::{Error, Result};
+use crate::rng::Rng;
+use crate::tensor::Tensor;
+use cpu::gemm::Mat;
+
+/// Geometry of a 2-D convolution over one image (c, h, w) with f filters of k x k.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Conv2dGeom {
+    pub c: usize,
+    pub h: usize,
+    pub w: usize,
+    pub f: usize,
+    pub k: usize,
+    pub stride: usize,
+    pub pad: usize,
+}
+
+impl Conv2dGeom {
+    pub fn oh(&self) -> usize {
+        (self.h + 2 * self.pad - self.k) / self.stride + 1
+    }
+    pub fn ow(&self) -> usize {
+        (self.w + 2 * self.pad - self.k) / self.stride + 1
+    }
+    /// Rows of the im2col matrix: c·k·k.
+    pub fn patch_len(&self) -> usize {
+        self.c * self.k * self.k
+    }
+    pub fn out_plane(&self) -> usize {
+        self.oh() * self.ow()
+    }
+    pub fn in_len(&self) -> usize {
+        self.c * self.h * self.w
+    }
+    pub fn out_len(&self) -> usize {
+        self.f * self.out_plane()
+    }
+    /// Input row read by output row `oy` through kernel row `ki`, or None inside the padding.
+    pub(crate) fn in_row(&self, oy: usize, ki: usize) -> Option<usize> {
+        (oy * self.stride + ki)
+            .checked_sub(self.pad)
+            .filter(|&iy| iy < self.h)
+    }
+}
+
+/// Geometry of max pooling over planes of h x w, window k, stride s (no padding, floor).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pool2dGeom {
+    pub h: usize,
+    pub w: usize,
+    pub k: usize,
+    pub stride: usize,
+}
+
+impl Pool2dGeom {
+    pub fn oh(&self) -> usize {
+        (self.h - self.k) / self.stride + 1
+    }
+    pub fn ow(&self) -> usize {
+        (self.w - self.k) / self.stride + 1
+    }
+}
+
+/// One SGD update's settings.
+#[derive(Clone, Copy, Debug)]
+pub struct SgdStep {
+    pub lr: f32,
+    pub momentum: f32,
+    pub weight_decay: f32,
+    pub nesterov: bool,
+}
+
+/// One Adam update's settings; `step` counts from 1.
+#[derive(Clone, Copy, Debug)]
+pub struct AdamStep {
+    pub lr: f32,
+    pub beta1: f32,
+    pub beta2: f32,
+    pub eps: f32,
+    pub weight_decay: f32,
+    pub decoupled: bool,
+    pub step: u64,
+}
+
+/// Per-layer scratch memory for convolution, reused across steps.
+pub type ConvScratch = cpu::conv::ConvScratch;
+
+fn same_len(op: &'static str, a: &Tensor, b: &Tensor) -> Result<()> {
+    if a.len() != b.len() {
+        return Err(Error::shape(op, a.shape(), b.shape()));
+    }
+    Ok(())
+}
+
+/// Treats a tensor as a matrix (first dimension, product of the rest), transposed if asked.
+fn as_mat(t: &Tensor, trans: bool) -> Mat<'_> {
+    let m = Mat::new(t.data(), t.rows(), t.row_len());
+    if trans { m.t() } else { m }
+}
+
+/// c = op(a)·op(b), or c += op(a)·op(b) when `accumulate`. Operands are read as matrices (rows =
+/// first dimension); a non-accumulating `c` is resized to (m, n).
+pub fn matmul(
+    a: &Tensor,
+    trans_a: bool,
+    b: &Tensor,
+    trans_b: bool,
+    c: &mut Tensor,
+    accumulate: bool,
+) -> Result<()> {
+    let (a, b) = (as_mat(a, trans_a), as_mat(b, trans_b));
+    if a.cols != b.rows {
+        return Err(Error::shape("matmul", &[a.rows, a.cols], &[b.rows, b.cols]));
+    }
+    if accumulate {
+        if c.rows() != a.rows || c.row_len() != b.cols {
+            return Err(Error::shape(
+                "matmul (accumulate)",
+                c.shape(),
+                &[a.rows, b.cols],
+            ));
+        }
+    } else {
+        c.resize(&[a.rows, b.cols]);
+    }
+    cpu::gemm::gemm_par(a, b, c.data_mut(), accumulate);
+    Ok(())
+}
+
+/// y (n, out) += b (out) on every row.
+pub fn add_row_bias(y: &mut Tensor, b: &Tensor) -> Result<()> {
+    if y.row_len() != b.len() {
+        return Err(Error::shape("add_row_bias", y.shape(), b.shape()));
+    }
+    cpu::elementwise::add_row_bias(y.data_mut(), b.data());
+    Ok(())
+}
+
+/// db (out) += Σ_n dy (n, out).
+pub fn sum_rows(dy: &Tensor, db: &mut Tensor) -> Result<()> {
+    if dy.row_len() != db.len() {
+        return Err(Error::shape("sum_rows", dy.shape(), db.shape()));
+    }
+    cpu::elementwise::sum_rows(dy.data(), db.data_mut());
+    Ok(())
+}
+
+/// y = x, reshaped to `shape` (same element count).
+pub fn copy_reshaped(x: &Tensor, shape: &[usize], y: &mut Tensor) -> Result<()> {
+    if shape.iter().product::<usize>() != x.len() {
+        return Err(Error::shape("copy_reshaped", x.shape(), shape));
+    }
+    y.resize(shape);
+    y.data_mut().copy_from_slice(x.data());
+    Ok(())
+}
+
+pub fn leaky_relu(x: &Tensor, slope: f32, y: &mut Tensor) {
+    y.resize(x.shape());
+    cpu::elementwise::leaky_relu(x.data(), slope, y.data_mut());
+}
+
+pub fn leaky_relu_backward(x: &Tensor, dy: &Tensor, slope: f32, dx: &mut Tensor) -> Result<()> {
+    same_len("leaky_relu_backward", x, dy)?;
+    dx.resize(x.shape());
+    cpu::elementwise::leaky_relu_backward(x.data(), dy.data(), slope, dx.data_mut());
+    Ok(())
+}
+
+/// Inverted dropout in training: draws `mask` (0 or 1/(1-p)) and sets y = x·mask.
+pub fn dropout(x: &Tensor, p: f32, rng: &mut Rng, mask: &mut Tensor, y: &mut Tensor) {
+    mask.resize(x.shape());
+    y.resize(x.shape());
+    cpu::elementwise::dropout(x.data(), p, rng, mask.data_mut(), y.data_mut());
+}
+
+/// out = a·b element-wise (dropout's backward: dx = dy·mask).
+pub fn mul(a: &Tensor, b: &Tensor, out: &mut Tensor) -> Result<()> {
+    same_len("mul", a, b)?;
+    out.resize(a.shape());
+    cpu::elementwise::mul(a.data(), b.data(), out.data_mut());
+    Ok(())
+}
+
+fn conv_check(x: &Tensor, w: &Tensor, g: &Conv2dGeom) -> Result<usize> {
+    if x.shape().len() != 4 || x.shape()[1..] != [g.c, g.h, g.w] {
+        return Err(Error::shape("conv2d input", x.shape(), &[0, g.c, g.h, g.w]));
+    }
+    if w.shape() != [g.f, g.c, g.k, g.k] {
+        return Err(Error::shape(
+            "conv2d weight",
+            w.shape(),
+            &[g.f, g.c, g.k, g.k],
+        ));
+    }
+    Ok(x.rows())
+}
+
+/// y (n, f, oh, ow) = conv2d(x (n, c, h, w), w (f, c, k, k)) + b (f), by im2col + GEMM.
+pub fn conv2d(
+    x: &Tensor,
+    w: &Tensor,
+    b: &Tensor,
+    g: &Conv2dGeom,
+    scratch: &mut ConvScratch,
+    y: &mut Tensor,
+) -> Result<()> {
+    let n = conv_check(x, w, g)?;
+    y.resize(&[n, g.f, g.oh(), g.ow()]);
+    cpu::conv::forward(x.data(), w.data(), b.data(), g, n, scratch, y.data_mut());
+    Ok(())
+}
+
+/// Adds dL/dw, dL/db into `dw`, `db`; writes dL/dx into `dx` when given (the first layer skips it).
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_backward(
+    x: &Tensor,
+    w: &Tensor,
+    dy: &Tensor,
+    g: &Conv2dGeom,
+    scratch: &mut ConvScratch,
+    dw: &mut Tensor,
+    db: &mut Tensor,
+    dx: Option<&mut Tensor>,
+) -> Result<()> {
+    let n = conv_check(x, w, g)?;
+    if dy.shape() != [n, g.f, g.oh(), g.ow()] {
+        return Err(Error::shape(
+            "conv2d_backward dy",
+            dy.shape(),
+            &[n, g.f, g.oh(), g.ow()],
+        ));
+    }
+    let dx = dx.map(|dx| {
+        dx.resize(x.shape());
+        dx.data_mut()
+    });
+    cpu::conv::backward(
+        x.data(),
+        w.data(),
+        dy.data(),
+        g,
+        n,
+        scratch,
+        dw.data_mut(),
+        db.data_mut(),
+        dx,
+    );
+    Ok(())
+}
+
+/// cols (c·k·k, oh·ow) of one image x (c, h, w).
+pub fn im2col(x: &Tensor, g: &Conv2dGeom, cols: &mut Tensor) -> Result<()> {
+    if x.len() != g.in_len() {
+        return Err(Error::shape("im2col", x.shape(), &[g.c, g.h, g.w]));
+    }
+    cols.resize(&[g.patch_len(), g.out_plane()]);
+    cpu::conv::im2col(x.data(), g, cols.data_mut());
+    Ok(())
+}
+
+/// dx (c, h, w) = col2im(cols): the adjoint of [`im2col`], overlapping patches summed.
+pub fn col2im(cols: &Tensor, g: &Conv2dGeom, dx: &mut Tensor) -> Result<()> {
+    if cols.shape() != [g.patch_len(), g.out_plane()] {
+        return Err(Error::shape(
+            "col2im",
+            cols.shape(),
+            &[g.patch_len(), g.out_plane()],
+        ));
+    }
+    dx.resize(&[g.c, g.h, g.w]);
+    dx.fill(0.0);
+    cpu::conv::col2im(cols.data(), g, dx.data_mut());
+    Ok(())
+}
+
+/// y (n, c, oh, ow) = max over each k x k window of x (n, c, h, w); `argmax` records the winners.
+pub fn max_pool2d(x: &Tensor, g: &Pool2dGeom, y: &mut Tensor, argmax: &mut Vec<u32>) -> Result<()> {
+    let s = x.shape();
+    if s.len() != 4 || s[2..] != [g.h, g.w] {
+        return Err(Error::shape("max_pool2d", s, &[0, 0, g.h, g.w]));
+    }
+    y.resize(&[s[0], s[1], g.oh(), g.ow()]);
+    argmax.resize(y.len(), 0);
+    cpu::pool::forward(x.data(), g, y.data_mut(), argmax);
+    Ok(())
+}
+
+pub fn max_pool2d_backward(
+    dy: &Tensor,
+    argmax: &[u32],
+    g: &Pool2dGeom,
+    dx: &mut Tensor,
+) -> Result<()> {
+    if dy.len() != argmax.len() {
+        return Err(Error::arg(
+            "max_pool2d_backward",
+            "dy does not match the forward pass",
+        ));
+    }
+    let s = dy.shape();
+    dx.resize(&[s[0], s[1], g.h, g.w]);
+    cpu::pool::backward(dy.data(), argmax, g, dx.data_mut());
+    Ok(())
+}
+
+/// probs (n, k) = softmax(logits (n, k)).
+pub fn softmax(logits: &Tensor, probs: &mut Tensor) {
+    probs.resize(logits.shape());
+    cpu::softmax::softmax(logits.data(), logits.row_len(), probs.data_mut());
+}
+
+/// Mean softmax cross-entropy over the batch; writes ŷ to `probs` and (ŷ - y)/n to `dlogits`.
+pub fn softmax_cross_entropy(
+    logits: &Tensor,
+    labels: &[u32],
+    smoothing: f32,
+    probs: &mut Tensor,
+    dlogits: &mut Tensor,
+) -> Result<f32> {
+    let (n, k) = (logits.rows(), logits.row_len());
+    if labels.len() != n {
+        return Err(Error::shape(
+            "softmax_cross_entropy",
+            logits.shape(),
+            &[labels.len()],
+        ));
+    }
+    if let Some(&bad) = labels.iter().find(|&&y| y as usize >= k) {
+        return Err(Error::arg(
+            "softmax_cross_entropy",
+            format!("label {bad} outside the {k} classes"),
+        ));
+    }
+    probs.resize(logits.shape());
+    dlogits.resize(logits.shape());
+    Ok(cpu::softmax::cross_entropy(
+        logits.data(),
+        labels,
+        k,
+        smoothing,
+        probs.data_mut(),
+        dlogits.data_mut(),
+    ))
+}
+
+pub fn sgd_step(
+    param: &mut Tensor,
+    grad: &Tensor,
+    velocity: &mut Tensor,
+    h: &SgdStep,
+) -> Result<()> {
+    same_len("sgd_step", param, grad)?;
+    same_len("sgd_step", param, velocity)?;
+    cpu::elementwise::sgd(param.data_mut(), grad.data(), velocity.data_mut(), h);
+    Ok(())
+}
+
+pub fn adam_step(
+    param: &mut Tensor,
+    grad: &Tensor,
+    m: &mut Tensor,
+    v: &mut Tensor,
+    h: &AdamStep,
+) -> Result<()> {
+    same_len("adam_step", param, grad)?;
+    same_len("adam_step", param, m)?;
+    same_len("adam_step", param, v)?;
+    cpu::elementwise::adam(param.data_mut(), grad.data(), m.data_mut(), v.data_mut(), h);
+    Ok(())
+}
