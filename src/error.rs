@@ -8,11 +8,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("{op}: shape mismatch: {lhs:?} vs {rhs:?}")]
-    ShapeMismatch {
-        op: &'static str,
-        lhs: Vec<usize>,
-        rhs: Vec<usize>,
-    },
+    ShapeMismatch { op: &'static str, lhs: Vec<usize>, rhs: Vec<usize> },
 
     #[error("{op}: {msg}")]
     InvalidArgument { op: &'static str, msg: String },
@@ -25,11 +21,7 @@ pub enum Error {
 
     /// A data or model file whose bytes are not what their format says they must be.
     #[error("{source_name}: {at}: {msg}")]
-    Format {
-        source_name: String,
-        at: Position,
-        msg: String,
-    },
+    Format { source_name: String, at: Position, msg: String },
 
     #[error("{0}")]
     Io(String),
@@ -38,12 +30,7 @@ pub enum Error {
         "training diverged at epoch {epoch}, batch {batch}: the loss became {loss} (learning rate {lr}); \
          try a lower learning rate (--lr) or a stronger decay"
     )]
-    Diverged {
-        epoch: usize,
-        batch: usize,
-        loss: f32,
-        lr: f32,
-    },
+    Diverged { epoch: usize, batch: usize, loss: f32, lr: f32 },
 
     #[error("model file {source_name}: {msg}")]
     Model { source_name: String, msg: String },
@@ -74,33 +61,15 @@ impl fmt::Display for Position {
 
 impl Error {
     pub(crate) fn shape(op: &'static str, lhs: &[usize], rhs: &[usize]) -> Self {
-        Error::ShapeMismatch {
-            op,
-            lhs: lhs.to_vec(),
-            rhs: rhs.to_vec(),
-        }
+        Error::ShapeMismatch { op, lhs: lhs.to_vec(), rhs: rhs.to_vec() }
     }
     pub(crate) fn arg(op: &'static str, msg: impl Into<String>) -> Self {
-        Error::InvalidArgument {
-            op,
-            msg: msg.into(),
-        }
+        Error::InvalidArgument { op, msg: msg.into() }
     }
-    pub(crate) fn format(
-        source_name: impl Into<String>,
-        at: Position,
-        msg: impl Into<String>,
-    ) -> Self {
-        Error::Format {
-            source_name: source_name.into(),
-            at,
-            msg: msg.into(),
-        }
+    pub(crate) fn format(source_name: impl Into<String>, at: Position, msg: impl Into<String>) -> Self {
+        Error::Format { source_name: source_name.into(), at, msg: msg.into() }
     }
     pub(crate) fn model(source_name: impl Into<String>, msg: impl Into<String>) -> Self {
-        Error::Model {
-            source_name: source_name.into(),
-            msg: msg.into(),
-        }
+        Error::Model { source_name: source_name.into(), msg: msg.into() }
     }
 }

@@ -8,4 +8,8 @@ pub mod tensor;
 pub use error::{Error, Result};
 pub use rng::Rng;
 pub use tensor::Tensor;
+pub mod data;
 pub mod layers;
+pub mod model;
+pub mod optim;
+pub mod train;

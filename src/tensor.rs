@@ -15,10 +15,7 @@ pub struct Tensor {
 
 impl Tensor {
     pub fn zeros(shape: &[usize]) -> Self {
-        Tensor {
-            shape: shape.to_vec(),
-            data: vec![0.0; shape.iter().product()],
-        }
+        Tensor { shape: shape.to_vec(), data: vec![0.0; shape.iter().product()] }
     }
 
     pub fn from_vec(shape: &[usize], data: Vec<f32>) -> Result<Self> {
@@ -29,19 +26,13 @@ impl Tensor {
                 format!("shape {shape:?} holds {n} values, got {}", data.len()),
             ));
         }
-        Ok(Tensor {
-            shape: shape.to_vec(),
-            data,
-        })
+        Ok(Tensor { shape: shape.to_vec(), data })
     }
 
     /// Normal(0, std²) values.
     pub fn randn(shape: &[usize], std: f32, rng: &mut Rng) -> Self {
         let n = shape.iter().product();
-        Tensor {
-            shape: shape.to_vec(),
-            data: (0..n).map(|_| rng.normal() * std).collect(),
-        }
+        Tensor { shape: shape.to_vec(), data: (0..n).map(|_| rng.normal() * std).collect() }
     }
 
     pub fn shape(&self) -> &[usize] {

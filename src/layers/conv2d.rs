@@ -19,34 +19,16 @@ impl Conv2d {
     pub fn new(geom: Conv2dGeom, rng: &mut Rng) -> Self {
         let std = (2.0 / geom.patch_len() as f32).sqrt();
         let w = Tensor::randn(&[geom.f, geom.c, geom.k, geom.k], std, rng);
-        Conv2d {
-            geom,
-            w: Param::new(w),
-            b: Param::new(Tensor::zeros(&[geom.f])),
-            scratch: ConvScratch::default(),
-        }
+        Conv2d { geom, w: Param::new(w), b: Param::new(Tensor::zeros(&[geom.f])), scratch: ConvScratch::default() }
     }
 }
 
 impl Layer for Conv2d {
     fn forward(&mut self, x: &Tensor, y: &mut Tensor, _ctx: &mut Ctx) -> Result<()> {
-        ops::conv2d(
-            x,
-            &self.w.value,
-            &self.b.value,
-            &self.geom,
-            &mut self.scratch,
-            y,
-        )
+        ops::conv2d(x, &self.w.value, &self.b.value, &self.geom, &mut self.scratch, y)
     }
 
-    fn backward(
-        &mut self,
-        x: &Tensor,
-        _y: &Tensor,
-        dy: &Tensor,
-        dx: Option<&mut Tensor>,
-    ) -> Result<()> {
+    fn backward(&mut self, x: &Tensor, _y: &Tensor, dy: &Tensor, dx: Option<&mut Tensor>) -> Result<()> {
         ops::conv2d_backward(
             x,
             &self.w.value,

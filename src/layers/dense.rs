@@ -16,10 +16,7 @@ impl Dense {
     /// He initialisation, N(0, 2/inp), zero bias (the original's).
     pub fn new(inp: usize, out: usize, rng: &mut Rng) -> Self {
         let std = (2.0 / inp as f32).sqrt();
-        Dense {
-            w: Param::new(Tensor::randn(&[out, inp], std, rng)),
-            b: Param::new(Tensor::zeros(&[out])),
-        }
+        Dense { w: Param::new(Tensor::randn(&[out, inp], std, rng)), b: Param::new(Tensor::zeros(&[out])) }
     }
 }
 
@@ -29,13 +26,7 @@ impl Layer for Dense {
         ops::add_row_bias(y, &self.b.value)
     }
 
-    fn backward(
-        &mut self,
-        x: &Tensor,
-        _y: &Tensor,
-        dy: &Tensor,
-        dx: Option<&mut Tensor>,
-    ) -> Result<()> {
+    fn backward(&mut self, x: &Tensor, _y: &Tensor, dy: &Tensor, dx: Option<&mut Tensor>) -> Result<()> {
         ops::matmul(dy, true, x, false, &mut self.w.grad, true)?; // (out, inp)
         ops::sum_rows(dy, &mut self.b.grad)?; // (out)
         if let Some(dx) = dx {

@@ -13,10 +13,7 @@ pub struct Dropout {
 
 impl Dropout {
     pub fn new(p: f32) -> Self {
-        Dropout {
-            p,
-            mask: Tensor::default(),
-        }
+        Dropout { p, mask: Tensor::default() }
     }
 }
 
@@ -31,13 +28,7 @@ impl Layer for Dropout {
         }
     }
 
-    fn backward(
-        &mut self,
-        _x: &Tensor,
-        _y: &Tensor,
-        dy: &Tensor,
-        dx: Option<&mut Tensor>,
-    ) -> Result<()> {
+    fn backward(&mut self, _x: &Tensor, _y: &Tensor, dy: &Tensor, dx: Option<&mut Tensor>) -> Result<()> {
         let Some(dx) = dx else { return Ok(()) };
         if self.p == 0.0 {
             return ops::copy_reshaped(dy, dy.shape(), dx);

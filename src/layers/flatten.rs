@@ -12,13 +12,7 @@ impl Layer for Flatten {
         ops::copy_reshaped(x, &[x.rows(), x.row_len()], y)
     }
 
-    fn backward(
-        &mut self,
-        x: &Tensor,
-        _y: &Tensor,
-        dy: &Tensor,
-        dx: Option<&mut Tensor>,
-    ) -> Result<()> {
+    fn backward(&mut self, x: &Tensor, _y: &Tensor, dy: &Tensor, dx: Option<&mut Tensor>) -> Result<()> {
         match dx {
             Some(dx) => ops::copy_reshaped(dy, x.shape(), dx),
             None => Ok(()),

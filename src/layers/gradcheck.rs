@@ -9,21 +9,8 @@ fn loss(layer: &mut dyn Layer, x: &Tensor, r: &Tensor, rng: &Rng, train: bool) -
     let mut y = Tensor::default();
     // The same rng state each time, so dropout draws the same mask for every probe.
     let mut rng = rng.clone();
-    layer
-        .forward(
-            x,
-            &mut y,
-            &mut Ctx {
-                train,
-                rng: &mut rng,
-            },
-        )
-        .unwrap();
-    y.data()
-        .iter()
-        .zip(r.data())
-        .map(|(a, b)| *a as f64 * *b as f64)
-        .sum()
+    layer.forward(x, &mut y, &mut Ctx { train, rng: &mut rng }).unwrap();
+    y.data().iter().zip(r.data()).map(|(a, b)| *a as f64 * *b as f64).sum()
 }
 
 fn close(analytic: f32, numeric: f64, tol: f64) -> bool {
@@ -35,16 +22,7 @@ fn close(analytic: f32, numeric: f64, tol: f64) -> bool {
 pub fn check_grads(layer: &mut dyn Layer, x: &Tensor, train: bool, eps: f32, tol: f64) {
     let rng = Rng::new(99);
     let mut y = Tensor::default();
-    layer
-        .forward(
-            x,
-            &mut y,
-            &mut Ctx {
-                train,
-                rng: &mut rng.clone(),
-            },
-        )
-        .unwrap();
+    layer.forward(x, &mut y, &mut Ctx { train, rng: &mut rng.clone() }).unwrap();
     let r = Tensor::randn(y.shape(), 1.0, &mut Rng::new(123));
     let mut dx = Tensor::default();
     layer.backward(x, &y, &r, Some(&mut dx)).unwrap();
@@ -52,11 +30,7 @@ pub fn check_grads(layer: &mut dyn Layer, x: &Tensor, train: bool, eps: f32, tol
 
     let probes = |len: usize| -> Vec<usize> {
         let mut p = Rng::new(len as u64);
-        if len <= 60 {
-            (0..len).collect()
-        } else {
-            (0..60).map(|_| p.below(len)).collect()
-        }
+        if len <= 60 { (0..len).collect() } else { (0..60).map(|_| p.below(len)).collect() }
     };
     for i in probes(x.len()) {
         let mut xp = x.clone();
@@ -65,11 +39,7 @@ pub fn check_grads(layer: &mut dyn Layer, x: &Tensor, train: bool, eps: f32, tol
         xp.data_mut()[i] -= 2.0 * eps;
         let lm = loss(layer, &xp, &r, &rng, train);
         let numeric = (lp - lm) / (2.0 * eps as f64);
-        assert!(
-            close(dx.data()[i], numeric, tol),
-            "dx[{i}]: analytic {} numeric {numeric}",
-            dx.data()[i]
-        );
+        assert!(close(dx.data()[i], numeric, tol), "dx[{i}]: analytic {} numeric {numeric}", dx.data()[i]);
     }
 
     let mut grads = Vec::new();
@@ -91,11 +61,7 @@ pub fn check_grads(layer: &mut dyn Layer, x: &Tensor, train: bool, eps: f32, tol
             let lm = loss(layer, x, &r, &rng, train);
             at(eps, layer);
             let numeric = (lp - lm) / (2.0 * eps as f64);
-            assert!(
-                close(grad.data()[i], numeric, tol),
-                "{name}[{i}]: analytic {} numeric {numeric}",
-                grad.data()[i]
-            );
+            assert!(close(grad.data()[i], numeric, tol), "{name}[{i}]: analytic {} numeric {numeric}", grad.data()[i]);
         }
     }
 }

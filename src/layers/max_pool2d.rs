@@ -13,10 +13,7 @@ pub struct MaxPool2d {
 
 impl MaxPool2d {
     pub fn new(geom: Pool2dGeom) -> Self {
-        MaxPool2d {
-            geom,
-            argmax: Vec::new(),
-        }
+        MaxPool2d { geom, argmax: Vec::new() }
     }
 }
 
@@ -25,13 +22,7 @@ impl Layer for MaxPool2d {
         ops::max_pool2d(x, &self.geom, y, &mut self.argmax)
     }
 
-    fn backward(
-        &mut self,
-        _x: &Tensor,
-        _y: &Tensor,
-        dy: &Tensor,
-        dx: Option<&mut Tensor>,
-    ) -> Result<()> {
+    fn backward(&mut self, _x: &Tensor, _y: &Tensor, dy: &Tensor, dx: Option<&mut Tensor>) -> Result<()> {
         if self.argmax.len() != dy.len() {
             return Err(Error::NoForward("max_pool2d"));
         }

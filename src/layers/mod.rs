@@ -47,13 +47,7 @@ pub trait Layer: Send {
 
     /// Given dL/dy, adds parameter gradients and writes dL/dx (skipped when `dx` is None: the
     /// model's first layer has no use for it).
-    fn backward(
-        &mut self,
-        x: &Tensor,
-        y: &Tensor,
-        dy: &Tensor,
-        dx: Option<&mut Tensor>,
-    ) -> Result<()>;
+    fn backward(&mut self, x: &Tensor, y: &Tensor, dy: &Tensor, dx: Option<&mut Tensor>) -> Result<()>;
 
     /// (name, value) of each parameter, in state_dict order.
     fn params(&self) -> Vec<(&'static str, &Tensor)> {
@@ -76,12 +70,7 @@ impl Param {
         Param { value, grad }
     }
     pub fn lend(&mut self, name: &'static str, decay: bool) -> ParamMut<'_> {
-        ParamMut {
-            name,
-            value: &mut self.value,
-            grad: &mut self.grad,
-            decay,
-        }
+        ParamMut { name, value: &mut self.value, grad: &mut self.grad, decay }
     }
 }
 

@@ -20,32 +20,18 @@ fn dense_grads_match_finite_differences() {
 fn dense_forward_hand_computed() {
     let mut layer = Dense::new(2, 2, &mut Rng::new(0));
     layer.visit_params_mut(&mut |p| {
-        let v: &[f32] = if p.name == "weight" {
-            &[1.0, 2.0, 3.0, 4.0]
-        } else {
-            &[0.5, -1.0]
-        };
+        let v: &[f32] = if p.name == "weight" { &[1.0, 2.0, 3.0, 4.0] } else { &[0.5, -1.0] };
         p.value.data_mut().copy_from_slice(v);
     });
     let x = Tensor::from_vec(&[1, 2], vec![1.0, -1.0]).unwrap();
     let mut y = Tensor::default();
-    layer
-        .forward(&x, &mut y, &mut ctx(&mut Rng::new(0)))
-        .unwrap();
+    layer.forward(&x, &mut y, &mut ctx(&mut Rng::new(0))).unwrap();
     // w·x + b = [1-2+0.5, 3-4-1]
     assert_eq!(y.data(), &[-0.5, -2.0]);
 }
 
 fn geoms() -> Vec<(usize, Conv2dGeom)> {
-    let g = |c, h, w, f, k, stride, pad| Conv2dGeom {
-        c,
-        h,
-        w,
-        f,
-        k,
-        stride,
-        pad,
-    };
+    let g = |c, h, w, f, k, stride, pad| Conv2dGeom { c, h, w, f, k, stride, pad };
     vec![
         (1, g(1, 5, 5, 2, 3, 1, 0)),
         (3, g(2, 6, 7, 3, 3, 1, 0)),
@@ -97,15 +83,7 @@ fn conv2d_im2col_matches_direct_convolution() {
 
 #[test]
 fn conv2d_forward_hand_computed() {
-    let g = Conv2dGeom {
-        c: 1,
-        h: 3,
-        w: 3,
-        f: 1,
-        k: 2,
-        stride: 1,
-        pad: 0,
-    };
+    let g = Conv2dGeom { c: 1, h: 3, w: 3, f: 1, k: 2, stride: 1, pad: 0 };
     let mut layer = Conv2d::new(g, &mut Rng::new(0));
     layer.visit_params_mut(&mut |p| {
         let v = if p.name == "weight" { 1.0 } else { 0.5 };
@@ -113,9 +91,7 @@ fn conv2d_forward_hand_computed() {
     });
     let x = Tensor::from_vec(&[1, 1, 3, 3], (1..=9).map(|v| v as f32).collect()).unwrap();
     let mut y = Tensor::default();
-    layer
-        .forward(&x, &mut y, &mut ctx(&mut Rng::new(0)))
-        .unwrap();
+    layer.forward(&x, &mut y, &mut ctx(&mut Rng::new(0))).unwrap();
     assert_eq!(y.data(), &[12.5, 16.5, 24.5, 28.5]);
 }
 
@@ -129,51 +105,26 @@ fn im2col_and_col2im_are_adjoint() {
         let (mut cols, mut back) = (Tensor::default(), Tensor::default());
         ops::im2col(&x, &g, &mut cols).unwrap();
         ops::col2im(&y, &g, &mut back).unwrap();
-        let dot = |a: &Tensor, b: &Tensor| {
-            a.data()
-                .iter()
-                .zip(b.data())
-                .map(|(p, q)| *p as f64 * *q as f64)
-                .sum::<f64>()
-        };
+        let dot =
+            |a: &Tensor, b: &Tensor| a.data().iter().zip(b.data()).map(|(p, q)| *p as f64 * *q as f64).sum::<f64>();
         let (lhs, rhs) = (dot(&cols, &y), dot(&x, &back));
-        assert!(
-            (lhs - rhs).abs() < 1e-4 * lhs.abs().max(1.0),
-            "{lhs} vs {rhs} for {g:?}"
-        );
+        assert!((lhs - rhs).abs() < 1e-4 * lhs.abs().max(1.0), "{lhs} vs {rhs} for {g:?}");
     }
 }
 
 #[test]
 fn max_pool_forward_and_grads() {
-    let g = Pool2dGeom {
-        h: 4,
-        w: 4,
-        k: 2,
-        stride: 2,
-    };
+    let g = Pool2dGeom { h: 4, w: 4, k: 2, stride: 2 };
     let mut layer = MaxPool2d::new(g);
-    let x = Tensor::from_vec(
-        &[1, 1, 4, 4],
-        vec![
-            1., 2., 5., 3., 4., 0., 1., 1., 9., 8., 2., 2., 7., 6., 3., 4.,
-        ],
-    )
-    .unwrap();
+    let x =
+        Tensor::from_vec(&[1, 1, 4, 4], vec![1., 2., 5., 3., 4., 0., 1., 1., 9., 8., 2., 2., 7., 6., 3., 4.]).unwrap();
     let mut y = Tensor::default();
-    layer
-        .forward(&x, &mut y, &mut ctx(&mut Rng::new(0)))
-        .unwrap();
+    layer.forward(&x, &mut y, &mut ctx(&mut Rng::new(0))).unwrap();
     assert_eq!(y.data(), &[4., 5., 9., 4.]);
     let mut dx = Tensor::default();
     let dy = Tensor::from_vec(&[1, 1, 2, 2], vec![1., 2., 3., 4.]).unwrap();
     layer.backward(&x, &y, &dy, Some(&mut dx)).unwrap();
-    assert_eq!(
-        dx.data(),
-        &[
-            0., 0., 2., 0., 1., 0., 0., 0., 3., 0., 0., 0., 0., 0., 0., 4.
-        ]
-    );
+    assert_eq!(dx.data(), &[0., 0., 2., 0., 1., 0., 0., 0., 3., 0., 0., 0., 0., 0., 0., 4.]);
 
     let mut rng = Rng::new(6);
     for (n, c, h, w, k, s) in [(1, 1, 4, 4, 2, 2), (3, 2, 5, 7, 2, 2), (2, 3, 6, 6, 3, 1)] {
@@ -188,9 +139,7 @@ fn leaky_relu_values_and_grads() {
     let mut layer = LeakyRelu { slope: 0.01 };
     let x = Tensor::from_vec(&[1, 4], vec![-2.0, -0.5, 0.0, 3.0]).unwrap();
     let mut y = Tensor::default();
-    layer
-        .forward(&x, &mut y, &mut ctx(&mut Rng::new(0)))
-        .unwrap();
+    layer.forward(&x, &mut y, &mut ctx(&mut Rng::new(0))).unwrap();
     assert_eq!(y.data(), &[-0.02, -0.005, 0.0, 3.0]);
     let mut rng = Rng::new(7);
     for n in [1, 4] {
@@ -206,23 +155,10 @@ fn dropout_scales_in_training_and_is_identity_in_evaluation() {
     let x = Tensor::from_vec(&[1, 10_000], vec![1.0; 10_000]).unwrap();
     let mut y = Tensor::default();
     let mut rng = Rng::new(8);
-    layer
-        .forward(
-            &x,
-            &mut y,
-            &mut Ctx {
-                train: true,
-                rng: &mut rng,
-            },
-        )
-        .unwrap();
+    layer.forward(&x, &mut y, &mut Ctx { train: true, rng: &mut rng }).unwrap();
     let kept = y.data().iter().filter(|&&v| v != 0.0).count();
     assert!((7_300..7_700).contains(&kept), "{kept}");
-    assert!(
-        y.data()
-            .iter()
-            .all(|&v| v == 0.0 || (v - 1.0 / 0.75).abs() < 1e-6)
-    );
+    assert!(y.data().iter().all(|&v| v == 0.0 || (v - 1.0 / 0.75).abs() < 1e-6));
     layer.forward(&x, &mut y, &mut ctx(&mut rng)).unwrap();
     assert_eq!(y, x);
 
@@ -244,9 +180,7 @@ fn softmax_cross_entropy_value_and_gradient() {
     let loss = ops::softmax_cross_entropy(&logits, &[1], 0.0, &mut p, &mut d).unwrap();
     assert!((loss - -(0.75f32.ln())).abs() < 1e-6);
     assert!(
-        (p.data()[0] - 0.25).abs() < 1e-6
-            && (d.data()[0] - 0.25).abs() < 1e-6
-            && (d.data()[1] + 0.25).abs() < 1e-6
+        (p.data()[0] - 0.25).abs() < 1e-6 && (d.data()[0] - 0.25).abs() < 1e-6 && (d.data()[1] + 0.25).abs() < 1e-6
     );
 
     let mut rng = Rng::new(10);
@@ -259,21 +193,11 @@ fn softmax_cross_entropy_value_and_gradient() {
             let at = |delta: f32| {
                 let mut zp = z.clone();
                 zp.data_mut()[i] += delta;
-                ops::softmax_cross_entropy(
-                    &zp,
-                    &labels,
-                    smoothing,
-                    &mut Tensor::default(),
-                    &mut Tensor::default(),
-                )
-                .unwrap() as f64
+                ops::softmax_cross_entropy(&zp, &labels, smoothing, &mut Tensor::default(), &mut Tensor::default())
+                    .unwrap() as f64
             };
             let numeric = (at(eps) - at(-eps)) / (2.0 * eps as f64);
-            assert!(
-                (d.data()[i] as f64 - numeric).abs() < 1e-3,
-                "{} vs {numeric}",
-                d.data()[i]
-            );
+            assert!((d.data()[i] as f64 - numeric).abs() < 1e-3, "{} vs {numeric}", d.data()[i]);
         }
     }
     assert!(ops::softmax_cross_entropy(&logits, &[2], 0.0, &mut p, &mut d).is_err());

@@ -46,9 +46,7 @@ impl Conv2dGeom {
     }
     /// Input row read by output row `oy` through kernel row `ki`, or None inside the padding.
     pub(crate) fn in_row(&self, oy: usize, ki: usize) -> Option<usize> {
-        (oy * self.stride + ki)
-            .checked_sub(self.pad)
-            .filter(|&iy| iy < self.h)
+        (oy * self.stride + ki).checked_sub(self.pad).filter(|&iy| iy < self.h)
     }
 }
 
@@ -109,25 +107,14 @@ fn as_mat(t: &Tensor, trans: bool) -> Mat<'_> {
 
 /// c = op(a)·op(b), or c += op(a)·op(b) when `accumulate`. Operands are read as matrices (rows =
 /// first dimension); a non-accumulating `c` is resized to (m, n).
-pub fn matmul(
-    a: &Tensor,
-    trans_a: bool,
-    b: &Tensor,
-    trans_b: bool,
-    c: &mut Tensor,
-    accumulate: bool,
-) -> Result<()> {
+pub fn matmul(a: &Tensor, trans_a: bool, b: &Tensor, trans_b: bool, c: &mut Tensor, accumulate: bool) -> Result<()> {
     let (a, b) = (as_mat(a, trans_a), as_mat(b, trans_b));
     if a.cols != b.rows {
         return Err(Error::shape("matmul", &[a.rows, a.cols], &[b.rows, b.cols]));
     }
     if accumulate {
         if c.rows() != a.rows || c.row_len() != b.cols {
-            return Err(Error::shape(
-                "matmul (accumulate)",
-                c.shape(),
-                &[a.rows, b.cols],
-            ));
+            return Err(Error::shape("matmul (accumulate)", c.shape(), &[a.rows, b.cols]));
         }
     } else {
         c.resize(&[a.rows, b.cols]);
@@ -196,11 +183,7 @@ fn conv_check(x: &Tensor, w: &Tensor, g: &Conv2dGeom) -> Result<usize> {
         return Err(Error::shape("conv2d input", x.shape(), &[0, g.c, g.h, g.w]));
     }
     if w.shape() != [g.f, g.c, g.k, g.k] {
-        return Err(Error::shape(
-            "conv2d weight",
-            w.shape(),
-            &[g.f, g.c, g.k, g.k],
-        ));
+        return Err(Error::shape("conv2d weight", w.shape(), &[g.f, g.c, g.k, g.k]));
     }
     Ok(x.rows())
 }
@@ -234,27 +217,13 @@ pub fn conv2d_backward(
 ) -> Result<()> {
     let n = conv_check(x, w, g)?;
     if dy.shape() != [n, g.f, g.oh(), g.ow()] {
-        return Err(Error::shape(
-            "conv2d_backward dy",
-            dy.shape(),
-            &[n, g.f, g.oh(), g.ow()],
-        ));
+        return Err(Error::shape("conv2d_backward dy", dy.shape(), &[n, g.f, g.oh(), g.ow()]));
     }
     let dx = dx.map(|dx| {
         dx.resize(x.shape());
         dx.data_mut()
     });
-    cpu::conv::backward(
-        x.data(),
-        w.data(),
-        dy.data(),
-        g,
-        n,
-        scratch,
-        dw.data_mut(),
-        db.data_mut(),
-        dx,
-    );
+    cpu::conv::backward(x.data(), w.data(), dy.data(), g, n, scratch, dw.data_mut(), db.data_mut(), dx);
     Ok(())
 }
 
@@ -271,11 +240,7 @@ pub fn im2col(x: &Tensor, g: &Conv2dGeom, cols: &mut Tensor) -> Result<()> {
 /// dx (c, h, w) = col2im(cols): the adjoint of [`im2col`], overlapping patches summed.
 pub fn col2im(cols: &Tensor, g: &Conv2dGeom, dx: &mut Tensor) -> Result<()> {
     if cols.shape() != [g.patch_len(), g.out_plane()] {
-        return Err(Error::shape(
-            "col2im",
-            cols.shape(),
-            &[g.patch_len(), g.out_plane()],
-        ));
+        return Err(Error::shape("col2im", cols.shape(), &[g.patch_len(), g.out_plane()]));
     }
     dx.resize(&[g.c, g.h, g.w]);
     dx.fill(0.0);
@@ -295,17 +260,9 @@ pub fn max_pool2d(x: &Tensor, g: &Pool2dGeom, y: &mut Tensor, argmax: &mut Vec<u
     Ok(())
 }
 
-pub fn max_pool2d_backward(
-    dy: &Tensor,
-    argmax: &[u32],
-    g: &Pool2dGeom,
-    dx: &mut Tensor,
-) -> Result<()> {
+pub fn max_pool2d_backward(dy: &Tensor, argmax: &[u32], g: &Pool2dGeom, dx: &mut Tensor) -> Result<()> {
     if dy.len() != argmax.len() {
-        return Err(Error::arg(
-            "max_pool2d_backward",
-            "dy does not match the forward pass",
-        ));
+        return Err(Error::arg("max_pool2d_backward", "dy does not match the forward pass"));
     }
     let s = dy.shape();
     dx.resize(&[s[0], s[1], g.h, g.w]);
@@ -329,49 +286,27 @@ pub fn softmax_cross_entropy(
 ) -> Result<f32> {
     let (n, k) = (logits.rows(), logits.row_len());
     if labels.len() != n {
-        return Err(Error::shape(
-            "softmax_cross_entropy",
-            logits.shape(),
-            &[labels.len()],
-        ));
+        return Err(Error::shape("softmax_cross_entropy", logits.shape(), &[labels.len()]));
     }
     if let Some(&bad) = labels.iter().find(|&&y| y as usize >= k) {
-        return Err(Error::arg(
-            "softmax_cross_entropy",
-            format!("label {bad} outside the {k} classes"),
-        ));
+        return Err(Error::arg("softmax_cross_entropy", format!("label {bad} outside the {k} classes")));
     }
     probs.resize(logits.shape());
     dlogits.resize(logits.shape());
-    Ok(cpu::softmax::cross_entropy(
-        logits.data(),
-        labels,
-        k,
-        smoothing,
-        probs.data_mut(),
-        dlogits.data_mut(),
-    ))
+    Ok(cpu::softmax::cross_entropy(logits.data(), labels, k, smoothing, probs.data_mut(), dlogits.data_mut()))
 }
 
-pub fn sgd_step(
-    param: &mut Tensor,
-    grad: &Tensor,
-    velocity: &mut Tensor,
-    h: &SgdStep,
-) -> Result<()> {
+/// One SGD update; `velocity` is the momentum buffer (None for plain SGD).
+pub fn sgd_step(param: &mut Tensor, grad: &Tensor, velocity: Option<&mut Tensor>, h: &SgdStep) -> Result<()> {
     same_len("sgd_step", param, grad)?;
-    same_len("sgd_step", param, velocity)?;
-    cpu::elementwise::sgd(param.data_mut(), grad.data(), velocity.data_mut(), h);
+    if let Some(v) = &velocity {
+        same_len("sgd_step", param, v)?;
+    }
+    cpu::elementwise::sgd(param.data_mut(), grad.data(), velocity.map(|v| v.data_mut()), h);
     Ok(())
 }
 
-pub fn adam_step(
-    param: &mut Tensor,
-    grad: &Tensor,
-    m: &mut Tensor,
-    v: &mut Tensor,
-    h: &AdamStep,
-) -> Result<()> {
+pub fn adam_step(param: &mut Tensor, grad: &Tensor, m: &mut Tensor, v: &mut Tensor, h: &AdamStep) -> Result<()> {
     same_len("adam_step", param, grad)?;
     same_len("adam_step", param, m)?;
     same_len("adam_step", param, v)?;

@@ -80,12 +80,7 @@ pub fn col2im(cols: &[f32], g: &Conv2dGeom, dx: &mut [f32]) {
                 let row = &cols[((c * g.k + ki) * g.k + kj) * p..][..p];
                 for oy in 0..oh {
                     if let Some(iy) = g.in_row(oy, ki) {
-                        scatter_row(
-                            &row[oy * ow..(oy + 1) * ow],
-                            g,
-                            kj,
-                            &mut plane[iy * g.w..(iy + 1) * g.w],
-                        );
+                        scatter_row(&row[oy * ow..(oy + 1) * ow], g, kj, &mut plane[iy * g.w..(iy + 1) * g.w]);
                     }
                 }
             }
@@ -96,11 +91,7 @@ pub fn col2im(cols: &[f32], g: &Conv2dGeom, dx: &mut [f32]) {
 /// Output columns `ox` whose tap `kj` lands inside the input row: ix = ox·stride + kj - pad.
 fn valid_cols(g: &Conv2dGeom, kj: usize) -> (usize, usize) {
     let lo = g.pad.saturating_sub(kj).div_ceil(g.stride);
-    let hi = if g.w + g.pad > kj {
-        ((g.w + g.pad - kj - 1) / g.stride + 1).min(g.ow())
-    } else {
-        0
-    };
+    let hi = if g.w + g.pad > kj { ((g.w + g.pad - kj - 1) / g.stride + 1).min(g.ow()) } else { 0 };
     (lo.min(hi), hi)
 }
 
@@ -115,10 +106,7 @@ fn gather_row(src: &[f32], g: &Conv2dGeom, kj: usize, dst: &mut [f32]) {
     if g.stride == 1 {
         dst[lo..hi].copy_from_slice(&src[start..start + (hi - lo)]);
     } else {
-        for (d, s) in dst[lo..hi]
-            .iter_mut()
-            .zip(src[start..].iter().step_by(g.stride))
-        {
+        for (d, s) in dst[lo..hi].iter_mut().zip(src[start..].iter().step_by(g.stride)) {
             *d = *s;
         }
     }
@@ -142,34 +130,20 @@ fn scatter_row(src: &[f32], g: &Conv2dGeom, kj: usize, dst: &mut [f32]) {
 }
 
 /// y (n, f, oh, ow) = conv(x (n, c, h, w), w (f, c, k, k)) + b (f).
-pub fn forward(
-    x: &[f32],
-    w: &[f32],
-    b: &[f32],
-    g: &Conv2dGeom,
-    n: usize,
-    scratch: &mut ConvScratch,
-    y: &mut [f32],
-) {
+pub fn forward(x: &[f32], w: &[f32], b: &[f32], g: &Conv2dGeom, n: usize, scratch: &mut ConvScratch, y: &mut [f32]) {
     let (in_len, out_len, p, ckk) = (g.in_len(), g.out_len(), g.out_plane(), g.patch_len());
     let scratch = scratch.prepare(n, g, false);
-    for_each_chunk2(
-        y,
-        IMAGES_PER_CHUNK * out_len,
-        scratch,
-        1,
-        |ci, y_chunk, s| {
-            let cols = &mut s[0].cols;
-            for (j, y_n) in y_chunk.chunks_mut(out_len).enumerate() {
-                let img = ci * IMAGES_PER_CHUNK + j;
-                im2col(&x[img * in_len..(img + 1) * in_len], g, cols);
-                for (row, &bias) in y_n.chunks_mut(p).zip(b) {
-                    row.fill(bias);
-                }
-                gemm(Mat::new(w, g.f, ckk), Mat::new(cols, ckk, p), y_n, p, true);
+    for_each_chunk2(y, IMAGES_PER_CHUNK * out_len, scratch, 1, |ci, y_chunk, s| {
+        let cols = &mut s[0].cols;
+        for (j, y_n) in y_chunk.chunks_mut(out_len).enumerate() {
+            let img = ci * IMAGES_PER_CHUNK + j;
+            im2col(&x[img * in_len..(img + 1) * in_len], g, cols);
+            for (row, &bias) in y_n.chunks_mut(p).zip(b) {
+                row.fill(bias);
             }
-        },
-    );
+            gemm(Mat::new(w, g.f, ckk), Mat::new(cols, ckk, p), y_n, p, true);
+        }
+    });
 }
 
 /// Adds the weight and bias gradients into `dw`, `db`; writes the input gradient to `dx` if given.
@@ -193,24 +167,12 @@ pub fn backward(
         for img in first..(first + IMAGES_PER_CHUNK).min(n) {
             let dy_n = &dy[img * out_len..(img + 1) * out_len];
             im2col(&x[img * in_len..(img + 1) * in_len], g, &mut s.cols);
-            gemm(
-                Mat::new(dy_n, g.f, p),
-                Mat::new(&s.cols, ckk, p).t(),
-                &mut s.dw,
-                ckk,
-                true,
-            );
+            gemm(Mat::new(dy_n, g.f, p), Mat::new(&s.cols, ckk, p).t(), &mut s.dw, ckk, true);
             for (acc, row) in s.db.iter_mut().zip(dy_n.chunks(p)) {
                 *acc += row.iter().sum::<f32>();
             }
             if let Some(dx_chunk) = dx_chunk.as_deref_mut() {
-                gemm(
-                    Mat::new(w, g.f, ckk).t(),
-                    Mat::new(dy_n, g.f, p),
-                    &mut s.dcols,
-                    p,
-                    false,
-                );
+                gemm(Mat::new(w, g.f, ckk).t(), Mat::new(dy_n, g.f, p), &mut s.dcols, p, false);
                 let dx_n = &mut dx_chunk[(img - first) * in_len..(img - first + 1) * in_len];
                 dx_n.fill(0.0);
                 col2im(&s.dcols, g, dx_n);
@@ -219,9 +181,9 @@ pub fn backward(
     };
     let scratch = scratch.prepare(n, g, true);
     match dx {
-        Some(dx) => for_each_chunk2(dx, IMAGES_PER_CHUNK * in_len, scratch, 1, |ci, d, s| {
-            chunk_work(ci, &mut s[0], Some(d))
-        }),
+        Some(dx) => {
+            for_each_chunk2(dx, IMAGES_PER_CHUNK * in_len, scratch, 1, |ci, d, s| chunk_work(ci, &mut s[0], Some(d)))
+        }
         None => for_each_chunk(scratch, 1, |ci, s| chunk_work(ci, &mut s[0], None)),
     }
     for s in scratch.iter() {
@@ -248,11 +210,8 @@ pub fn forward_direct(x: &[f32], w: &[f32], b: &[f32], g: &Conv2dGeom, n: usize)
                             for kj in 0..g.k {
                                 let iy = (oy * g.stride + ki) as isize - g.pad as isize;
                                 let ix = (ox * g.stride + kj) as isize - g.pad as isize;
-                                if iy >= 0 && ix >= 0 && (iy as usize) < g.h && (ix as usize) < g.w
-                                {
-                                    acc += x[img * g.in_len()
-                                        + (c * g.h + iy as usize) * g.w
-                                        + ix as usize]
+                                if iy >= 0 && ix >= 0 && (iy as usize) < g.h && (ix as usize) < g.w {
+                                    acc += x[img * g.in_len() + (c * g.h + iy as usize) * g.w + ix as usize]
                                         * w[((f * g.c + c) * g.k + ki) * g.k + kj];
                                 }
                             }

@@ -61,19 +61,21 @@ pub fn sum_rows(dy: &[f32], db: &mut [f32]) {
     }
 }
 
-/// The original's momentum form: v = μ·v - lr·g ; θ += v (Nesterov: θ += μ·v - lr·g).
-pub fn sgd(p: &mut [f32], g: &[f32], v: &mut [f32], h: &SgdStep) {
-    for ((p, &g), v) in p.iter_mut().zip(g).zip(v.iter_mut()) {
-        let g = g + h.weight_decay * *p;
-        if h.momentum == 0.0 {
-            *p -= h.lr * g;
-        } else {
-            *v = h.momentum * *v - h.lr * g;
-            *p += if h.nesterov {
-                h.momentum * *v - h.lr * g
-            } else {
-                *v
-            };
+/// The original's momentum form: v = μ·v - lr·g ; θ += v (Nesterov: θ += μ·v - lr·g), with
+/// g = grad + λ·θ. Without a velocity buffer (μ = 0): θ -= lr·g.
+pub fn sgd(p: &mut [f32], g: &[f32], v: Option<&mut [f32]>, h: &SgdStep) {
+    match v {
+        None => {
+            for (p, &g) in p.iter_mut().zip(g) {
+                *p -= h.lr * (g + h.weight_decay * *p);
+            }
+        }
+        Some(v) => {
+            for ((p, &g), v) in p.iter_mut().zip(g).zip(v.iter_mut()) {
+                let g = g + h.weight_decay * *p;
+                *v = h.momentum * *v - h.lr * g;
+                *p += if h.nesterov { h.momentum * *v - h.lr * g } else { *v };
+            }
         }
     }
 }
@@ -83,11 +85,7 @@ pub fn adam(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], h: &AdamStep
     let c1 = 1.0 - h.beta1.powi(h.step as i32);
     let c2 = 1.0 - h.beta2.powi(h.step as i32);
     for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
-        let g = if h.decoupled {
-            g
-        } else {
-            g + h.weight_decay * *p
-        };
+        let g = if h.decoupled { g } else { g + h.weight_decay * *p };
         if h.decoupled {
             *p -= h.lr * h.weight_decay * *p;
         }

@@ -18,40 +18,18 @@ pub struct Mat<'a> {
 impl<'a> Mat<'a> {
     /// Row-major (rows, cols).
     pub fn new(data: &'a [f32], rows: usize, cols: usize) -> Self {
-        Mat {
-            data,
-            rows,
-            cols,
-            rs: cols,
-            cs: 1,
-        }
+        Mat { data, rows, cols, rs: cols, cs: 1 }
     }
     /// The transpose, as a view.
     pub fn t(self) -> Self {
-        Mat {
-            data: self.data,
-            rows: self.cols,
-            cols: self.rows,
-            rs: self.cs,
-            cs: self.rs,
-        }
+        Mat { data: self.data, rows: self.cols, cols: self.rows, rs: self.cs, cs: self.rs }
     }
     /// Row-major (rows, cols) with a row stride larger than `cols` (a column block of a wider matrix).
     pub fn strided(data: &'a [f32], rows: usize, cols: usize, rs: usize) -> Self {
-        Mat {
-            data,
-            rows,
-            cols,
-            rs,
-            cs: 1,
-        }
+        Mat { data, rows, cols, rs, cs: 1 }
     }
     fn max_index(&self) -> usize {
-        if self.rows == 0 || self.cols == 0 {
-            0
-        } else {
-            (self.rows - 1) * self.rs + (self.cols - 1) * self.cs
-        }
+        if self.rows == 0 || self.cols == 0 { 0 } else { (self.rows - 1) * self.rs + (self.cols - 1) * self.cs }
     }
 }
 
@@ -71,10 +49,7 @@ pub fn gemm(a: Mat, b: Mat, c: &mut [f32], c_rs: usize, accumulate: bool) {
         }
         return;
     }
-    assert!(
-        a.max_index() < a.data.len() && b.max_index() < b.data.len(),
-        "gemm: operand too small"
-    );
+    assert!(a.max_index() < a.data.len() && b.max_index() < b.data.len(), "gemm: operand too small");
     // SAFETY: the asserts above keep every index the kernel touches inside the three slices, and
     // `c` does not alias `a` or `b` (it is a unique borrow).
     unsafe {
@@ -116,11 +91,7 @@ pub fn gemm_par(a: Mat, b: Mat, c: &mut [f32], accumulate: bool) {
     super::par::for_each_chunk(&mut c[..m * n], ROWS_PER_BLOCK * n, |i, cb| {
         let r0 = i * ROWS_PER_BLOCK;
         let rows = cb.len() / n;
-        let a_blk = Mat {
-            data: &a.data[r0 * a.rs..],
-            rows,
-            ..a
-        };
+        let a_blk = Mat { data: &a.data[r0 * a.rs..], rows, ..a };
         gemm(a_blk, b, cb, n, accumulate);
     });
 }
@@ -148,16 +119,8 @@ mod tests {
             let av: Vec<f32> = (0..m * k).map(|_| rng.normal()).collect();
             let bv: Vec<f32> = (0..k * n).map(|_| rng.normal()).collect();
             for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
-                let a = if ta {
-                    Mat::new(&av, k, m).t()
-                } else {
-                    Mat::new(&av, m, k)
-                };
-                let b = if tb {
-                    Mat::new(&bv, n, k).t()
-                } else {
-                    Mat::new(&bv, k, n)
-                };
+                let a = if ta { Mat::new(&av, k, m).t() } else { Mat::new(&av, m, k) };
+                let b = if tb { Mat::new(&bv, n, k).t() } else { Mat::new(&bv, k, n) };
                 let want = naive(a, b);
                 let mut c = vec![1.0; m * n];
                 gemm_par(a, b, &mut c, false);

@@ -7,19 +7,11 @@
 use rayon::prelude::*;
 
 /// Calls `f(i, chunk_i)` for each `chunk_len`-sized chunk of `a`, in parallel when threads are on.
-pub fn for_each_chunk<A: Send>(
-    a: &mut [A],
-    chunk_len: usize,
-    f: impl Fn(usize, &mut [A]) + Sync + Send,
-) {
+pub fn for_each_chunk<A: Send>(a: &mut [A], chunk_len: usize, f: impl Fn(usize, &mut [A]) + Sync + Send) {
     #[cfg(feature = "threads")]
-    a.par_chunks_mut(chunk_len)
-        .enumerate()
-        .for_each(|(i, x)| f(i, x));
+    a.par_chunks_mut(chunk_len).enumerate().for_each(|(i, x)| f(i, x));
     #[cfg(not(feature = "threads"))]
-    a.chunks_mut(chunk_len)
-        .enumerate()
-        .for_each(|(i, x)| f(i, x));
+    a.chunks_mut(chunk_len).enumerate().for_each(|(i, x)| f(i, x));
 }
 
 /// Like [`for_each_chunk`], walking two slices in step (e.g. an output and its per-chunk scratch).
@@ -31,15 +23,9 @@ pub fn for_each_chunk2<A: Send, B: Send>(
     f: impl Fn(usize, &mut [A], &mut [B]) + Sync + Send,
 ) {
     #[cfg(feature = "threads")]
-    a.par_chunks_mut(a_len)
-        .zip(b.par_chunks_mut(b_len))
-        .enumerate()
-        .for_each(|(i, (x, y))| f(i, x, y));
+    a.par_chunks_mut(a_len).zip(b.par_chunks_mut(b_len)).enumerate().for_each(|(i, (x, y))| f(i, x, y));
     #[cfg(not(feature = "threads"))]
-    a.chunks_mut(a_len)
-        .zip(b.chunks_mut(b_len))
-        .enumerate()
-        .for_each(|(i, (x, y))| f(i, x, y));
+    a.chunks_mut(a_len).zip(b.chunks_mut(b_len)).enumerate().for_each(|(i, (x, y))| f(i, x, y));
 }
 
 /// Number of threads the kernels may use.

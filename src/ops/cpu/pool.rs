@@ -10,40 +10,30 @@ const PLANES_PER_CHUNK: usize = 16;
 pub fn forward(x: &[f32], g: &Pool2dGeom, y: &mut [f32], argmax: &mut [u32]) {
     let (oh, ow, in_plane) = (g.oh(), g.ow(), g.h * g.w);
     let out_plane = oh * ow;
-    for_each_chunk2(
-        y,
-        PLANES_PER_CHUNK * out_plane,
-        argmax,
-        PLANES_PER_CHUNK * out_plane,
-        |ci, yc, ac| {
-            for (j, (y_p, a_p)) in yc
-                .chunks_mut(out_plane)
-                .zip(ac.chunks_mut(out_plane))
-                .enumerate()
-            {
-                let plane = ci * PLANES_PER_CHUNK + j;
-                let x_p = &x[plane * in_plane..(plane + 1) * in_plane];
-                for oy in 0..oh {
-                    for ox in 0..ow {
-                        let first = oy * g.stride * g.w + ox * g.stride;
-                        let (mut best, mut at) = (x_p[first], first);
-                        for ki in 0..g.k {
-                            let row = first + ki * g.w;
-                            for (kj, &v) in x_p[row..row + g.k].iter().enumerate() {
-                                // `>` keeps the first of equal maxima, as PyTorch does.
-                                if v > best {
-                                    best = v;
-                                    at = row + kj;
-                                }
+    for_each_chunk2(y, PLANES_PER_CHUNK * out_plane, argmax, PLANES_PER_CHUNK * out_plane, |ci, yc, ac| {
+        for (j, (y_p, a_p)) in yc.chunks_mut(out_plane).zip(ac.chunks_mut(out_plane)).enumerate() {
+            let plane = ci * PLANES_PER_CHUNK + j;
+            let x_p = &x[plane * in_plane..(plane + 1) * in_plane];
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    let first = oy * g.stride * g.w + ox * g.stride;
+                    let (mut best, mut at) = (x_p[first], first);
+                    for ki in 0..g.k {
+                        let row = first + ki * g.w;
+                        for (kj, &v) in x_p[row..row + g.k].iter().enumerate() {
+                            // `>` keeps the first of equal maxima, as PyTorch does.
+                            if v > best {
+                                best = v;
+                                at = row + kj;
                             }
                         }
-                        y_p[oy * ow + ox] = best;
-                        a_p[oy * ow + ox] = at as u32;
                     }
+                    y_p[oy * ow + ox] = best;
+                    a_p[oy * ow + ox] = at as u32;
                 }
             }
-        },
-    );
+        }
+    });
 }
 
 /// dx (planes, h, w) = 0 except at each window's recorded maximum, which receives dy.
@@ -53,10 +43,7 @@ pub fn backward(dy: &[f32], argmax: &[u32], g: &Pool2dGeom, dx: &mut [f32]) {
         dxc.fill(0.0);
         for (j, dx_p) in dxc.chunks_mut(in_plane).enumerate() {
             let plane = ci * PLANES_PER_CHUNK + j;
-            let (dy_p, a_p) = (
-                &dy[plane * out_plane..][..out_plane],
-                &argmax[plane * out_plane..][..out_plane],
-            );
+            let (dy_p, a_p) = (&dy[plane * out_plane..][..out_plane], &argmax[plane * out_plane..][..out_plane]);
             for (&d, &a) in dy_p.iter().zip(a_p) {
                 dx_p[a as usize] += d;
             }

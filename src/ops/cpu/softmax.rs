@@ -30,12 +30,7 @@ pub fn cross_entropy(
     let n = labels.len();
     let (off, on) = (smoothing / k as f32, 1.0 - smoothing + smoothing / k as f32);
     let mut loss = 0.0f64;
-    for (((z, p), d), &y) in logits
-        .chunks(k)
-        .zip(probs.chunks_mut(k))
-        .zip(dlogits.chunks_mut(k))
-        .zip(labels)
-    {
+    for (((z, p), d), &y) in logits.chunks(k).zip(probs.chunks_mut(k)).zip(dlogits.chunks_mut(k)).zip(labels) {
         let lse = log_sum_exp(z);
         for (j, ((&zj, pj), dj)) in z.iter().zip(p.iter_mut()).zip(d.iter_mut()).enumerate() {
             let t = if j == y as usize { on } else { off };

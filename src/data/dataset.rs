@@ -1,0 +1,150 @@
+//! In-memory image datasets: pixels kept as u8 (a quarter of f32's memory) and converted per batch.
+
+use crate::error::{Error, Result};
+use crate::rng::Rng;
+use crate::tensor::Tensor;
+
+pub const FASHION_CLASSES: [&str; 10] =
+    ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"];
+pub const DIGIT_CLASSES: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
+
+/// Which of the two datasets (or their layout) a directory holds; decides class names and how
+/// users' own pictures are preprocessed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DatasetKind {
+    Mnist,
+    FashionMnist,
+}
+
+impl DatasetKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            DatasetKind::Mnist => "mnist",
+            DatasetKind::FashionMnist => "fashion-mnist",
+        }
+    }
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "mnist" => Some(DatasetKind::Mnist),
+            "fashion-mnist" | "fashion_mnist" | "fashionmnist" => Some(DatasetKind::FashionMnist),
+            _ => None,
+        }
+    }
+    pub fn class_names(self) -> Vec<String> {
+        let names: &[&str] = match self {
+            DatasetKind::Mnist => &DIGIT_CLASSES,
+            DatasetKind::FashionMnist => &FASHION_CLASSES,
+        };
+        names.iter().map(|s| s.to_string()).collect()
+    }
+}
+
+/// Images (n, height, width) as bytes 0-255 and their labels.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Dataset {
+    pub images: Vec<u8>,
+    pub labels: Vec<u8>,
+    pub height: usize,
+    pub width: usize,
+    pub classes: Vec<String>,
+}
+
+impl Dataset {
+    pub fn new(images: Vec<u8>, labels: Vec<u8>, height: usize, width: usize, classes: Vec<String>) -> Result<Self> {
+        if images.len() != labels.len() * height * width {
+            return Err(Error::Data(format!(
+                "{} images of {height}x{width} but {} labels",
+                images.len() / (height * width).max(1),
+                labels.len()
+            )));
+        }
+        Ok(Dataset { images, labels, height, width, classes })
+    }
+
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    pub fn pixels_per_image(&self) -> usize {
+        self.height * self.width
+    }
+
+    pub fn image(&self, i: usize) -> &[u8] {
+        let n = self.pixels_per_image();
+        &self.images[i * n..(i + 1) * n]
+    }
+
+    /// The first `n` examples (all if fewer).
+    pub fn take(mut self, n: usize) -> Self {
+        let n = n.min(self.len());
+        self.labels.truncate(n);
+        self.images.truncate(n * self.pixels_per_image());
+        self
+    }
+
+    /// Splits off a validation set of `n` examples chosen at random by `seed`; returns (rest, validation).
+    pub fn split_validation(self, n: usize, seed: u64) -> (Dataset, Dataset) {
+        let mut order: Vec<usize> = (0..self.len()).collect();
+        Rng::stream(seed, 7).shuffle(&mut order);
+        let (val, rest) = order.split_at(n.min(order.len()));
+        let pick = |idx: &[usize]| {
+            let mut sorted = idx.to_vec();
+            sorted.sort_unstable();
+            Dataset {
+                images: sorted.iter().flat_map(|&i| self.image(i).iter().copied()).collect(),
+                labels: sorted.iter().map(|&i| self.labels[i]).collect(),
+                height: self.height,
+                width: self.width,
+                classes: self.classes.clone(),
+            }
+        };
+        (pick(rest), pick(val))
+    }
+
+    /// Count of examples per class.
+    pub fn label_histogram(&self) -> Vec<usize> {
+        let mut h = vec![0; self.classes.len()];
+        for &l in &self.labels {
+            h[l as usize] += 1;
+        }
+        h
+    }
+
+    /// Writes examples `indices` into `input` (n, 1, h, w) as x/255, and their labels into `labels`.
+    /// `input` must already have the batch shape (the model's input buffer).
+    pub fn fill_batch(&self, indices: &[u32], input: &mut Tensor, labels: &mut Vec<u32>) {
+        let n = self.pixels_per_image();
+        labels.clear();
+        for (&i, dst) in indices.iter().zip(input.data_mut().chunks_mut(n)) {
+            for (d, &p) in dst.iter_mut().zip(self.image(i as usize)) {
+                *d = p as f32 * (1.0 / 255.0);
+            }
+            labels.push(self.labels[i as usize] as u32);
+        }
+    }
+}
+
+/// A dataset's train and test sets; either may be absent (a folder holding only the test set).
+#[derive(Clone, Debug)]
+pub struct Splits {
+    pub kind: DatasetKind,
+    pub train: Option<Dataset>,
+    pub test: Option<Dataset>,
+    /// Where it came from, for messages.
+    pub origin: String,
+}
+
+impl Splits {
+    pub fn train(&self) -> Result<&Dataset> {
+        self.train
+            .as_ref()
+            .ok_or_else(|| Error::Data(format!("{} holds no training set (only a test set)", self.origin)))
+    }
+    pub fn test(&self) -> Result<&Dataset> {
+        self.test.as_ref().ok_or_else(|| Error::Data(format!("{} holds no test set", self.origin)))
+    }
+}

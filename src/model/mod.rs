@@ -1,0 +1,9 @@
+//! Networks: the architecture spec, the layer stack built from it, and the original's presets.
+
+pub mod presets;
+mod sequential;
+pub mod spec;
+
+pub use presets::{Preset, TrainConfig, preset};
+pub use sequential::Sequential;
+pub use spec::{LayerSpec, ModelSpec};

@@ -1,0 +1,126 @@
+//! The original project's six networks with its hyper-parameters as defaults.
+
+use super::spec::{LayerSpec, ModelSpec};
+use crate::optim::{OptimizerConfig, Schedule};
+use serde::{Deserialize, Serialize};
+
+/// How a network is trained: everything a preset fixes and the command line may override.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub optimizer: OptimizerConfig,
+    pub schedule: Schedule,
+    #[serde(default)]
+    pub label_smoothing: f32,
+    pub seed: u64,
+}
+
+pub struct Preset {
+    pub name: &'static str,
+    pub summary: &'static str,
+    pub spec: ModelSpec,
+    pub train: TrainConfig,
+}
+
+pub const PRESET_NAMES: [&str; 6] = ["mlp-sgd", "mlp-sgd-momentum", "mlp", "mlp-dropout", "mlp-dropout-l2", "cnn"];
+
+/// 784-128-64-10 with leaky ReLU, optional dropout after each hidden layer.
+pub fn mlp_spec(dropout: f32) -> ModelSpec {
+    use LayerSpec::*;
+    let mut layers = vec![Flatten];
+    for (inp, out) in [(784, 128), (128, 64)] {
+        layers.push(Linear { in_features: inp, out_features: out });
+        layers.push(LeakyRelu { negative_slope: 0.01 });
+        if dropout > 0.0 {
+            layers.push(Dropout { p: dropout });
+        }
+    }
+    layers.push(Linear { in_features: 64, out_features: 10 });
+    ModelSpec { input: [1, 28, 28], layers }
+}
+
+/// conv 32, conv 64, pool, dropout .25, conv 128, pool, dropout .25, dense 512, dropout .5, dense 10.
+pub fn cnn_spec() -> ModelSpec {
+    use LayerSpec::*;
+    let conv = |i, o| Conv2d { in_channels: i, out_channels: o, kernel_size: 3, stride: 1, padding: 0 };
+    let lrelu = || LeakyRelu { negative_slope: 0.01 };
+    let pool = || MaxPool2d { kernel_size: 2, stride: Some(2) };
+    ModelSpec {
+        input: [1, 28, 28],
+        layers: vec![
+            conv(1, 32),
+            lrelu(),
+            conv(32, 64),
+            lrelu(),
+            pool(),
+            Dropout { p: 0.25 },
+            conv(64, 128),
+            lrelu(),
+            pool(),
+            Dropout { p: 0.25 },
+            Flatten,
+            Linear { in_features: 3200, out_features: 512 },
+            lrelu(),
+            Dropout { p: 0.5 },
+            Linear { in_features: 512, out_features: 10 },
+        ],
+    }
+}
+
+fn sgd(lr: f32, momentum: f32, weight_decay: f32) -> OptimizerConfig {
+    OptimizerConfig::Sgd { lr, momentum, nesterov: false, weight_decay }
+}
+
+pub fn preset(name: &str) -> Option<Preset> {
+    let cfg = |epochs, batch_size, optimizer, schedule| TrainConfig {
+        epochs,
+        batch_size,
+        optimizer,
+        schedule,
+        label_smoothing: 0.0,
+        seed: 0,
+    };
+    let p = match name {
+        "mlp-sgd" => Preset {
+            name: "mlp-sgd",
+            summary: "MLP 784-128-64-10, per-sample SGD, lr 0.001",
+            spec: mlp_spec(0.0),
+            train: cfg(100, 1, sgd(0.001, 0.0, 0.0), Schedule::Constant),
+        },
+        "mlp-sgd-momentum" => Preset {
+            name: "mlp-sgd-momentum",
+            summary: "MLP 784-128-64-10, per-sample SGD with momentum 0.9, lr 0.001",
+            spec: mlp_spec(0.0),
+            train: cfg(100, 1, sgd(0.001, 0.9, 0.0), Schedule::Constant),
+        },
+        "mlp" => Preset {
+            name: "mlp",
+            summary: "MLP 784-128-64-10, mini-batch 64, momentum 0.9, lr 0.001",
+            spec: mlp_spec(0.0),
+            train: cfg(100, 64, sgd(0.001, 0.9, 0.0), Schedule::Constant),
+        },
+        "mlp-dropout" => Preset {
+            name: "mlp-dropout",
+            summary: "MLP + dropout 0.2, mini-batch 64, momentum 0.9, lr 0.01, decay 0.0005",
+            spec: mlp_spec(0.2),
+            train: cfg(100, 64, sgd(0.01, 0.9, 0.0), Schedule::InverseTime { decay: 0.0005 }),
+        },
+        // The original adds λ·W to the batch-summed gradient before dividing by the batch size,
+        // so its per-step decay is λ/B: λ = 0.001, B = 64 gives weight_decay 0.001/64.
+        "mlp-dropout-l2" => Preset {
+            name: "mlp-dropout-l2",
+            summary: "MLP + dropout 0.2 + L2 0.001 (as the original: 0.001/64 per step), lr 0.01, decay 0.0005",
+            spec: mlp_spec(0.2),
+            train: cfg(100, 64, sgd(0.01, 0.9, 0.001 / 64.0), Schedule::InverseTime { decay: 0.0005 }),
+        },
+        "cnn" => Preset {
+            name: "cnn",
+            summary: "CNN conv32-conv64-pool-conv128-pool-dense512, batch 64, momentum 0.9, lr 0.005, decay 0.001",
+            spec: cnn_spec(),
+            train: cfg(40, 64, sgd(0.005, 0.9, 0.0), Schedule::InverseTime { decay: 0.001 }),
+        },
+        _ => return None,
+    };
+    Some(p)
+}

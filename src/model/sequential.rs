@@ -1,0 +1,192 @@
+//! A stack of layers built from a [`ModelSpec`], owning every activation and gradient buffer so a
+//! training step allocates nothing once the batch size is steady.
+
+use super::spec::{LayerSpec, ModelSpec};
+use crate::error::{Error, Result};
+use crate::layers::{Conv2d, Ctx, Dense, Dropout, Flatten, Layer, LeakyRelu, MaxPool2d, ParamMut};
+use crate::ops::{self, Conv2dGeom, Pool2dGeom};
+use crate::rng::Rng;
+use crate::tensor::Tensor;
+
+/// Random stream used for weight initialisation (see [`Rng::stream`]).
+pub const STREAM_INIT: u64 = 1;
+
+pub struct Sequential {
+    spec: ModelSpec,
+    layers: Vec<Box<dyn Layer>>,
+    /// acts[0] is the input batch; acts[i + 1] the output of layer i (acts[L]: the logits).
+    acts: Vec<Tensor>,
+    /// grads[i] = dL/dacts[i].
+    grads: Vec<Tensor>,
+    probs: Tensor,
+}
+
+impl Sequential {
+    /// A freshly initialised network (He-normal weights, zero biases) from `seed`.
+    pub fn new(spec: ModelSpec, seed: u64) -> Result<Self> {
+        let shapes = spec.shapes()?;
+        let mut rng = Rng::stream(seed, STREAM_INIT);
+        let layers = spec
+            .layers
+            .iter()
+            .zip(&shapes)
+            .map(|(l, inp)| -> Box<dyn Layer> {
+                match *l {
+                    LayerSpec::Conv2d { in_channels, out_channels, kernel_size, stride, padding } => {
+                        Box::new(Conv2d::new(
+                            Conv2dGeom {
+                                c: in_channels,
+                                h: inp[1],
+                                w: inp[2],
+                                f: out_channels,
+                                k: kernel_size,
+                                stride,
+                                pad: padding,
+                            },
+                            &mut rng,
+                        ))
+                    }
+                    LayerSpec::MaxPool2d { kernel_size, stride } => Box::new(MaxPool2d::new(Pool2dGeom {
+                        h: inp[1],
+                        w: inp[2],
+                        k: kernel_size,
+                        stride: stride.unwrap_or(kernel_size),
+                    })),
+                    LayerSpec::Dropout { p } => Box::new(Dropout::new(p)),
+                    LayerSpec::Flatten => Box::new(Flatten),
+                    LayerSpec::Linear { in_features, out_features } => {
+                        Box::new(Dense::new(in_features, out_features, &mut rng))
+                    }
+                    LayerSpec::LeakyRelu { negative_slope } => Box::new(LeakyRelu { slope: negative_slope }),
+                    LayerSpec::Relu => Box::new(LeakyRelu { slope: 0.0 }),
+                }
+            })
+            .collect::<Vec<_>>();
+        let n = layers.len();
+        Ok(Sequential {
+            spec,
+            layers,
+            acts: vec![Tensor::default(); n + 1],
+            grads: vec![Tensor::default(); n + 1],
+            probs: Tensor::default(),
+        })
+    }
+
+    pub fn spec(&self) -> &ModelSpec {
+        &self.spec
+    }
+
+    pub fn num_classes(&self) -> usize {
+        self.spec.num_classes().expect("validated in new")
+    }
+
+    /// The input buffer, shaped (n, c, h, w), for the caller to fill before [`Sequential::forward`].
+    pub fn input_mut(&mut self, n: usize) -> &mut Tensor {
+        let [c, h, w] = self.spec.input;
+        self.acts[0].resize(&[n, c, h, w]);
+        &mut self.acts[0]
+    }
+
+    /// Runs the input buffer through every layer; returns the logits (n, classes).
+    pub fn forward(&mut self, train: bool, rng: &mut Rng) -> Result<&Tensor> {
+        let mut ctx = Ctx { train, rng };
+        for (i, layer) in self.layers.iter_mut().enumerate() {
+            let (done, rest) = self.acts.split_at_mut(i + 1);
+            layer.forward(&done[i], &mut rest[0], &mut ctx)?;
+        }
+        Ok(self.acts.last().unwrap())
+    }
+
+    /// Softmax cross-entropy of the last forward pass's logits, then back-propagation through all
+    /// layers, adding into the parameter gradients. Returns the mean loss.
+    pub fn backward(&mut self, labels: &[u32], label_smoothing: f32) -> Result<f32> {
+        let last = self.layers.len();
+        let loss = ops::softmax_cross_entropy(
+            &self.acts[last],
+            labels,
+            label_smoothing,
+            &mut self.probs,
+            &mut self.grads[last],
+        )?;
+        for i in (0..last).rev() {
+            let (before, after) = self.grads.split_at_mut(i + 1);
+            let dx = if i > 0 { Some(&mut before[i]) } else { None };
+            self.layers[i].backward(&self.acts[i], &self.acts[i + 1], &after[0], dx)?;
+        }
+        Ok(loss)
+    }
+
+    /// Mean cross-entropy of the last forward pass's logits, without back-propagating.
+    pub fn loss(&mut self, labels: &[u32]) -> Result<f32> {
+        let last = self.layers.len();
+        ops::softmax_cross_entropy(&self.acts[last], labels, 0.0, &mut self.probs, &mut self.grads[last])
+    }
+
+    /// Class probabilities from the last forward pass (after [`Sequential::backward`] or
+    /// [`Sequential::predict`]).
+    pub fn probs(&self) -> &Tensor {
+        &self.probs
+    }
+
+    /// Evaluation-mode class probabilities (n, classes) for x (n, c, h, w).
+    pub fn predict(&mut self, x: &Tensor) -> Result<&Tensor> {
+        let [c, h, w] = self.spec.input;
+        if x.shape().len() != 4 || x.shape()[1..] != [c, h, w] {
+            return Err(Error::shape("predict", x.shape(), &[x.rows(), c, h, w]));
+        }
+        self.input_mut(x.rows()).data_mut().copy_from_slice(x.data());
+        self.forward(false, &mut Rng::new(0))?;
+        ops::softmax(self.acts.last().unwrap(), &mut self.probs);
+        Ok(&self.probs)
+    }
+
+    pub fn zero_grad(&mut self) {
+        self.visit_params_mut(&mut |_, p| p.grad.fill(0.0));
+    }
+
+    /// Calls `f(index, param)` for every parameter in state_dict order.
+    pub fn visit_params_mut(&mut self, f: &mut dyn FnMut(usize, ParamMut<'_>)) {
+        let mut k = 0;
+        for layer in &mut self.layers {
+            layer.visit_params_mut(&mut |p| {
+                f(k, p);
+                k += 1;
+            });
+        }
+    }
+
+    /// (state_dict name, value) of every parameter, e.g. ("layers.0.weight", [32, 1, 3, 3]).
+    pub fn named_params(&self) -> Vec<(String, &Tensor)> {
+        self.layers
+            .iter()
+            .enumerate()
+            .flat_map(|(i, l)| l.params().into_iter().map(move |(n, t)| (format!("layers.{i}.{n}"), t)))
+            .collect()
+    }
+
+    /// Replaces parameter values in state_dict order; shapes must match the spec exactly.
+    pub fn set_params(&mut self, mut values: Vec<Tensor>) -> Result<()> {
+        let expected = self.spec.param_shapes();
+        if values.len() != expected.len() {
+            return Err(Error::arg(
+                "set_params",
+                format!("{} tensors for {} parameters", values.len(), expected.len()),
+            ));
+        }
+        for ((name, shape), v) in expected.iter().zip(&values) {
+            if v.shape() != shape.as_slice() {
+                return Err(Error::arg(
+                    "set_params",
+                    format!("{name}: expected shape {shape:?}, found {:?}", v.shape()),
+                ));
+            }
+        }
+        values.reverse();
+        self.visit_params_mut(&mut |_, p| *p.value = values.pop().unwrap());
+        Ok(())
+    }
+
+    pub fn params_finite(&self) -> bool {
+        self.named_params().iter().all(|(_, t)| t.all_finite())
+    }
+}

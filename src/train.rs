@@ -1,0 +1,189 @@
+//! The training loop: shuffled mini-batches, forward, loss, backward, optimizer step; evaluation
+//! with a confusion matrix. The loop's whole state is [`TrainState`], so a checkpoint taken between
+//! any two batches resumes to exactly the weights of an uninterrupted run.
+
+use serde::{Deserialize, Serialize};
+
+use crate::data::Dataset;
+use crate::error::{Error, Result};
+use crate::model::{Sequential, TrainConfig};
+use crate::optim::Optimizer;
+use crate::rng::Rng;
+
+/// Random streams of one seed (initialisation is `model::sequential::STREAM_INIT`).
+const STREAM_SHUFFLE: u64 = 2;
+const STREAM_DROPOUT: u64 = 3;
+
+/// One finished epoch, as printed and written to `--metrics`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EpochStats {
+    /// 1-based.
+    pub epoch: usize,
+    pub lr: f32,
+    pub train_loss: f64,
+    /// Running accuracy over the epoch's batches (dropout active), as a fraction.
+    pub train_accuracy: f64,
+    pub test_accuracy: Option<f64>,
+    /// The training pass alone, without evaluation.
+    pub seconds: f64,
+    pub images_per_second: f64,
+}
+
+/// Where training stands: enough to continue bit-for-bit.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainState {
+    /// Epochs completed.
+    pub epoch: usize,
+    /// Next batch within the current epoch (0 at an epoch boundary).
+    pub batch: usize,
+    pub dropout_rng: Rng,
+    pub loss_sum: f64,
+    pub correct: u64,
+    pub seen: u64,
+    pub seconds: f64,
+    pub history: Vec<EpochStats>,
+}
+
+pub struct Trainer {
+    pub model: Sequential,
+    pub optimizer: Optimizer,
+    pub config: TrainConfig,
+    pub state: TrainState,
+    order: Vec<u32>,
+    labels: Vec<u32>,
+}
+
+/// Index of the largest value in each row of `probs` (n, k).
+pub fn argmax_rows(probs: &[f32], k: usize) -> impl Iterator<Item = usize> + '_ {
+    probs.chunks(k).map(|row| row.iter().enumerate().fold(0, |best, (j, &v)| if v > row[best] { j } else { best }))
+}
+
+impl Trainer {
+    pub fn new(model: Sequential, config: TrainConfig) -> Self {
+        let state = TrainState {
+            epoch: 0,
+            batch: 0,
+            dropout_rng: Rng::stream(config.seed, STREAM_DROPOUT),
+            loss_sum: 0.0,
+            correct: 0,
+            seen: 0,
+            seconds: 0.0,
+            history: Vec::new(),
+        };
+        Trainer {
+            optimizer: Optimizer::new(config.optimizer.clone()),
+            model,
+            config,
+            state,
+            order: Vec::new(),
+            labels: Vec::new(),
+        }
+    }
+
+    /// Learning rate of the current epoch.
+    pub fn lr(&self) -> f32 {
+        self.config.schedule.lr(self.config.optimizer.lr(), self.state.epoch, self.config.epochs)
+    }
+
+    pub fn batches_per_epoch(&self, data: &Dataset) -> usize {
+        data.len().div_ceil(self.config.batch_size)
+    }
+
+    /// Trains the rest of the current epoch. `on_batch(done, total)` runs after every batch and
+    /// returns false to stop early (Ctrl-C): then this returns Ok(None) with the state mid-epoch.
+    pub fn run_epoch(
+        &mut self,
+        data: &Dataset,
+        on_batch: &mut dyn FnMut(usize, usize) -> bool,
+    ) -> Result<Option<EpochStats>> {
+        if data.is_empty() {
+            return Err(Error::Data("the training set is empty".into()));
+        }
+        let bs = self.config.batch_size.max(1);
+        let total = self.batches_per_epoch(data);
+        // Each epoch's order comes from (seed, epoch) alone, so resuming needs no shuffle state.
+        self.order.clear();
+        self.order.extend(0..data.len() as u32);
+        Rng::stream(self.config.seed.wrapping_add(self.state.epoch as u64), STREAM_SHUFFLE).shuffle(&mut self.order);
+        let lr = self.lr();
+        let smoothing = self.config.label_smoothing;
+        let k = self.model.num_classes();
+        while self.state.batch < total {
+            let start = std::time::Instant::now();
+            let idx = &self.order[self.state.batch * bs..((self.state.batch + 1) * bs).min(data.len())];
+            data.fill_batch(idx, self.model.input_mut(idx.len()), &mut self.labels);
+            self.model.zero_grad();
+            self.model.forward(true, &mut self.state.dropout_rng)?;
+            let loss = self.model.backward(&self.labels, smoothing)?;
+            if !loss.is_finite() {
+                return Err(Error::Diverged { epoch: self.state.epoch + 1, batch: self.state.batch + 1, loss, lr });
+            }
+            self.optimizer.step(&mut self.model, lr)?;
+            let correct =
+                argmax_rows(self.model.probs().data(), k).zip(&self.labels).filter(|(p, y)| *p == **y as usize).count();
+            let st = &mut self.state;
+            st.loss_sum += loss as f64 * idx.len() as f64;
+            st.correct += correct as u64;
+            st.seen += idx.len() as u64;
+            st.batch += 1;
+            st.seconds += start.elapsed().as_secs_f64();
+            if !on_batch(st.batch, total) && st.batch < total {
+                return Ok(None);
+            }
+        }
+        if !self.model.params_finite() {
+            return Err(Error::Diverged { epoch: self.state.epoch + 1, batch: total, loss: f32::NAN, lr });
+        }
+        let st = &mut self.state;
+        let stats = EpochStats {
+            epoch: st.epoch + 1,
+            lr,
+            train_loss: st.loss_sum / st.seen as f64,
+            train_accuracy: st.correct as f64 / st.seen as f64,
+            test_accuracy: None,
+            seconds: st.seconds,
+            images_per_second: st.seen as f64 / st.seconds.max(1e-9),
+        };
+        st.epoch += 1;
+        st.batch = 0;
+        st.loss_sum = 0.0;
+        st.correct = 0;
+        st.seen = 0;
+        st.seconds = 0.0;
+        Ok(Some(stats))
+    }
+}
+
+/// Accuracy, mean loss and confusion counts of a model on a dataset.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Evaluation {
+    pub accuracy: f64,
+    pub loss: f64,
+    /// Accuracy of each true class.
+    pub per_class: Vec<f64>,
+    /// confusion[true][predicted] counts.
+    pub confusion: Vec<Vec<u64>>,
+}
+
+/// Evaluates in batches of `batch_size` (evaluation mode: no dropout).
+pub fn evaluate(model: &mut Sequential, data: &Dataset, batch_size: usize) -> Result<Evaluation> {
+    let k = model.num_classes();
+    let mut confusion = vec![vec![0u64; k]; k];
+    let mut labels = Vec::new();
+    let mut loss_sum = 0.0;
+    let idx: Vec<u32> = (0..data.len() as u32).collect();
+    let mut rng = Rng::new(0);
+    for chunk in idx.chunks(batch_size.max(1)) {
+        data.fill_batch(chunk, model.input_mut(chunk.len()), &mut labels);
+        model.forward(false, &mut rng)?;
+        loss_sum += model.loss(&labels)? as f64 * chunk.len() as f64;
+        for (p, &y) in argmax_rows(model.probs().data(), k).zip(&labels) {
+            confusion[y as usize][p] += 1;
+        }
+    }
+    let n = data.len().max(1) as f64;
+    let correct: u64 = (0..k).map(|i| confusion[i][i]).sum();
+    let per_class =
+        confusion.iter().enumerate().map(|(i, row)| row[i] as f64 / row.iter().sum::<u64>().max(1) as f64).collect();
+    Ok(Evaluation { accuracy: correct as f64 / n, loss: loss_sum / n, per_class, confusion })
+}
