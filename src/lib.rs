@@ -13,3 +13,5 @@ pub mod layers;
 pub mod model;
 pub mod optim;
 pub mod train;
+pub mod model_file;
+pub mod checkpoint;

@@ -1,0 +1,94 @@
+//! `scratchnet evaluate`.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::Args;
+use scratchnet::data::discover;
+use scratchnet::model_file;
+use scratchnet::train::evaluate;
+
+use super::{DataArgs, percent};
+
+#[derive(Args)]
+pub struct EvaluateArgs {
+    /// Model file (.safetensors)
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Dataset (default: the one the model was trained on)
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Print one JSON object instead of tables
+    #[arg(long)]
+    pub json: bool,
+    /// Draw the row-normalised confusion matrix to this PNG
+    #[arg(long, value_name = "PNG")]
+    pub confusion: Option<PathBuf>,
+    /// Evaluate the first N test images only
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+pub fn run(a: EvaluateArgs) -> Result<()> {
+    super::init_threads(a.threads)?;
+    let mut loaded = model_file::load(&a.model)?;
+    let dataset = a.data.dataset.clone().unwrap_or_else(|| loaded.info.dataset.clone());
+    let splits = discover::load(&dataset, a.data.data_dir.as_deref())?;
+    let mut test = splits.test()?.clone();
+    if let Some(n) = a.limit {
+        test = test.take(n);
+    }
+    let [_, h, w] = loaded.info.spec.input;
+    anyhow::ensure!((h, w) == (test.height, test.width), "the model expects {h}x{w} images, the dataset holds {}x{}", test.height, test.width);
+    anyhow::ensure!(
+        loaded.model.num_classes() == test.classes.len(),
+        "the model has {} outputs but the dataset has {} classes",
+        loaded.model.num_classes(),
+        test.classes.len()
+    );
+    let ev = evaluate(&mut loaded.model, &test, 256)?;
+    let classes = &loaded.info.classes;
+    if a.json {
+        let per_class: serde_json::Map<String, serde_json::Value> =
+            classes.iter().zip(&ev.per_class).map(|(c, v)| (c.clone(), (*v).into())).collect();
+        let out = serde_json::json!({
+            "model": a.model.display().to_string(),
+            "dataset": splits.origin,
+            "examples": test.len(),
+            "accuracy": ev.accuracy,
+            "loss": ev.loss,
+            "per_class": per_class,
+            "classes": classes,
+            "confusion": ev.confusion,
+        });
+        println!("{out}");
+    } else {
+        println!("{} on {} ({} images)", a.model.display(), splits.origin, test.len());
+        println!("accuracy {}   mean loss {:.4}\n", percent(ev.accuracy), ev.loss);
+        println!("{:<14} accuracy", "class");
+        for (c, v) in classes.iter().zip(&ev.per_class) {
+            println!("{c:<14} {}", percent(*v));
+        }
+        println!("\nconfusion matrix (rows: true class, columns: predicted)");
+        let short: Vec<String> = classes.iter().map(|c| c.chars().take(6).collect()).collect();
+        print!("{:<14}", "");
+        for s in &short {
+            print!("{s:>7}");
+        }
+        println!();
+        for (c, row) in classes.iter().zip(&ev.confusion) {
+            print!("{c:<14}");
+            for v in row {
+                print!("{v:>7}");
+            }
+            println!();
+        }
+    }
+    if let Some(p) = &a.confusion {
+        super::plot::confusion(&ev.confusion, classes, ev.accuracy, p)?;
+        eprintln!("confusion matrix written to {}", p.display());
+    }
+    Ok(())
+}

@@ -1,0 +1,54 @@
+//! The `scratchnet` command: argument parsing and the four commands.
+
+pub mod evaluate;
+pub mod inspect;
+pub mod plot;
+pub mod predict;
+pub mod train;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "scratchnet", version, about = "Neural networks from scratch: train, evaluate and use MLPs and a CNN on MNIST / Fashion-MNIST")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Train a preset or a spec.json network and save it as .safetensors
+    Train(train::TrainArgs),
+    /// Accuracy, loss, per-class accuracy and confusion matrix on a test set
+    Evaluate(evaluate::EvaluateArgs),
+    /// Classify picture files (PNG, JPEG, BMP, GIF)
+    Predict(predict::PredictArgs),
+    /// Show a model file's architecture and training record
+    Inspect(inspect::InspectArgs),
+}
+
+/// Where the data comes from (shared by train and evaluate).
+#[derive(Args, Clone)]
+pub struct DataArgs {
+    /// Dataset name (mnist, fashion-mnist) or a directory holding IDX or Kaggle CSV files
+    #[arg(long)]
+    pub dataset: Option<String>,
+    /// Directory to look in first for a named dataset
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
+/// Sets the number of worker threads (default: all cores).
+pub fn init_threads(threads: Option<usize>) -> anyhow::Result<()> {
+    if let Some(t) = threads {
+        anyhow::ensure!(t >= 1, "--threads must be at least 1");
+        rayon::ThreadPoolBuilder::new().num_threads(t).build_global()?;
+    }
+    Ok(())
+}
+
+pub fn percent(x: f64) -> String {
+    format!("{:.2}%", 100.0 * x)
+}

@@ -1,0 +1,72 @@
+//! `scratchnet predict`.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use scratchnet::Tensor;
+use scratchnet::data::picture::{self, Style};
+use scratchnet::model_file;
+
+#[derive(Args)]
+pub struct PredictArgs {
+    /// Model file (.safetensors)
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Picture files (PNG, JPEG, BMP, GIF)
+    #[arg(required = true)]
+    pub images: Vec<PathBuf>,
+    /// How many classes to show per image
+    #[arg(long, default_value_t = 3)]
+    pub top_k: usize,
+    /// One JSON object per image and line
+    #[arg(long)]
+    pub json: bool,
+    /// Skip preprocessing: the pictures are already 28x28 light-on-dark, like the dataset
+    #[arg(long)]
+    pub raw: bool,
+}
+
+pub fn run(a: PredictArgs) -> Result<()> {
+    let mut loaded = model_file::load(&a.model)?;
+    let info = loaded.info.clone();
+    let [c, h, w] = info.spec.input;
+    anyhow::ensure!(c == 1, "the model expects {c} channels; predict reads grayscale pictures");
+    let style = if a.raw {
+        Style::Raw
+    } else if info.dataset == "fashion-mnist" {
+        Style::Clothing
+    } else {
+        Style::Digit
+    };
+    let k = a.top_k.clamp(1, info.classes.len());
+    let mut failed = 0;
+    for path in &a.images {
+        let result = picture::load(path, style, h, w).and_then(|px| {
+            let x = Tensor::from_vec(&[1, 1, h, w], px.iter().map(|&p| p as f32 * info.input.scale + info.input.offset).collect())?;
+            Ok(loaded.model.predict(&x)?.data().to_vec())
+        });
+        let probs = match result.with_context(|| format!("{}", path.display())) {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                failed += 1;
+                continue;
+            }
+        };
+        let mut order: Vec<usize> = (0..probs.len()).collect();
+        order.sort_by(|&i, &j| probs[j].total_cmp(&probs[i]));
+        if a.json {
+            let top: Vec<_> = order[..k]
+                .iter()
+                .map(|&i| serde_json::json!({"index": i, "class": info.classes[i], "probability": probs[i]}))
+                .collect();
+            println!("{}", serde_json::json!({"file": path.display().to_string(), "top": top}));
+        } else {
+            let parts: Vec<String> = order[..k].iter().map(|&i| format!("{} {:.1}%", info.classes[i], 100.0 * probs[i])).collect();
+            println!("{}: {}", path.display(), parts.join(", "));
+        }
+    }
+    anyhow::ensure!(failed == 0, "{failed} of {} pictures could not be classified", a.images.len());
+    Ok(())
+}

@@ -1,0 +1,199 @@
+//! Model files: one `.safetensors` file whose tensors are named and shaped exactly as PyTorch's
+//! `state_dict` of the equivalent `nn.Sequential` held in an attribute `layers` (`layers.0.weight`
+//! [32, 1, 3, 3], Linear weights [out, in]), so `model.load_state_dict(load_file(path))` works.
+//! Everything else, as JSON strings in `__metadata__`:
+//!
+//! | key        | value                                                            |
+//! |------------|------------------------------------------------------------------|
+//! | `format`   | `scratchnet/1`                                                   |
+//! | `spec`     | the [`ModelSpec`] (layer list and input shape)                   |
+//! | `classes`  | class names, in output order                                     |
+//! | `dataset`  | `mnist` or `fashion-mnist` (decides picture preprocessing)        |
+//! | `input`    | how pixels become inputs: `{"scale": 1/255, "offset": 0}`         |
+//! | `training` | how it was trained ([`TrainingRecord`]), if known                 |
+//! | `checkpoint` | checkpoints only: [`crate::train::TrainState`] and the config  |
+//!
+//! Checkpoints add the optimizer state as tensors `optimizer.<slot>.<param name>`.
+
+use std::collections::{BTreeMap, HashMap};
+
+use safetensors::{Dtype, SafeTensors, tensor::TensorView};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::model::{ModelSpec, Sequential, TrainConfig};
+use crate::tensor::Tensor;
+
+pub const FORMAT: &str = "scratchnet/1";
+
+/// How raw 0-255 pixels map to network inputs: x = pixel·scale + offset.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct InputNorm {
+    pub scale: f32,
+    pub offset: f32,
+}
+
+impl Default for InputNorm {
+    fn default() -> Self {
+        InputNorm { scale: 1.0 / 255.0, offset: 0.0 }
+    }
+}
+
+/// How a model was trained, recorded in its file for `inspect`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainingRecord {
+    pub preset: Option<String>,
+    pub command: String,
+    pub config: TrainConfig,
+    pub epochs: usize,
+    pub dataset: String,
+    pub train_examples: usize,
+    pub final_train_accuracy: Option<f64>,
+    pub final_test_accuracy: Option<f64>,
+    pub wall_seconds: f64,
+    pub threads: usize,
+    pub machine: String,
+    pub date: String,
+}
+
+/// Everything in a model file besides the weights.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModelInfo {
+    pub spec: ModelSpec,
+    pub classes: Vec<String>,
+    pub dataset: String,
+    pub input: InputNorm,
+    pub training: Option<TrainingRecord>,
+}
+
+/// A decoded file: the model, its info, and any extra tensors / metadata (checkpoints).
+pub struct Loaded {
+    pub model: Sequential,
+    pub info: ModelInfo,
+    pub extra_tensors: HashMap<String, Tensor>,
+    pub checkpoint: Option<String>,
+}
+
+fn json<T: Serialize>(v: &T) -> String {
+    serde_json::to_string(v).expect("plain data serialises")
+}
+
+/// Serialises a model (plus optional extra tensors and checkpoint JSON) to safetensors bytes.
+pub fn to_bytes(
+    model: &Sequential,
+    info: &ModelInfo,
+    extra: &[(String, &Tensor)],
+    checkpoint: Option<String>,
+) -> Result<Vec<u8>> {
+    let mut meta = HashMap::new();
+    meta.insert("format".to_string(), FORMAT.to_string());
+    meta.insert("spec".to_string(), json(&info.spec));
+    meta.insert("classes".to_string(), json(&info.classes));
+    meta.insert("dataset".to_string(), info.dataset.clone());
+    meta.insert("input".to_string(), json(&info.input));
+    if let Some(t) = &info.training {
+        meta.insert("training".to_string(), json(t));
+    }
+    if let Some(c) = checkpoint {
+        meta.insert("checkpoint".to_string(), c);
+    }
+    let named = model.named_params();
+    let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = named
+        .iter()
+        .map(|(n, t)| (n.clone(), *t))
+        .chain(extra.iter().map(|(n, t)| (n.clone(), *t)))
+        .map(|(n, t)| (n, t.data().iter().flat_map(|v| v.to_le_bytes()).collect(), t.shape().to_vec()))
+        .collect();
+    let views: Vec<(String, TensorView<'_>)> = bytes
+        .iter()
+        .map(|(n, b, s)| Ok((n.clone(), TensorView::new(Dtype::F32, s.clone(), b).map_err(|e| Error::model(n, e.to_string()))?)))
+        .collect::<Result<_>>()?;
+    safetensors::serialize(views, Some(meta)).map_err(|e| Error::model("(serialise)", e.to_string()))
+}
+
+fn tensor_from(view: &TensorView<'_>, name: &str, source: &str) -> Result<Tensor> {
+    if view.dtype() != Dtype::F32 {
+        return Err(Error::model(source, format!("tensor {name} has dtype {:?}; expected F32", view.dtype())));
+    }
+    let data = view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+    Tensor::from_vec(view.shape(), data)
+}
+
+/// Decodes a model file. Every problem names the file and, where it applies, the tensor.
+pub fn from_bytes(bytes: &[u8], source: &str) -> Result<Loaded> {
+    let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| {
+        Error::model(source, format!("not a readable safetensors file ({e}); the file may be truncated or corrupt"))
+    })?;
+    let st = SafeTensors::deserialize(bytes)
+        .map_err(|e| Error::model(source, format!("corrupt safetensors data ({e})")))?;
+    let meta: BTreeMap<String, String> = header.metadata().clone().unwrap_or_default().into_iter().collect();
+    let get = |key: &str| {
+        meta.get(key).ok_or_else(|| Error::model(source, format!("metadata has no '{key}': not a scratchnet model file")))
+    };
+    match meta.get("format") {
+        Some(f) if f == FORMAT => {}
+        Some(f) => return Err(Error::model(source, format!("format '{f}'; this scratchnet reads '{FORMAT}'"))),
+        None => return Err(Error::model(source, "no scratchnet metadata: not a scratchnet model file".to_string())),
+    }
+    let bad_json = |key: &str, e: serde_json::Error| Error::model(source, format!("metadata '{key}' is invalid: {e}"));
+    let spec: ModelSpec = serde_json::from_str(get("spec")?).map_err(|e| bad_json("spec", e))?;
+    spec.shapes().map_err(|e| Error::model(source, e.to_string()))?;
+    let classes: Vec<String> = serde_json::from_str(get("classes")?).map_err(|e| bad_json("classes", e))?;
+    if classes.len() != spec.num_classes()? {
+        return Err(Error::model(source, format!("{} class names for {} outputs", classes.len(), spec.num_classes()?)));
+    }
+    let input: InputNorm = serde_json::from_str(get("input")?).map_err(|e| bad_json("input", e))?;
+    let training = meta.get("training").map(|t| serde_json::from_str(t).map_err(|e| bad_json("training", e))).transpose()?;
+    let info = ModelInfo { spec: spec.clone(), classes, dataset: get("dataset")?.clone(), input, training };
+
+    let mut values = Vec::new();
+    for (name, shape) in spec.param_shapes() {
+        let view = st.tensor(&name).map_err(|_| Error::model(source, format!("tensor {name} is missing")))?;
+        if view.shape() != shape.as_slice() {
+            return Err(Error::model(source, format!("tensor {name}: expected shape {shape:?}, found {:?}", view.shape())));
+        }
+        let t = tensor_from(&view, &name, source)?;
+        if !t.all_finite() {
+            return Err(Error::model(source, format!("tensor {name} holds NaN or infinite values")));
+        }
+        values.push(t);
+    }
+    let mut model = Sequential::new(spec, 0)?;
+    model.set_params(values)?;
+    let known: std::collections::HashSet<String> = model.named_params().into_iter().map(|(n, _)| n).collect();
+    let mut extra_tensors = HashMap::new();
+    for (name, view) in st.tensors() {
+        if !known.contains(&name) {
+            extra_tensors.insert(name.clone(), tensor_from(&view, &name, source)?);
+        }
+    }
+    Ok(Loaded { model, info, extra_tensors, checkpoint: meta.get("checkpoint").cloned() })
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file in the same directory, flushed, then
+/// renamed over the target, so an interrupted save never leaves a half-written model.
+#[cfg(feature = "fs")]
+pub fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let io = |e: std::io::Error| Error::Io(format!("writing {}: {e}", path.display()));
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+    let name = path.file_name().ok_or_else(|| Error::Io(format!("{} is not a file path", path.display())))?;
+    let tmp = dir.join(format!(".{}.tmp-{}", name.to_string_lossy(), std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.map_err(io)
+}
+
+/// Reads and decodes a model file.
+#[cfg(feature = "fs")]
+pub fn load(path: &std::path::Path) -> Result<Loaded> {
+    let bytes = std::fs::read(path).map_err(|e| Error::Io(format!("{}: {e}", path.display())))?;
+    from_bytes(&bytes, &path.display().to_string())
+}
