@@ -126,3 +126,70 @@ impl Optimizer {
         result
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{LayerSpec, ModelSpec};
+
+    /// A 1-input, 2-output linear model: parameters w = [w0, w1] (decayed) and b = [b0, b1].
+    fn tiny() -> Sequential {
+        let spec = ModelSpec { input: [1, 1, 1], layers: vec![LayerSpec::Flatten, LayerSpec::Linear { in_features: 1, out_features: 2 }] };
+        let mut m = Sequential::new(spec, 0).unwrap();
+        m.set_params(vec![Tensor::from_vec(&[2, 1], vec![1.0, -2.0]).unwrap(), Tensor::zeros(&[2])]).unwrap();
+        m
+    }
+
+    fn set_grads(m: &mut Sequential, gw: [f32; 2], gb: [f32; 2]) {
+        m.visit_params_mut(&mut |i, p| p.grad.data_mut().copy_from_slice(if i == 0 { &gw } else { &gb }));
+    }
+
+    fn weights(m: &Sequential) -> Vec<f32> {
+        m.named_params()[0].1.data().to_vec()
+    }
+
+    #[test]
+    fn sgd_momentum_and_l2_match_hand_computation() {
+        let mut m = tiny();
+        let mut opt = Optimizer::new(OptimizerConfig::Sgd { lr: 0.1, momentum: 0.9, nesterov: false, weight_decay: 0.5 });
+        // step 1: g = 0.2 + 0.5·1 = 0.7; v = -0.07; w = 0.93.  w1: g = -0.4 + 0.5·-2 = -1.4; v = 0.14; w = -1.86
+        set_grads(&mut m, [0.2, -0.4], [1.0, 1.0]);
+        opt.step(&mut m, 0.1).unwrap();
+        let w = weights(&m);
+        assert!((w[0] - 0.93).abs() < 1e-6 && (w[1] + 1.86).abs() < 1e-6, "{w:?}");
+        // Biases get no decay: b = -0.1.
+        assert!((m.named_params()[1].1.data()[0] + 0.1).abs() < 1e-6);
+        // step 2 at lr 0.05: g = 0.2 + 0.465 = 0.665; v = 0.9·-0.07 - 0.05·0.665 = -0.09625; w = 0.83375
+        opt.step(&mut m, 0.05).unwrap();
+        assert!((weights(&m)[0] - 0.83375).abs() < 1e-6, "{:?}", weights(&m));
+    }
+
+    #[test]
+    fn plain_sgd_and_adam_steps() {
+        let mut m = tiny();
+        let mut opt = Optimizer::new(OptimizerConfig::Sgd { lr: 0.1, momentum: 0.0, nesterov: false, weight_decay: 0.0 });
+        set_grads(&mut m, [1.0, 2.0], [0.0, 0.0]);
+        opt.step(&mut m, 0.1).unwrap();
+        assert_eq!(weights(&m), vec![0.9, -2.2]);
+
+        let mut m = tiny();
+        let mut opt = Optimizer::new(OptimizerConfig::adam(0.01, 0.0));
+        set_grads(&mut m, [0.5, -3.0], [0.0, 0.0]);
+        opt.step(&mut m, 0.01).unwrap();
+        // First Adam step moves each weight by lr·sign(g) (bias-corrected m/sqrt(v) = ±1).
+        let w = weights(&m);
+        assert!((w[0] - 0.99).abs() < 1e-5 && (w[1] + 1.99).abs() < 1e-5, "{w:?}");
+    }
+
+    #[test]
+    fn schedules() {
+        let inv = Schedule::InverseTime { decay: 0.001 };
+        assert_eq!(inv.lr(0.005, 0, 40), 0.005);
+        assert!((inv.lr(0.005, 10, 40) - 0.005 / 1.01).abs() < 1e-9);
+        assert_eq!(Schedule::Step { every: 10, gamma: 0.1 }.lr(1.0, 25, 40), 0.010000001);
+        let cos = Schedule::Cosine { warmup: 1, min_lr: 0.0 };
+        assert_eq!(cos.lr(0.1, 0, 11), 0.05);
+        assert!((cos.lr(0.1, 1, 11) - 0.1).abs() < 1e-7);
+        assert!(cos.lr(0.1, 10, 11).abs() < 1e-7);
+    }
+}

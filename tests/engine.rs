@@ -1,0 +1,163 @@
+//! End-to-end behaviour of the engine on a synthetic problem: it learns, and it is deterministic.
+
+use scratchnet::data::Dataset;
+use scratchnet::model::{LayerSpec, ModelSpec, Sequential, TrainConfig};
+use scratchnet::optim::{OptimizerConfig, Schedule};
+use scratchnet::train::{Trainer, evaluate};
+use scratchnet::{Rng, Tensor};
+
+/// 12x12 images of four classes: a bright horizontal bar, vertical bar, main or anti diagonal,
+/// at a random offset, on a noisy background.
+fn bars(n: usize, seed: u64) -> Dataset {
+    let mut rng = Rng::new(seed);
+    let (h, w) = (12, 12);
+    let mut images = Vec::with_capacity(n * h * w);
+    let mut labels = Vec::with_capacity(n);
+    for _ in 0..n {
+        let class = rng.below(4);
+        let off = rng.below(8) + 2;
+        for y in 0..h {
+            for x in 0..w {
+                let on = match class {
+                    0 => y == off,
+                    1 => x == off,
+                    2 => x == y,
+                    _ => x + y == 11,
+                };
+                let noise = (rng.uniform() * 90.0) as u8;
+                images.push(if on { 200u8.saturating_add(noise / 2) } else { noise });
+            }
+        }
+        labels.push(class as u8);
+    }
+    Dataset::new(images, labels, h, w, (0..4).map(|c| c.to_string()).collect()).unwrap()
+}
+
+fn small_cnn() -> ModelSpec {
+    use LayerSpec::*;
+    ModelSpec {
+        input: [1, 12, 12],
+        layers: vec![
+            Conv2d { in_channels: 1, out_channels: 6, kernel_size: 3, stride: 1, padding: 1 },
+            LeakyRelu { negative_slope: 0.01 },
+            MaxPool2d { kernel_size: 2, stride: None },
+            Dropout { p: 0.1 },
+            Conv2d { in_channels: 6, out_channels: 8, kernel_size: 3, stride: 2, padding: 0 },
+            Relu,
+            Flatten,
+            Linear { in_features: 8 * 2 * 2, out_features: 4 },
+        ],
+    }
+}
+
+fn config(epochs: usize) -> TrainConfig {
+    TrainConfig {
+        epochs,
+        batch_size: 16,
+        optimizer: OptimizerConfig::Sgd { lr: 0.05, momentum: 0.9, nesterov: false, weight_decay: 1e-4 },
+        schedule: Schedule::InverseTime { decay: 0.01 },
+        label_smoothing: 0.0,
+        seed: 3,
+    }
+}
+
+fn train(spec: ModelSpec, cfg: TrainConfig, data: &Dataset) -> Trainer {
+    let model = Sequential::new(spec, cfg.seed).unwrap();
+    let mut t = Trainer::new(model, cfg);
+    while t.state.epoch < t.config.epochs {
+        t.run_epoch(data, &mut |_, _| true).unwrap().unwrap();
+    }
+    t
+}
+
+fn weights(t: &Trainer) -> Vec<Vec<f32>> {
+    t.model.named_params().into_iter().map(|(_, p)| p.data().to_vec()).collect()
+}
+
+#[test]
+fn cnn_learns_synthetic_bars() {
+    let (train_set, test_set) = (bars(1200, 1), bars(400, 2));
+    let mut t = train(small_cnn(), config(6), &train_set);
+    let acc = evaluate(&mut t.model, &test_set, 100).unwrap().accuracy;
+    assert!(acc > 0.95, "test accuracy {acc}");
+}
+
+#[test]
+fn mlp_learns_synthetic_bars_with_adam() {
+    use LayerSpec::*;
+    let spec = ModelSpec {
+        input: [1, 12, 12],
+        layers: vec![Flatten, Linear { in_features: 144, out_features: 32 }, LeakyRelu { negative_slope: 0.01 }, Linear { in_features: 32, out_features: 4 }],
+    };
+    let mut cfg = config(8);
+    cfg.optimizer = OptimizerConfig::adam(0.005, 1e-4);
+    cfg.schedule = Schedule::Cosine { warmup: 1, min_lr: 0.0 };
+    cfg.label_smoothing = 0.05;
+    let (train_set, test_set) = (bars(1200, 1), bars(400, 2));
+    let mut t = train(spec, cfg, &train_set);
+    let acc = evaluate(&mut t.model, &test_set, 100).unwrap().accuracy;
+    assert!(acc > 0.9, "test accuracy {acc}");
+}
+
+#[test]
+fn same_seed_gives_identical_weights_whatever_the_thread_count() {
+    let data = bars(300, 4);
+    let run = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        pool.install(|| weights(&train(small_cnn(), config(2), &data)))
+    };
+    let one = run(1);
+    assert_eq!(one, run(1), "same seed, same thread count");
+    assert_eq!(one, run(2), "one thread vs two");
+    assert_eq!(one, run(3), "one thread vs three");
+    let mut other = config(2);
+    other.seed = 4;
+    assert_ne!(one, weights(&train(small_cnn(), other, &data)), "another seed differs");
+}
+
+#[test]
+fn interrupted_epoch_resumes_to_the_same_weights() {
+    let data = bars(320, 5);
+    let straight = train(small_cnn(), config(2), &data);
+    let model = Sequential::new(small_cnn(), 3).unwrap();
+    let mut t = Trainer::new(model, config(2));
+    // Stop after 7 batches of the first epoch, save everything to bytes, restore, finish.
+    let stopped = t.run_epoch(&data, &mut |done, _| done < 7).unwrap();
+    assert!(stopped.is_none() && t.state.batch == 7);
+    let info = scratchnet::model_file::ModelInfo {
+        spec: small_cnn(),
+        classes: data.classes.clone(),
+        dataset: "bars".into(),
+        input: Default::default(),
+        training: None,
+    };
+    let bytes = scratchnet::checkpoint::to_bytes(&t, &info).unwrap();
+    let loaded = scratchnet::model_file::from_bytes(&bytes, "ckpt").unwrap();
+    let (mut resumed, _) = scratchnet::checkpoint::restore(loaded, "ckpt").unwrap();
+    while resumed.state.epoch < 2 {
+        resumed.run_epoch(&data, &mut |_, _| true).unwrap().unwrap();
+    }
+    assert_eq!(weights(&straight), weights(&resumed));
+}
+
+#[test]
+fn divergence_is_reported_not_hidden() {
+    let data = bars(200, 6);
+    let mut cfg = config(1);
+    cfg.optimizer = OptimizerConfig::Sgd { lr: 1e6, momentum: 0.9, nesterov: false, weight_decay: 0.0 };
+    let mut t = Trainer::new(Sequential::new(small_cnn(), 0).unwrap(), cfg);
+    let err = t.run_epoch(&data, &mut |_, _| true).unwrap_err().to_string();
+    assert!(err.contains("diverged") && err.contains("lower learning rate"), "{err}");
+}
+
+#[test]
+fn predict_gives_probabilities() {
+    let mut m = Sequential::new(small_cnn(), 0).unwrap();
+    let x = Tensor::randn(&[3, 1, 12, 12], 1.0, &mut Rng::new(0));
+    let p = m.predict(&x).unwrap();
+    assert_eq!(p.shape(), [3, 4]);
+    for row in p.data().chunks(4) {
+        assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+    }
+    assert!(m.predict(&Tensor::zeros(&[1, 1, 10, 10])).is_err());
+}
