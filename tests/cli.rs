@@ -1,0 +1,249 @@
+//! The `scratchnet` command on real Fashion-MNIST and MNIST files.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use assert_cmd::cargo::CommandCargoExt;
+
+fn cmd() -> Command {
+    let mut c = Command::cargo_bin("scratchnet").unwrap();
+    c.env_remove("SCRATCHNET_DATA");
+    c
+}
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn run(c: &mut Command) -> Run {
+    let out = c.output().unwrap();
+    let r = Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    assert!(!r.stderr.contains("panicked") && !r.stderr.contains("RUST_BACKTRACE"), "panic: {}", r.stderr);
+    r
+}
+
+fn ok(c: &mut Command) -> Run {
+    let r = run(c);
+    assert_eq!(r.code, 0, "stdout: {}\nstderr: {}", r.stdout, r.stderr);
+    r
+}
+
+fn fails(c: &mut Command, needle: &str) -> Run {
+    let r = run(c);
+    assert_ne!(r.code, 0, "expected failure, got: {}", r.stdout);
+    assert!(r.stderr.contains(needle), "expected '{needle}' in: {}", r.stderr);
+    r
+}
+
+/// A directory kept for the whole test run, with a 1-epoch MLP trained on all of Fashion-MNIST.
+fn trained() -> &'static (tempfile::TempDir, PathBuf, serde_json::Value) {
+    static T: OnceLock<(tempfile::TempDir, PathBuf, serde_json::Value)> = OnceLock::new();
+    T.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let model = dir.path().join("mlp.safetensors");
+        let metrics = dir.path().join("run.jsonl");
+        let plot = dir.path().join("curves.png");
+        let r = ok(cmd()
+            .args(["train", "--model", "mlp-dropout", "--dataset", "fashion-mnist", "--epochs", "1", "--quiet"])
+            .arg("--out")
+            .arg(&model)
+            .arg("--metrics")
+            .arg(&metrics)
+            .arg("--plot")
+            .arg(&plot));
+        assert!(r.stdout.contains("epoch   1/1") && r.stdout.contains("img/s"), "{}", r.stdout);
+        let line = std::fs::read_to_string(&metrics).unwrap();
+        let m: serde_json::Value = serde_json::from_str(line.lines().next().unwrap()).unwrap();
+        assert!(image::open(&plot).unwrap().width() > 500);
+        (dir, model, m)
+    })
+}
+
+#[test]
+fn one_epoch_mlp_reaches_80_percent_on_fashion_mnist() {
+    let (_, model, m) = trained();
+    for key in ["epoch", "lr", "train_loss", "train_accuracy", "test_accuracy", "seconds", "images_per_second"] {
+        assert!(m.get(key).is_some(), "metrics lack {key}: {m}");
+    }
+    let acc = m["test_accuracy"].as_f64().unwrap();
+    assert!(acc >= 0.80, "test accuracy {acc}");
+    assert!(model.exists());
+}
+
+#[test]
+fn evaluate_prints_tables_json_and_a_heat_map() {
+    let (dir, model, m) = trained();
+    let r = ok(cmd().args(["evaluate", "--json", "--model"]).arg(model));
+    let v: serde_json::Value = serde_json::from_str(r.stdout.trim()).unwrap();
+    assert_eq!(v["accuracy"].as_f64(), m["test_accuracy"].as_f64());
+    let total: u64 = v["confusion"].as_array().unwrap().iter().flat_map(|r| r.as_array().unwrap()).map(|x| x.as_u64().unwrap()).sum();
+    assert_eq!(total, 10_000);
+    assert!(v["per_class"]["Trouser"].as_f64().unwrap() > 0.8);
+    let png = dir.path().join("cm.png");
+    let r = ok(cmd().args(["evaluate", "--model"]).arg(model).arg("--confusion").arg(&png));
+    assert!(r.stdout.contains("confusion matrix") && r.stdout.contains("Ankle boot") && r.stdout.contains("accuracy"));
+    assert!(image::open(&png).unwrap().height() > 500);
+}
+
+#[test]
+fn inspect_shows_architecture_and_record() {
+    let (_, model, _) = trained();
+    let r = ok(cmd().arg("inspect").arg(model));
+    for needle in ["Linear(784, 128)", "parameters: 109386", "preset mlp-dropout", "final test accuracy", "fashion-mnist"] {
+        assert!(r.stdout.contains(needle), "missing '{needle}' in {}", r.stdout);
+    }
+    let r = ok(cmd().args(["inspect", "--json"]).arg(model));
+    let v: serde_json::Value = serde_json::from_str(r.stdout.trim()).unwrap();
+    assert_eq!(v["parameters"], 109386);
+    assert_eq!(v["spec"]["layers"][1]["type"], "linear");
+}
+
+#[test]
+fn predict_classifies_picture_files() {
+    let (dir, model, _) = trained();
+    let test = scratchnet::data::discover::load("fashion-mnist", None).unwrap().test.unwrap();
+    let mut raw_files = Vec::new();
+    let mut photo_files = Vec::new();
+    for i in 0..30 {
+        let img = image::GrayImage::from_raw(28, 28, test.image(i).to_vec()).unwrap();
+        let raw = dir.path().join(format!("item{i}.png"));
+        img.save(&raw).unwrap();
+        raw_files.push(raw);
+        // As a user's photo: dark on a light background, larger, with margins, in colour, as JPEG.
+        let mut big = image::RgbImage::from_pixel(160, 130, image::Rgb([250, 250, 245]));
+        let up = image::imageops::resize(&img, 84, 84, image::imageops::FilterType::Triangle);
+        for (x, y, p) in up.enumerate_pixels() {
+            let v = 255 - p.0[0];
+            big.put_pixel(x + 40, y + 20, image::Rgb([v, v, v.saturating_sub(5)]));
+        }
+        let photo = dir.path().join(format!("photo{i}.jpg"));
+        big.save(&photo).unwrap();
+        photo_files.push(photo);
+    }
+    let top1 = |files: &[PathBuf], raw: bool| -> Vec<u64> {
+        let mut c = cmd();
+        c.args(["predict", "--json", "--top-k", "2", "--model"]).arg(model).args(files);
+        if raw {
+            c.arg("--raw");
+        }
+        let r = ok(&mut c);
+        r.stdout
+            .lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                assert_eq!(v["top"].as_array().unwrap().len(), 2);
+                assert!(v["top"][0]["probability"].as_f64().unwrap() >= v["top"][1]["probability"].as_f64().unwrap());
+                v["top"][0]["index"].as_u64().unwrap()
+            })
+            .collect()
+    };
+    let raw = top1(&raw_files, true);
+    let truth: Vec<u64> = test.labels[..30].iter().map(|&l| l as u64).collect();
+    let correct = raw.iter().zip(&truth).filter(|(a, b)| a == b).count();
+    assert!(correct >= 22, "{correct}/30 raw pictures right");
+    let photos = top1(&photo_files, false);
+    let agree = photos.iter().zip(&truth).filter(|(a, b)| a == b).count();
+    assert!(agree >= 18, "{agree}/30 photo-like pictures right");
+    let r = ok(cmd().args(["predict", "--model"]).arg(model).arg(&raw_files[0]));
+    assert!(r.stdout.contains("item0.png: Ankle boot"), "{}", r.stdout);
+
+    let not_image = dir.path().join("notes.png");
+    std::fs::write(&not_image, b"hello").unwrap();
+    fails(cmd().args(["predict", "--model"]).arg(model).arg(&not_image), "not a readable picture");
+}
+
+#[test]
+fn bad_flags_missing_data_and_corrupt_models_fail_cleanly() {
+    let (dir, model, _) = trained();
+    fails(cmd().args(["train", "--model", "resnet"]), "unknown model 'resnet'");
+    fails(cmd().args(["train", "--model", "mlp", "--epochs", "many"]), "invalid value 'many'");
+    fails(cmd().args(["train", "--model", "mlp", "--batch-size", "0"]), "--batch-size must be at least 1");
+    fails(cmd().args(["train", "--model", "mlp", "--optimizer", "rmsprop"]), "invalid value 'rmsprop'");
+    fails(cmd().args(["frobnicate"]), "unrecognized subcommand");
+    let empty = tempfile::tempdir().unwrap();
+    fails(cmd().current_dir(empty.path()).args(["train", "--model", "mlp", "--dataset", "mnist", "--data-dir"]).arg(empty.path()), "not found; looked in");
+    let mnist = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/mnist");
+    fails(cmd().args(["train", "--model", "mlp", "--dataset"]).arg(&mnist), "holds no training set");
+    let spec = dir.path().join("bad.json");
+    std::fs::write(&spec, r#"{"input":[1,28,28],"layers":[{"type":"linear","in_features":784,"out_features":10}]}"#).unwrap();
+    fails(cmd().args(["train", "--model"]).arg(&spec), "add a flatten layer");
+
+    let bytes = std::fs::read(model).unwrap();
+    let truncated = dir.path().join("truncated.safetensors");
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    fails(cmd().args(["evaluate", "--model"]).arg(&truncated), "truncated or corrupt");
+    let garbage = dir.path().join("garbage.safetensors");
+    std::fs::write(&garbage, b"\x10\x00\x00\x00\x00\x00\x00\x00not json at all!").unwrap();
+    fails(cmd().args(["inspect"]).arg(&garbage), "garbage.safetensors");
+    fails(cmd().args(["inspect"]).arg(dir.path().join("absent.safetensors")), "No such file");
+
+    // A file whose tensor shapes disagree with its architecture: say which tensor.
+    let mut info = scratchnet::model_file::load(model).unwrap().info;
+    info.spec = scratchnet::model::presets::mlp_spec(0.0);
+    let mut narrower = info.spec.clone();
+    narrower.layers[1] = scratchnet::model::LayerSpec::Linear { in_features: 784, out_features: 100 };
+    narrower.layers[3] = scratchnet::model::LayerSpec::Linear { in_features: 100, out_features: 64 };
+    let other = scratchnet::model::Sequential::new(narrower, 0).unwrap();
+    let mismatched = dir.path().join("mismatched.safetensors");
+    std::fs::write(&mismatched, scratchnet::model_file::to_bytes(&other, &info, &[], None).unwrap()).unwrap();
+    fails(cmd().args(["evaluate", "--model"]).arg(&mismatched), "tensor layers.1.weight: expected shape [128, 784], found [100, 784]");
+}
+
+fn tensors(path: &Path) -> Vec<(String, Vec<f32>)> {
+    let m = scratchnet::model_file::load(path).unwrap();
+    m.model.named_params().into_iter().map(|(n, t)| (n, t.data().to_vec())).collect()
+}
+
+#[test]
+fn resumed_run_ends_with_the_same_weights() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |n: &str| dir.path().join(n);
+    let base = ["train", "--model", "mlp-dropout", "--limit", "3000", "--quiet"];
+    ok(cmd().args(base).args(["--epochs", "3", "--out"]).arg(p("straight.safetensors")));
+    ok(cmd().args(base).args(["--epochs", "1", "--checkpoint-every", "1", "--out"]).arg(p("part.safetensors")));
+    assert!(p("part.ckpt.safetensors").exists());
+    fails(cmd().args(["train", "--lr", "0.1", "--resume"]).arg(p("part.ckpt.safetensors")), "--lr cannot be changed when resuming");
+    let r = ok(cmd().args(["train", "--quiet", "--limit", "3000", "--epochs", "3", "--resume"]).arg(p("part.ckpt.safetensors")).arg("--out").arg(p("resumed.safetensors")));
+    assert!(r.stdout.contains("epoch   2/3") && !r.stdout.contains("epoch   1/3"), "{}", r.stdout);
+    assert_eq!(tensors(&p("straight.safetensors")), tensors(&p("resumed.safetensors")));
+}
+
+#[test]
+fn divergence_stops_without_writing_a_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("nan.safetensors");
+    fails(cmd().args(["train", "--model", "mlp", "--lr", "1e9", "--limit", "2000", "--epochs", "1", "--out"]).arg(&out), "lower learning rate");
+    assert!(!out.exists());
+}
+
+#[test]
+fn ctrl_c_writes_a_checkpoint_and_exits_non_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("cnn.safetensors");
+    let mut child = cmd()
+        .args(["train", "--model", "cnn", "--limit", "20000", "--epochs", "1", "--quiet", "--out"])
+        .arg(&out)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(130), "{stderr}");
+    let ckpt = dir.path().join("cnn.ckpt.safetensors");
+    assert!(stderr.contains("checkpoint written to") && stderr.contains("--resume"), "{stderr}");
+    assert!(!out.exists(), "no final model after an interrupt");
+    let loaded = scratchnet::model_file::load(&ckpt).unwrap();
+    let (trainer, _) = scratchnet::checkpoint::restore(loaded, "ckpt").unwrap();
+    assert_eq!(trainer.state.epoch, 0);
+    assert!(trainer.state.batch > 0);
+}
