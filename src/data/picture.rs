@@ -89,3 +89,52 @@ pub fn preprocess(img: &DynamicImage, style: Style, h: u32, w: u32) -> GrayImage
     image::imageops::overlay(&mut out, &fitted, ox, oy);
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A dark 30x60 block on a white 200x100 canvas, off-centre: what a photo of a drawing looks like.
+    fn drawing() -> DynamicImage {
+        let mut img = image::RgbImage::from_pixel(200, 100, image::Rgb([255, 255, 255]));
+        for y in 10..70 {
+            for x in 20..50 {
+                img.put_pixel(x, y, image::Rgb([10, 10, 10]));
+            }
+        }
+        DynamicImage::ImageRgb8(img)
+    }
+
+    fn content_box(g: &GrayImage) -> (u32, u32, u32, u32) {
+        let on: Vec<(u32, u32)> = g.enumerate_pixels().filter(|p| p.2.0[0] > 60).map(|p| (p.0, p.1)).collect();
+        let xs = on.iter().map(|p| p.0);
+        let ys = on.iter().map(|p| p.1);
+        (xs.clone().min().unwrap(), ys.clone().min().unwrap(), xs.max().unwrap(), ys.max().unwrap())
+    }
+
+    #[test]
+    fn digits_are_inverted_fitted_to_20_pixels_and_centred_by_mass() {
+        let g = preprocess(&drawing(), Style::Digit, 28, 28);
+        assert_eq!(g.dimensions(), (28, 28));
+        let (x0, y0, x1, y1) = content_box(&g);
+        assert_eq!(y1 - y0 + 1, 20, "height fitted to the 20-pixel box");
+        assert!((9..=11).contains(&(x1 - x0 + 1)), "aspect kept: width {}", x1 - x0 + 1);
+        let (mut sx, mut sy, mut s) = (0.0, 0.0, 0.0);
+        for (x, y, p) in g.enumerate_pixels() {
+            let v = p.0[0] as f64;
+            (sx, sy, s) = (sx + v * x as f64, sy + v * y as f64, s + v);
+        }
+        assert!((sx / s - 14.0).abs() < 1.0 && (sy / s - 14.0).abs() < 1.0, "centre of mass ({}, {})", sx / s, sy / s);
+        assert_eq!(g.get_pixel(0, 0).0[0], 0, "background is dark after inversion");
+    }
+
+    #[test]
+    fn clothing_fills_the_frame_and_raw_only_resizes() {
+        let g = preprocess(&drawing(), Style::Clothing, 28, 28);
+        let (_, y0, _, y1) = content_box(&g);
+        assert_eq!((y0, y1), (0, 27), "longer side fills the frame");
+        let raw = preprocess(&drawing(), Style::Raw, 28, 28);
+        assert_eq!(raw.dimensions(), (28, 28));
+        assert!(from_bytes(b"not an image", "x.png", Style::Raw, 28, 28).unwrap_err().to_string().contains("x.png"));
+    }
+}
