@@ -30,7 +30,11 @@ fn main() {
     time("conv1", &mut Conv2d::new(g1, &mut rng), &Tensor::randn(&[n, 1, 28, 28], 1.0, &mut rng));
     time("conv2", &mut Conv2d::new(g2, &mut rng), &Tensor::randn(&[n, 32, 26, 26], 1.0, &mut rng));
     time("lrelu2", &mut LeakyRelu { slope: 0.01 }, &Tensor::randn(&[n, 64, 24, 24], 1.0, &mut rng));
-    time("pool1", &mut MaxPool2d::new(Pool2dGeom { h: 24, w: 24, k: 2, stride: 2 }), &Tensor::randn(&[n, 64, 24, 24], 1.0, &mut rng));
+    time(
+        "pool1",
+        &mut MaxPool2d::new(Pool2dGeom { h: 24, w: 24, k: 2, stride: 2 }),
+        &Tensor::randn(&[n, 64, 24, 24], 1.0, &mut rng),
+    );
     time("drop1", &mut Dropout::new(0.25), &Tensor::randn(&[n, 64, 12, 12], 1.0, &mut rng));
     time("conv3", &mut Conv2d::new(g3, &mut rng), &Tensor::randn(&[n, 64, 12, 12], 1.0, &mut rng));
     time("dense1", &mut Dense::new(3200, 512, &mut rng), &Tensor::randn(&[n, 3200], 1.0, &mut rng));

@@ -14,7 +14,12 @@ fn main() {
     let size = std::fs::metadata(&path).unwrap().len();
     let t = Instant::now();
     let c = discover::load_split(&discover::SplitFiles::Csv(path.clone()), DatasetKind::FashionMnist).unwrap();
-    println!("Kaggle CSV train set ({} rows, {:.0} MB): {:.3} s", c.len(), size as f64 / 1e6, t.elapsed().as_secs_f64());
+    println!(
+        "Kaggle CSV train set ({} rows, {:.0} MB): {:.3} s",
+        c.len(),
+        size as f64 / 1e6,
+        t.elapsed().as_secs_f64()
+    );
     assert_eq!(c, d);
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -30,7 +30,8 @@ pub fn to_bytes(trainer: &Trainer, info: &ModelInfo) -> Result<Vec<u8>> {
             extra.push((slot_tensor_name(slot_name, param), t));
         }
     }
-    let meta = CheckpointMeta { config: trainer.config.clone(), state: trainer.state.clone(), optimizer_steps: opt.steps };
+    let meta =
+        CheckpointMeta { config: trainer.config.clone(), state: trainer.state.clone(), optimizer_steps: opt.steps };
     let meta = serde_json::to_string(&meta).expect("plain data serialises");
     model_file::to_bytes(&trainer.model, info, &extra, Some(meta))
 }
@@ -41,8 +42,8 @@ pub fn restore(loaded: Loaded, source: &str) -> Result<(Trainer, ModelInfo)> {
     let text = checkpoint.ok_or_else(|| {
         Error::model(source, "is a model file, not a checkpoint (no training state); use it with evaluate/predict")
     })?;
-    let meta: CheckpointMeta =
-        serde_json::from_str(&text).map_err(|e| Error::model(source, format!("checkpoint metadata is invalid: {e}")))?;
+    let meta: CheckpointMeta = serde_json::from_str(&text)
+        .map_err(|e| Error::model(source, format!("checkpoint metadata is invalid: {e}")))?;
     let names: Vec<(String, Vec<usize>)> =
         model.named_params().into_iter().map(|(n, t)| (n, t.shape().to_vec())).collect();
     let mut optimizer = Optimizer::new(meta.config.optimizer.clone());
@@ -51,9 +52,14 @@ pub fn restore(loaded: Loaded, source: &str) -> Result<(Trainer, ModelInfo)> {
         for (slot_name, slot) in meta.config.optimizer.slot_names().iter().zip(&mut optimizer.slots) {
             for (param, shape) in &names {
                 let key = slot_tensor_name(slot_name, param);
-                let t = extra_tensors.remove(&key).ok_or_else(|| Error::model(source, format!("tensor {key} is missing")))?;
+                let t = extra_tensors
+                    .remove(&key)
+                    .ok_or_else(|| Error::model(source, format!("tensor {key} is missing")))?;
                 if t.shape() != shape.as_slice() {
-                    return Err(Error::model(source, format!("tensor {key}: expected shape {shape:?}, found {:?}", t.shape())));
+                    return Err(Error::model(
+                        source,
+                        format!("tensor {key}: expected shape {shape:?}, found {:?}", t.shape()),
+                    ));
                 }
                 slot.push(t);
             }

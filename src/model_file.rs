@@ -106,7 +106,9 @@ pub fn to_bytes(
         .collect();
     let views: Vec<(String, TensorView<'_>)> = bytes
         .iter()
-        .map(|(n, b, s)| Ok((n.clone(), TensorView::new(Dtype::F32, s.clone(), b).map_err(|e| Error::model(n, e.to_string()))?)))
+        .map(|(n, b, s)| {
+            Ok((n.clone(), TensorView::new(Dtype::F32, s.clone(), b).map_err(|e| Error::model(n, e.to_string()))?))
+        })
         .collect::<Result<_>>()?;
     safetensors::serialize(views, Some(meta)).map_err(|e| Error::model("(serialise)", e.to_string()))
 }
@@ -124,11 +126,12 @@ pub fn from_bytes(bytes: &[u8], source: &str) -> Result<Loaded> {
     let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| {
         Error::model(source, format!("not a readable safetensors file ({e}); the file may be truncated or corrupt"))
     })?;
-    let st = SafeTensors::deserialize(bytes)
-        .map_err(|e| Error::model(source, format!("corrupt safetensors data ({e})")))?;
+    let st =
+        SafeTensors::deserialize(bytes).map_err(|e| Error::model(source, format!("corrupt safetensors data ({e})")))?;
     let meta: BTreeMap<String, String> = header.metadata().clone().unwrap_or_default().into_iter().collect();
     let get = |key: &str| {
-        meta.get(key).ok_or_else(|| Error::model(source, format!("metadata has no '{key}': not a scratchnet model file")))
+        meta.get(key)
+            .ok_or_else(|| Error::model(source, format!("metadata has no '{key}': not a scratchnet model file")))
     };
     match meta.get("format") {
         Some(f) if f == FORMAT => {}
@@ -143,14 +146,18 @@ pub fn from_bytes(bytes: &[u8], source: &str) -> Result<Loaded> {
         return Err(Error::model(source, format!("{} class names for {} outputs", classes.len(), spec.num_classes()?)));
     }
     let input: InputNorm = serde_json::from_str(get("input")?).map_err(|e| bad_json("input", e))?;
-    let training = meta.get("training").map(|t| serde_json::from_str(t).map_err(|e| bad_json("training", e))).transpose()?;
+    let training =
+        meta.get("training").map(|t| serde_json::from_str(t).map_err(|e| bad_json("training", e))).transpose()?;
     let info = ModelInfo { spec: spec.clone(), classes, dataset: get("dataset")?.clone(), input, training };
 
     let mut values = Vec::new();
     for (name, shape) in spec.param_shapes() {
         let view = st.tensor(&name).map_err(|_| Error::model(source, format!("tensor {name} is missing")))?;
         if view.shape() != shape.as_slice() {
-            return Err(Error::model(source, format!("tensor {name}: expected shape {shape:?}, found {:?}", view.shape())));
+            return Err(Error::model(
+                source,
+                format!("tensor {name}: expected shape {shape:?}, found {:?}", view.shape()),
+            ));
         }
         let t = tensor_from(&view, &name, source)?;
         if !t.all_finite() {

@@ -134,7 +134,10 @@ mod tests {
 
     /// A 1-input, 2-output linear model: parameters w = [w0, w1] (decayed) and b = [b0, b1].
     fn tiny() -> Sequential {
-        let spec = ModelSpec { input: [1, 1, 1], layers: vec![LayerSpec::Flatten, LayerSpec::Linear { in_features: 1, out_features: 2 }] };
+        let spec = ModelSpec {
+            input: [1, 1, 1],
+            layers: vec![LayerSpec::Flatten, LayerSpec::Linear { in_features: 1, out_features: 2 }],
+        };
         let mut m = Sequential::new(spec, 0).unwrap();
         m.set_params(vec![Tensor::from_vec(&[2, 1], vec![1.0, -2.0]).unwrap(), Tensor::zeros(&[2])]).unwrap();
         m
@@ -151,7 +154,8 @@ mod tests {
     #[test]
     fn sgd_momentum_and_l2_match_hand_computation() {
         let mut m = tiny();
-        let mut opt = Optimizer::new(OptimizerConfig::Sgd { lr: 0.1, momentum: 0.9, nesterov: false, weight_decay: 0.5 });
+        let mut opt =
+            Optimizer::new(OptimizerConfig::Sgd { lr: 0.1, momentum: 0.9, nesterov: false, weight_decay: 0.5 });
         // step 1: g = 0.2 + 0.5·1 = 0.7; v = -0.07; w = 0.93.  w1: g = -0.4 + 0.5·-2 = -1.4; v = 0.14; w = -1.86
         set_grads(&mut m, [0.2, -0.4], [1.0, 1.0]);
         opt.step(&mut m, 0.1).unwrap();
@@ -167,7 +171,8 @@ mod tests {
     #[test]
     fn plain_sgd_and_adam_steps() {
         let mut m = tiny();
-        let mut opt = Optimizer::new(OptimizerConfig::Sgd { lr: 0.1, momentum: 0.0, nesterov: false, weight_decay: 0.0 });
+        let mut opt =
+            Optimizer::new(OptimizerConfig::Sgd { lr: 0.1, momentum: 0.0, nesterov: false, weight_decay: 0.0 });
         set_grads(&mut m, [1.0, 2.0], [0.0, 0.0]);
         opt.step(&mut m, 0.1).unwrap();
         assert_eq!(weights(&m), vec![0.9, -2.2]);

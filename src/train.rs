@@ -94,7 +94,15 @@ impl Trainer {
     pub fn run_epoch(
         &mut self,
         data: &Dataset,
-        on_batch: &mut dyn FnMut(usize, usize) -> bool,
+        on_batch: &mut (dyn FnMut(usize, usize) -> bool + Send),
+    ) -> Result<Option<EpochStats>> {
+        crate::ops::on_worker(|| self.run_epoch_here(data, on_batch))
+    }
+
+    fn run_epoch_here(
+        &mut self,
+        data: &Dataset,
+        on_batch: &mut (dyn FnMut(usize, usize) -> bool + Send),
     ) -> Result<Option<EpochStats>> {
         if data.is_empty() {
             return Err(Error::Data("the training set is empty".into()));
@@ -167,6 +175,10 @@ pub struct Evaluation {
 
 /// Evaluates in batches of `batch_size` (evaluation mode: no dropout).
 pub fn evaluate(model: &mut Sequential, data: &Dataset, batch_size: usize) -> Result<Evaluation> {
+    crate::ops::on_worker(|| evaluate_here(model, data, batch_size))
+}
+
+fn evaluate_here(model: &mut Sequential, data: &Dataset, batch_size: usize) -> Result<Evaluation> {
     let k = model.num_classes();
     let mut confusion = vec![vec![0u64; k]; k];
     let mut labels = Vec::new();

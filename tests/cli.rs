@@ -83,7 +83,13 @@ fn evaluate_prints_tables_json_and_a_heat_map() {
     let r = ok(cmd().args(["evaluate", "--json", "--model"]).arg(model));
     let v: serde_json::Value = serde_json::from_str(r.stdout.trim()).unwrap();
     assert_eq!(v["accuracy"].as_f64(), m["test_accuracy"].as_f64());
-    let total: u64 = v["confusion"].as_array().unwrap().iter().flat_map(|r| r.as_array().unwrap()).map(|x| x.as_u64().unwrap()).sum();
+    let total: u64 = v["confusion"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r.as_array().unwrap())
+        .map(|x| x.as_u64().unwrap())
+        .sum();
     assert_eq!(total, 10_000);
     assert!(v["per_class"]["Trouser"].as_f64().unwrap() > 0.8);
     let png = dir.path().join("cm.png");
@@ -96,7 +102,9 @@ fn evaluate_prints_tables_json_and_a_heat_map() {
 fn inspect_shows_architecture_and_record() {
     let (_, model, _) = trained();
     let r = ok(cmd().arg("inspect").arg(model));
-    for needle in ["Linear(784, 128)", "parameters: 109386", "preset mlp-dropout", "final test accuracy", "fashion-mnist"] {
+    for needle in
+        ["Linear(784, 128)", "parameters: 109386", "preset mlp-dropout", "final test accuracy", "fashion-mnist"]
+    {
         assert!(r.stdout.contains(needle), "missing '{needle}' in {}", r.stdout);
     }
     let r = ok(cmd().args(["inspect", "--json"]).arg(model));
@@ -168,11 +176,18 @@ fn bad_flags_missing_data_and_corrupt_models_fail_cleanly() {
     fails(cmd().args(["train", "--model", "mlp", "--optimizer", "rmsprop"]), "invalid value 'rmsprop'");
     fails(cmd().args(["frobnicate"]), "unrecognized subcommand");
     let empty = tempfile::tempdir().unwrap();
-    fails(cmd().current_dir(empty.path()).args(["train", "--model", "mlp", "--dataset", "mnist", "--data-dir"]).arg(empty.path()), "not found; looked in");
+    fails(
+        cmd()
+            .current_dir(empty.path())
+            .args(["train", "--model", "mlp", "--dataset", "mnist", "--data-dir"])
+            .arg(empty.path()),
+        "not found; looked in",
+    );
     let mnist = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/mnist");
     fails(cmd().args(["train", "--model", "mlp", "--dataset"]).arg(&mnist), "holds no training set");
     let spec = dir.path().join("bad.json");
-    std::fs::write(&spec, r#"{"input":[1,28,28],"layers":[{"type":"linear","in_features":784,"out_features":10}]}"#).unwrap();
+    std::fs::write(&spec, r#"{"input":[1,28,28],"layers":[{"type":"linear","in_features":784,"out_features":10}]}"#)
+        .unwrap();
     fails(cmd().args(["train", "--model"]).arg(&spec), "add a flatten layer");
 
     let bytes = std::fs::read(model).unwrap();
@@ -193,7 +208,10 @@ fn bad_flags_missing_data_and_corrupt_models_fail_cleanly() {
     let other = scratchnet::model::Sequential::new(narrower, 0).unwrap();
     let mismatched = dir.path().join("mismatched.safetensors");
     std::fs::write(&mismatched, scratchnet::model_file::to_bytes(&other, &info, &[], None).unwrap()).unwrap();
-    fails(cmd().args(["evaluate", "--model"]).arg(&mismatched), "tensor layers.1.weight: expected shape [128, 784], found [100, 784]");
+    fails(
+        cmd().args(["evaluate", "--model"]).arg(&mismatched),
+        "tensor layers.1.weight: expected shape [128, 784], found [100, 784]",
+    );
 }
 
 fn tensors(path: &Path) -> Vec<(String, Vec<f32>)> {
@@ -209,8 +227,15 @@ fn resumed_run_ends_with_the_same_weights() {
     ok(cmd().args(base).args(["--epochs", "3", "--out"]).arg(p("straight.safetensors")));
     ok(cmd().args(base).args(["--epochs", "1", "--checkpoint-every", "1", "--out"]).arg(p("part.safetensors")));
     assert!(p("part.ckpt.safetensors").exists());
-    fails(cmd().args(["train", "--lr", "0.1", "--resume"]).arg(p("part.ckpt.safetensors")), "--lr cannot be changed when resuming");
-    let r = ok(cmd().args(["train", "--quiet", "--limit", "3000", "--epochs", "3", "--resume"]).arg(p("part.ckpt.safetensors")).arg("--out").arg(p("resumed.safetensors")));
+    fails(
+        cmd().args(["train", "--lr", "0.1", "--resume"]).arg(p("part.ckpt.safetensors")),
+        "--lr cannot be changed when resuming",
+    );
+    let r = ok(cmd()
+        .args(["train", "--quiet", "--limit", "3000", "--epochs", "3", "--resume"])
+        .arg(p("part.ckpt.safetensors"))
+        .arg("--out")
+        .arg(p("resumed.safetensors")));
     assert!(r.stdout.contains("epoch   2/3") && !r.stdout.contains("epoch   1/3"), "{}", r.stdout);
     assert_eq!(tensors(&p("straight.safetensors")), tensors(&p("resumed.safetensors")));
 }
@@ -219,7 +244,10 @@ fn resumed_run_ends_with_the_same_weights() {
 fn divergence_stops_without_writing_a_model() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("nan.safetensors");
-    fails(cmd().args(["train", "--model", "mlp", "--lr", "1e9", "--limit", "2000", "--epochs", "1", "--out"]).arg(&out), "lower learning rate");
+    fails(
+        cmd().args(["train", "--model", "mlp", "--lr", "1e9", "--limit", "2000", "--epochs", "1", "--out"]).arg(&out),
+        "lower learning rate",
+    );
     assert!(!out.exists());
 }
 

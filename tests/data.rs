@@ -54,7 +54,8 @@ fn kaggle_csv_round_trip_matches_idx() {
     let test = s.test().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("mnist_test.csv");
-    csv::write(std::io::BufWriter::new(std::fs::File::create(&path).unwrap()), &test.labels, &test.images, 784).unwrap();
+    csv::write(std::io::BufWriter::new(std::fs::File::create(&path).unwrap()), &test.labels, &test.images, 784)
+        .unwrap();
     let layout = discover::detect_layout(dir.path()).unwrap();
     assert_eq!(layout.test, Some(SplitFiles::Csv(path.clone())));
     let back = discover::load(dir.path().to_str().unwrap(), None).unwrap();
@@ -67,7 +68,12 @@ fn missing_dataset_says_where_it_looked_and_how_to_get_it() {
     // A name never searched by default ensures no system copy interferes.
     let err = discover::load("mnist", Some(empty.path())).map(|_| ()).unwrap_err().to_string();
     if !Path::new("/usr/share/datasets/mnist").exists() && !Path::new("data/mnist").exists() {
-        assert!(err.contains("looked in") && err.contains(&empty.path().display().to_string()) && err.contains("t10k-images"), "{err}");
+        assert!(
+            err.contains("looked in")
+                && err.contains(&empty.path().display().to_string())
+                && err.contains("t10k-images"),
+            "{err}"
+        );
     }
     let err = discover::load(empty.path().to_str().unwrap(), None).map(|_| ()).unwrap_err().to_string();
     assert!(err.contains("holds no dataset files"), "{err}");
@@ -91,12 +97,17 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
 fn broken_files_give_errors_that_name_file_and_position() {
     let real = std::fs::read(mnist_dir().join("t10k-images-idx3-ubyte.gz")).unwrap();
     let raw = gz::maybe_inflate(&real, "x").unwrap().into_owned();
-    let labels = gz::maybe_inflate(&std::fs::read(mnist_dir().join("t10k-labels-idx1-ubyte.gz")).unwrap(), "y").unwrap().into_owned();
+    let labels = gz::maybe_inflate(&std::fs::read(mnist_dir().join("t10k-labels-idx1-ubyte.gz")).unwrap(), "y")
+        .unwrap()
+        .into_owned();
     let dir = tempfile::tempdir().unwrap();
     let load = |img: &[u8], lab: &[u8]| {
         let images = write(dir.path(), "t10k-images-idx3-ubyte", img);
         let labels = write(dir.path(), "t10k-labels-idx1-ubyte", lab);
-        discover::load_split(&SplitFiles::Idx { images, labels }, DatasetKind::Mnist).map(|_| ()).unwrap_err().to_string()
+        discover::load_split(&SplitFiles::Idx { images, labels }, DatasetKind::Mnist)
+            .map(|_| ())
+            .unwrap_err()
+            .to_string()
     };
     let m = load(&raw[..raw.len() - 1000], &labels);
     assert!(m.contains("t10k-images-idx3-ubyte") && m.contains("truncated") && m.contains("7840000"), "{m}");

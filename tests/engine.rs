@@ -87,7 +87,12 @@ fn mlp_learns_synthetic_bars_with_adam() {
     use LayerSpec::*;
     let spec = ModelSpec {
         input: [1, 12, 12],
-        layers: vec![Flatten, Linear { in_features: 144, out_features: 32 }, LeakyRelu { negative_slope: 0.01 }, Linear { in_features: 32, out_features: 4 }],
+        layers: vec![
+            Flatten,
+            Linear { in_features: 144, out_features: 32 },
+            LeakyRelu { negative_slope: 0.01 },
+            Linear { in_features: 32, out_features: 4 },
+        ],
     };
     let mut cfg = config(8);
     cfg.optimizer = OptimizerConfig::adam(0.005, 1e-4);

@@ -41,7 +41,12 @@ pub fn run(a: EvaluateArgs) -> Result<()> {
         test = test.take(n);
     }
     let [_, h, w] = loaded.info.spec.input;
-    anyhow::ensure!((h, w) == (test.height, test.width), "the model expects {h}x{w} images, the dataset holds {}x{}", test.height, test.width);
+    anyhow::ensure!(
+        (h, w) == (test.height, test.width),
+        "the model expects {h}x{w} images, the dataset holds {}x{}",
+        test.height,
+        test.width
+    );
     anyhow::ensure!(
         loaded.model.num_classes() == test.classes.len(),
         "the model has {} outputs but the dataset has {} classes",

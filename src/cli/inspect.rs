@@ -36,7 +36,12 @@ pub fn run(a: InspectArgs) -> Result<()> {
         println!("{out}");
         return Ok(());
     }
-    println!("{}  ({:.1} KiB{})", a.file.display(), size as f64 / 1024.0, if loaded.checkpoint.is_some() { ", checkpoint" } else { "" });
+    println!(
+        "{}  ({:.1} KiB{})",
+        a.file.display(),
+        size as f64 / 1024.0,
+        if loaded.checkpoint.is_some() { ", checkpoint" } else { "" }
+    );
     println!("dataset {}  classes {}", info.dataset, info.classes.join(", "));
     println!("\narchitecture (input {:?}):", info.spec.input);
     let shapes = info.spec.shapes()?;
@@ -48,7 +53,10 @@ pub fn run(a: InspectArgs) -> Result<()> {
     println!("parameters: {}", info.spec.num_params());
     match &info.training {
         Some(t) => {
-            println!("\ntrained {} on {} ({} images), {} epochs, {:.0} s, {} threads", t.date, t.dataset, t.train_examples, t.epochs, t.wall_seconds, t.threads);
+            println!(
+                "\ntrained {} on {} ({} images), {} epochs, {:.0} s, {} threads",
+                t.date, t.dataset, t.train_examples, t.epochs, t.wall_seconds, t.threads
+            );
             println!("preset {}", t.preset.as_deref().unwrap_or("(custom spec)"));
             println!("recipe {}", serde_json::to_string(&t.config)?);
             if let Some(acc) = t.final_train_accuracy {

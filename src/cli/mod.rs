@@ -11,7 +11,11 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "scratchnet", version, about = "Neural networks from scratch: train, evaluate and use MLPs and a CNN on MNIST / Fashion-MNIST")]
+#[command(
+    name = "scratchnet",
+    version,
+    about = "Neural networks from scratch: train, evaluate and use MLPs and a CNN on MNIST / Fashion-MNIST"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

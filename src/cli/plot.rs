@@ -56,18 +56,27 @@ pub fn curves(history: &[EpochStats], title: &str, path: &Path) -> Result<()> {
         .build_cartesian_2d(0.5..n + 0.5, lo.max(0.0)..100.0)
         .map_err(err)?;
     c.configure_mesh().x_desc("epoch").y_desc("%").draw().map_err(err)?;
-    c.draw_series(LineSeries::new(history.iter().map(|s| (s.epoch as f64, 100.0 * s.train_accuracy)), BLUE.stroke_width(2)))
-        .map_err(err)?
-        .label("train (running, dropout on)")
-        .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLUE));
-    let test: Vec<(f64, f64)> = history.iter().filter_map(|s| s.test_accuracy.map(|a| (s.epoch as f64, 100.0 * a))).collect();
+    c.draw_series(LineSeries::new(
+        history.iter().map(|s| (s.epoch as f64, 100.0 * s.train_accuracy)),
+        BLUE.stroke_width(2),
+    ))
+    .map_err(err)?
+    .label("train (running, dropout on)")
+    .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLUE));
+    let test: Vec<(f64, f64)> =
+        history.iter().filter_map(|s| s.test_accuracy.map(|a| (s.epoch as f64, 100.0 * a))).collect();
     if !test.is_empty() {
         c.draw_series(LineSeries::new(test, RED.stroke_width(2)))
             .map_err(err)?
             .label("test")
             .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], RED));
     }
-    c.configure_series_labels().position(SeriesLabelPosition::LowerRight).border_style(BLACK).background_style(WHITE).draw().map_err(err)?;
+    c.configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
+        .border_style(BLACK)
+        .background_style(WHITE)
+        .draw()
+        .map_err(err)?;
     root.present().map_err(err)?;
     Ok(())
 }
@@ -100,15 +109,21 @@ pub fn confusion(counts: &[Vec<u64>], classes: &[String], accuracy: f64, path: &
                 root.draw(&Text::new(label, (x + cell / 2 - 9, y + cell / 2 - 8), style)).map_err(err)?;
             }
         }
-        root.draw(&Text::new(classes[i].clone(), (8, top + i as i32 * cell + cell / 2 - 8), ("sans-serif", 14).into_font()))
-            .map_err(err)?;
+        root.draw(&Text::new(
+            classes[i].clone(),
+            (8, top + i as i32 * cell + cell / 2 - 8),
+            ("sans-serif", 14).into_font(),
+        ))
+        .map_err(err)?;
     }
     for (j, name) in classes.iter().enumerate() {
         let style = ("sans-serif", 14).into_font().transform(FontTransform::Rotate90);
-        root.draw(&Text::new(name.clone(), (left + j as i32 * cell + cell / 2 + 7, top + k as i32 * cell + 8), style)).map_err(err)?;
+        root.draw(&Text::new(name.clone(), (left + j as i32 * cell + cell / 2 + 7, top + k as i32 * cell + 8), style))
+            .map_err(err)?;
     }
     let axis = ("sans-serif", 15).into_font();
-    root.draw(&Text::new("predicted class", (left + k as i32 * cell / 2 - 50, size.1 as i32 - 22), axis.clone())).map_err(err)?;
+    root.draw(&Text::new("predicted class", (left + k as i32 * cell / 2 - 50, size.1 as i32 - 22), axis.clone()))
+        .map_err(err)?;
     root.draw(&Text::new("true class (rows), % of row", (8, top - 22), axis)).map_err(err)?;
     root.present().map_err(err)?;
     Ok(())

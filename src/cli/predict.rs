@@ -43,7 +43,10 @@ pub fn run(a: PredictArgs) -> Result<()> {
     let mut failed = 0;
     for path in &a.images {
         let result = picture::load(path, style, h, w).and_then(|px| {
-            let x = Tensor::from_vec(&[1, 1, h, w], px.iter().map(|&p| p as f32 * info.input.scale + info.input.offset).collect())?;
+            let x = Tensor::from_vec(
+                &[1, 1, h, w],
+                px.iter().map(|&p| p as f32 * info.input.scale + info.input.offset).collect(),
+            )?;
             Ok(loaded.model.predict(&x)?.data().to_vec())
         });
         let probs = match result.with_context(|| format!("{}", path.display())) {
@@ -63,7 +66,8 @@ pub fn run(a: PredictArgs) -> Result<()> {
                 .collect();
             println!("{}", serde_json::json!({"file": path.display().to_string(), "top": top}));
         } else {
-            let parts: Vec<String> = order[..k].iter().map(|&i| format!("{} {:.1}%", info.classes[i], 100.0 * probs[i])).collect();
+            let parts: Vec<String> =
+                order[..k].iter().map(|&i| format!("{} {:.1}%", info.classes[i], 100.0 * probs[i])).collect();
             println!("{}: {}", path.display(), parts.join(", "));
         }
     }

@@ -116,11 +116,15 @@ fn apply_overrides(mut c: TrainConfig, a: &TrainArgs) -> Result<TrainConfig> {
     }
     if let Some(o) = &a.optimizer {
         let (lr, wd) = match c.optimizer {
-            OptimizerConfig::Sgd { lr, weight_decay, .. } | OptimizerConfig::Adam { lr, weight_decay, .. } => (lr, weight_decay),
+            OptimizerConfig::Sgd { lr, weight_decay, .. } | OptimizerConfig::Adam { lr, weight_decay, .. } => {
+                (lr, weight_decay)
+            }
         };
         c.optimizer = match o.as_str() {
             "sgd" => OptimizerConfig::Sgd { lr, momentum: 0.9, nesterov: false, weight_decay: wd },
-            "adam" => OptimizerConfig::Adam { lr, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: wd, decoupled: false },
+            "adam" => {
+                OptimizerConfig::Adam { lr, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: wd, decoupled: false }
+            }
             _ => OptimizerConfig::adam(lr, wd),
         };
     }
@@ -179,7 +183,11 @@ pub fn checkpoint_path(out: &Path) -> PathBuf {
 fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
         .unwrap_or_else(|| std::env::consts::ARCH.to_string());
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     format!("{cpu}, {cores} cores")
@@ -251,11 +259,19 @@ pub fn run(a: TrainArgs) -> Result<()> {
             (t, info, name, preset)
         }
         None => {
-            let Some(m) = &a.model else { bail!("--model is required (a preset: {}; or a spec .json)", PRESET_NAMES.join(", ")) };
+            let Some(m) = &a.model else {
+                bail!("--model is required (a preset: {}; or a spec .json)", PRESET_NAMES.join(", "))
+            };
             let (name, preset_name, spec, config) = resolve_model(m)?;
             let config = apply_overrides(config, &a)?;
             let model = Sequential::new(spec.clone(), config.seed)?;
-            let info = ModelInfo { spec, classes: vec![], dataset: String::new(), input: InputNorm::default(), training: None };
+            let info = ModelInfo {
+                spec,
+                classes: vec![],
+                dataset: String::new(),
+                input: InputNorm::default(),
+                training: None,
+            };
             (Trainer::new(model, config), info, name, preset_name)
         }
     };
@@ -296,7 +312,11 @@ pub fn run(a: TrainArgs) -> Result<()> {
     let show_bar = !a.quiet && std::io::stderr().is_terminal();
     let mut metrics = match &a.metrics {
         Some(p) => Some(
-            std::fs::OpenOptions::new().create(true).append(true).open(p).with_context(|| format!("opening {}", p.display()))?,
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .with_context(|| format!("opening {}", p.display()))?,
         ),
         None => None,
     };
@@ -313,9 +333,11 @@ pub fn run(a: TrainArgs) -> Result<()> {
         let bar = show_bar.then(|| {
             let b = indicatif::ProgressBar::new(trainer.batches_per_epoch(&train) as u64);
             b.set_style(
-                indicatif::ProgressStyle::with_template("epoch {msg} [{bar:30}] {pos}/{len} batches, {per_sec}, eta {eta}")
-                    .expect("valid template")
-                    .progress_chars("=> "),
+                indicatif::ProgressStyle::with_template(
+                    "epoch {msg} [{bar:30}] {pos}/{len} batches, {per_sec}, eta {eta}",
+                )
+                .expect("valid template")
+                .progress_chars("=> "),
             );
             b.set_message(format!("{}/{total_epochs}", trainer.state.epoch + 1));
             b.set_position(trainer.state.batch as u64);

@@ -43,8 +43,11 @@ pub fn preprocess(img: &DynamicImage, style: Style, h: u32, w: u32) -> GrayImage
     let mut g = to_gray(img);
     // The datasets are light strokes on black: invert pictures whose border is mostly light.
     let (gw, gh) = g.dimensions();
-    let border: Vec<u8> =
-        g.enumerate_pixels().filter(|(x, y, _)| *x == 0 || *y == 0 || *x == gw - 1 || *y == gh - 1).map(|(_, _, p)| p.0[0]).collect();
+    let border: Vec<u8> = g
+        .enumerate_pixels()
+        .filter(|(x, y, _)| *x == 0 || *y == 0 || *x == gw - 1 || *y == gh - 1)
+        .map(|(_, _, p)| p.0[0])
+        .collect();
     let border_mean = border.iter().map(|&v| v as f32).sum::<f32>() / border.len().max(1) as f32;
     if border_mean > 127.0 {
         image::imageops::invert(&mut g);

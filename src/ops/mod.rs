@@ -89,6 +89,8 @@ pub struct AdamStep {
     pub step: u64,
 }
 
+pub use cpu::par::on_worker;
+
 /// Per-layer scratch memory for convolution, reused across steps.
 pub type ConvScratch = cpu::conv::ConvScratch;
 

@@ -5,6 +5,18 @@
 //! cost nothing. We always call it single-threaded: the callers parallelise over independent row
 //! blocks or images, which scales better on these shapes and keeps results thread-count independent.
 
+use std::cell::Cell;
+
+thread_local! {
+    static IN_GEMM: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether this thread is inside the `gemm` crate. It allocates packing buffers inside its calls;
+/// the allocation test uses this to tell those from ours (we make none per training step).
+pub fn in_gemm() -> bool {
+    IN_GEMM.with(Cell::get)
+}
+
 /// A read-only strided matrix view.
 #[derive(Clone, Copy)]
 pub struct Mat<'a> {
@@ -50,6 +62,7 @@ pub fn gemm(a: Mat, b: Mat, c: &mut [f32], c_rs: usize, accumulate: bool) {
         return;
     }
     assert!(a.max_index() < a.data.len() && b.max_index() < b.data.len(), "gemm: operand too small");
+    IN_GEMM.with(|f| f.set(true));
     // SAFETY: the asserts above keep every index the kernel touches inside the three slices, and
     // `c` does not alias `a` or `b` (it is a unique borrow).
     unsafe {
@@ -75,6 +88,7 @@ pub fn gemm(a: Mat, b: Mat, c: &mut [f32], c_rs: usize, accumulate: bool) {
             gemm::Parallelism::None,
         );
     }
+    IN_GEMM.with(|f| f.set(false));
 }
 
 /// Products with at least this many multiply-adds are split into row blocks run in parallel.

@@ -35,3 +35,13 @@ pub fn threads() -> usize {
     #[cfg(not(feature = "threads"))]
     return 1;
 }
+
+/// Runs `f` on a worker thread of the pool, so the parallel loops inside it queue their work
+/// locally; from outside the pool every loop would go through rayon's global injector, which
+/// allocates a queue block every few dozen loops.
+pub fn on_worker<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    #[cfg(feature = "threads")]
+    return rayon::scope(|_| f());
+    #[cfg(not(feature = "threads"))]
+    return f();
+}
