@@ -232,6 +232,12 @@ fn save_checkpoint(trainer: &Trainer, info: &ModelInfo, path: &Path) -> Result<(
 pub fn run(a: TrainArgs) -> Result<()> {
     super::init_threads(a.threads)?;
     let started = Instant::now();
+    // First thing, so a Ctrl-C during data loading is also caught (training then stops at once).
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst)).context("installing the Ctrl-C handler")?;
+    }
     let (mut trainer, mut info, name, preset_name) = match &a.resume {
         Some(ckpt) => {
             for (flag, set) in [
@@ -304,11 +310,6 @@ pub fn run(a: TrainArgs) -> Result<()> {
     let out = a.out.clone().unwrap_or_else(|| PathBuf::from(format!("{name}.safetensors")));
     let ckpt_path = checkpoint_path(&out);
     let total_epochs = trainer.config.epochs;
-    let stop = Arc::new(AtomicBool::new(false));
-    {
-        let stop = stop.clone();
-        ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst)).context("installing the Ctrl-C handler")?;
-    }
     let show_bar = !a.quiet && std::io::stderr().is_terminal();
     let mut metrics = match &a.metrics {
         Some(p) => Some(

@@ -92,7 +92,7 @@ pub fn gemm(a: Mat, b: Mat, c: &mut [f32], c_rs: usize, accumulate: bool) {
 }
 
 /// Products with at least this many multiply-adds are split into row blocks run in parallel.
-const PARALLEL_MIN_MACS: usize = 1 << 21;
+const PARALLEL_MIN_MACS: usize = 1 << 23;
 /// Rows per block when splitting: fixed, so the split never depends on the thread count.
 const ROWS_PER_BLOCK: usize = 16;
 

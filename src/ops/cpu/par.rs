@@ -8,6 +8,10 @@ use rayon::prelude::*;
 
 /// Calls `f(i, chunk_i)` for each `chunk_len`-sized chunk of `a`, in parallel when threads are on.
 pub fn for_each_chunk<A: Send>(a: &mut [A], chunk_len: usize, f: impl Fn(usize, &mut [A]) + Sync + Send) {
+    if a.len() <= chunk_len {
+        // One chunk: not worth a hand-off to the pool (per-sample training makes millions of these).
+        return f(0, a);
+    }
     #[cfg(feature = "threads")]
     a.par_chunks_mut(chunk_len).enumerate().for_each(|(i, x)| f(i, x));
     #[cfg(not(feature = "threads"))]
@@ -22,6 +26,10 @@ pub fn for_each_chunk2<A: Send, B: Send>(
     b_len: usize,
     f: impl Fn(usize, &mut [A], &mut [B]) + Sync + Send,
 ) {
+    if a.len() <= a_len {
+        let n = b_len.min(b.len());
+        return f(0, a, &mut b[..n]);
+    }
     #[cfg(feature = "threads")]
     a.par_chunks_mut(a_len).zip(b.par_chunks_mut(b_len)).enumerate().for_each(|(i, (x, y))| f(i, x, y));
     #[cfg(not(feature = "threads"))]
