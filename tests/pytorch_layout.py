@@ -1,0 +1,80 @@
+"""Independent check that scratchnet model files follow PyTorch's conventions.
+
+Reads a .safetensors model with the `safetensors` package, rebuilds the network from its metadata
+spec with NumPy using PyTorch's definitions (Conv2d: cross-correlation, NCHW input, weights
+[out, in, kh, kw]; Linear: x @ W.T + b, weights [out, in]; Flatten: C-order over (C, H, W);
+MaxPool2d: floor mode), and compares its softmax outputs with scratchnet's.
+
+usage: python3 pytorch_layout.py MODEL INPUTS.f32 PROBS.f32 N
+"""
+import json
+import sys
+
+import numpy as np
+from safetensors import safe_open
+
+
+def conv2d(x, w, b, stride, pad):
+    n, c, h, wd = x.shape
+    f, _, k, _ = w.shape
+    x = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    oh, ow = (h + 2 * pad - k) // stride + 1, (wd + 2 * pad - k) // stride + 1
+    out = np.zeros((n, f, oh, ow), dtype=np.float64)
+    for ki in range(k):
+        for kj in range(k):
+            patch = x[:, :, ki:ki + stride * oh:stride, kj:kj + stride * ow:stride]  # n, c, oh, ow
+            out += np.einsum("nchw,fc->nfhw", patch, w[:, :, ki, kj])
+    return out + b[None, :, None, None]
+
+
+def max_pool(x, k, s):
+    n, c, h, w = x.shape
+    oh, ow = (h - k) // s + 1, (w - k) // s + 1
+    out = np.full((n, c, oh, ow), -np.inf)
+    for ki in range(k):
+        for kj in range(k):
+            out = np.maximum(out, x[:, :, ki:ki + s * oh:s, kj:kj + s * ow:s])
+    return out
+
+
+def main():
+    path, inputs, probs, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+    with safe_open(path, framework="numpy") as f:
+        meta = f.metadata()
+        tensors = {k: f.get_tensor(k).astype(np.float64) for k in f.keys()}
+    assert meta["format"] == "scratchnet/1", meta.get("format")
+    spec = json.loads(meta["spec"])
+    x = np.fromfile(inputs, dtype="<f4").astype(np.float64).reshape([n] + spec["input"])
+    for i, layer in enumerate(spec["layers"]):
+        t = layer["type"]
+        if t == "conv2d":
+            w, b = tensors[f"layers.{i}.weight"], tensors[f"layers.{i}.bias"]
+            assert w.shape == (layer["out_channels"], layer["in_channels"], layer["kernel_size"], layer["kernel_size"])
+            x = conv2d(x, w, b, layer.get("stride", 1), layer.get("padding", 0))
+        elif t == "linear":
+            w, b = tensors[f"layers.{i}.weight"], tensors[f"layers.{i}.bias"]
+            assert w.shape == (layer["out_features"], layer["in_features"])
+            x = x @ w.T + b
+        elif t == "leaky_relu":
+            x = np.where(x >= 0, x, layer.get("negative_slope", 0.01) * x)
+        elif t == "relu":
+            x = np.maximum(x, 0)
+        elif t == "max_pool2d":
+            k = layer["kernel_size"]
+            x = max_pool(x, k, layer.get("stride") or k)
+        elif t == "flatten":
+            x = x.reshape(x.shape[0], -1)
+        elif t == "dropout":
+            pass
+        else:
+            raise SystemExit(f"unknown layer type {t}")
+    z = x - x.max(axis=1, keepdims=True)
+    p = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+    ours = np.fromfile(probs, dtype="<f4").reshape(p.shape)
+    err = np.abs(p - ours).max()
+    assert err < 1e-4, f"max |difference| {err}"
+    print(f"OK: {len(tensors)} tensors, {n} inputs, max |difference| {err:.2e}")
+
+
+if __name__ == "__main__":
+    main()
