@@ -24,6 +24,9 @@ pub struct EpochStats {
     /// Running accuracy over the epoch's batches (dropout active), as a fraction.
     pub train_accuracy: f64,
     pub test_accuracy: Option<f64>,
+    /// Accuracy on the validation split held out of the training set (`--validation`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validation_accuracy: Option<f64>,
     /// The training pass alone, without evaluation.
     pub seconds: f64,
     pub images_per_second: f64,
@@ -149,6 +152,7 @@ impl Trainer {
             train_loss: st.loss_sum / st.seen as f64,
             train_accuracy: st.correct as f64 / st.seen as f64,
             test_accuracy: None,
+            validation_accuracy: None,
             seconds: st.seconds,
             images_per_second: st.seen as f64 / st.seconds.max(1e-9),
         };

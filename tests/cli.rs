@@ -223,7 +223,7 @@ fn tensors(path: &Path) -> Vec<(String, Vec<f32>)> {
 fn resumed_run_ends_with_the_same_weights() {
     let dir = tempfile::tempdir().unwrap();
     let p = |n: &str| dir.path().join(n);
-    let base = ["train", "--model", "mlp-dropout", "--limit", "3000", "--quiet"];
+    let base = ["train", "--model", "mlp-dropout", "--limit", "3000", "--validation", "1000", "--quiet"];
     ok(cmd().args(base).args(["--epochs", "3", "--out"]).arg(p("straight.safetensors")));
     ok(cmd().args(base).args(["--epochs", "1", "--checkpoint-every", "1", "--out"]).arg(p("part.safetensors")));
     assert!(p("part.ckpt.safetensors").exists());
@@ -236,7 +236,11 @@ fn resumed_run_ends_with_the_same_weights() {
         .arg(p("part.ckpt.safetensors"))
         .arg("--out")
         .arg(p("resumed.safetensors")));
-    assert!(r.stdout.contains("epoch   2/3") && !r.stdout.contains("epoch   1/3"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("epoch   2/3") && !r.stdout.contains("epoch   1/3") && r.stdout.contains("val "),
+        "{}",
+        r.stdout
+    );
     assert_eq!(tensors(&p("straight.safetensors")), tensors(&p("resumed.safetensors")));
 }
 

@@ -37,6 +37,21 @@ fn fashion_mnist_from_the_debian_package() {
 }
 
 #[test]
+fn validation_split_is_disjoint_and_seeded() {
+    let test = discover::load("mnist", Some(&mnist_dir())).unwrap().test.unwrap();
+    let (rest, val) = test.clone().split_validation(2_000, 1);
+    assert_eq!((rest.len(), val.len()), (8_000, 2_000));
+    let mut all: Vec<&[u8]> =
+        (0..rest.len()).map(|i| rest.image(i)).chain((0..val.len()).map(|i| val.image(i))).collect();
+    all.sort();
+    let mut orig: Vec<&[u8]> = (0..test.len()).map(|i| test.image(i)).collect();
+    orig.sort();
+    assert_eq!(all, orig, "the two parts are a partition of the set");
+    assert_eq!(test.clone().split_validation(2_000, 1).1, val);
+    assert_ne!(test.split_validation(2_000, 2).1, val);
+}
+
+#[test]
 fn mnist_official_test_set() {
     let s = discover::load("mnist", Some(&mnist_dir())).unwrap();
     assert_eq!(s.kind, DatasetKind::Mnist);

@@ -58,6 +58,7 @@ fn config(epochs: usize) -> TrainConfig {
         schedule: Schedule::InverseTime { decay: 0.01 },
         label_smoothing: 0.0,
         seed: 3,
+        validation: 0,
     }
 }
 

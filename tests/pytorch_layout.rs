@@ -41,10 +41,7 @@ fn check(spec: ModelSpec, n: usize) {
         .output()
         .expect("python3");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "{stderr}\n(the check needs: python3 -m pip install numpy safetensors)"
-    );
+    assert!(out.status.success(), "{stderr}\n(the check needs: python3 -m pip install numpy safetensors)");
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("OK"));
 }
 

@@ -71,6 +71,9 @@ pub struct TrainArgs {
     /// Train on the first N training images only
     #[arg(long, value_name = "N")]
     pub limit: Option<usize>,
+    /// Hold out N training images (chosen by the seed) as a validation set, reported each epoch
+    #[arg(long, value_name = "N")]
+    pub validation: Option<usize>,
     /// No progress bar
     #[arg(long)]
     pub quiet: bool,
@@ -95,6 +98,7 @@ fn default_config() -> TrainConfig {
         schedule: Schedule::Constant,
         label_smoothing: 0.0,
         seed: 0,
+        validation: 0,
     }
 }
 
@@ -109,6 +113,9 @@ fn apply_overrides(mut c: TrainConfig, a: &TrainArgs) -> Result<TrainConfig> {
     }
     if let Some(s) = a.seed {
         c.seed = s;
+    }
+    if let Some(v) = a.validation {
+        c.validation = v;
     }
     if let Some(s) = a.label_smoothing {
         anyhow::ensure!((0.0..1.0).contains(&s), "--label-smoothing must be in [0, 1)");
@@ -211,8 +218,9 @@ pub fn now_utc() -> String {
 
 fn epoch_line(s: &EpochStats, total: usize) -> String {
     let test = s.test_accuracy.map_or("-".to_string(), percent);
+    let val = s.validation_accuracy.map_or(String::new(), |v| format!("  val {}", percent(v)));
     format!(
-        "epoch {:>3}/{total}  lr {:.6}  loss {:.4}  train {}  test {}  {:.1}s  {:.0} img/s",
+        "epoch {:>3}/{total}  lr {:.6}  loss {:.4}  train {}{val}  test {}  {:.1}s  {:.0} img/s",
         s.epoch,
         s.lr,
         s.train_loss,
@@ -250,6 +258,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
                 ("--optimizer", a.optimizer.is_some()),
                 ("--seed", a.seed.is_some()),
                 ("--label-smoothing", a.label_smoothing.is_some()),
+                ("--validation", a.validation.is_some()),
             ] {
                 anyhow::ensure!(!set, "{flag} cannot be changed when resuming; the checkpoint fixes it");
             }
@@ -285,6 +294,18 @@ pub fn run(a: TrainArgs) -> Result<()> {
     let dataset_arg = dataset_arg.unwrap_or_else(|| "fashion-mnist".to_string());
     let splits = discover::load(&dataset_arg, a.data.data_dir.as_deref())?;
     let mut train: Dataset = splits.train()?.clone();
+    let mut validation = None;
+    if trainer.config.validation > 0 {
+        let n = trainer.config.validation;
+        anyhow::ensure!(
+            n >= 1 && n < train.len(),
+            "--validation must be between 1 and {} (the training set)",
+            train.len() - 1
+        );
+        let (rest, val) = train.split_validation(n, trainer.config.seed);
+        train = rest;
+        validation = Some(val);
+    }
     if let Some(n) = a.limit {
         anyhow::ensure!(n >= 1, "--limit must be at least 1");
         train = train.take(n);
@@ -369,6 +390,9 @@ pub fn run(a: TrainArgs) -> Result<()> {
         };
         if let Some(test) = test {
             stats.test_accuracy = Some(evaluate(&mut trainer.model, test, 256)?.accuracy);
+        }
+        if let Some(val) = &validation {
+            stats.validation_accuracy = Some(evaluate(&mut trainer.model, val, 256)?.accuracy);
         }
         println!("{}", epoch_line(&stats, total_epochs));
         if let Some(f) = &mut metrics {

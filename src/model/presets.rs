@@ -14,6 +14,9 @@ pub struct TrainConfig {
     #[serde(default)]
     pub label_smoothing: f32,
     pub seed: u64,
+    /// Training images held out (chosen by the seed) for validation; 0 for none.
+    #[serde(default)]
+    pub validation: usize,
 }
 
 pub struct Preset {
@@ -80,6 +83,7 @@ pub fn preset(name: &str) -> Option<Preset> {
         schedule,
         label_smoothing: 0.0,
         seed: 0,
+        validation: 0,
     };
     let p = match name {
         "mlp-sgd" => Preset {
