@@ -40,19 +40,7 @@ pub fn run(a: EvaluateArgs) -> Result<()> {
     if let Some(n) = a.limit {
         test = test.take(n);
     }
-    let [_, h, w] = loaded.info.spec.input;
-    anyhow::ensure!(
-        (h, w) == (test.height, test.width),
-        "the model expects {h}x{w} images, the dataset holds {}x{}",
-        test.height,
-        test.width
-    );
-    anyhow::ensure!(
-        loaded.model.num_classes() == test.classes.len(),
-        "the model has {} outputs but the dataset has {} classes",
-        loaded.model.num_classes(),
-        test.classes.len()
-    );
+    super::ensure_fits(&loaded.info.spec, &test, &splits.origin)?;
     let ev = evaluate(&mut loaded.model, &test, 256)?;
     let classes = &loaded.info.classes;
     if a.json {

@@ -56,3 +56,25 @@ pub fn init_threads(threads: Option<usize>) -> anyhow::Result<()> {
 pub fn percent(x: f64) -> String {
     format!("{:.2}%", 100.0 * x)
 }
+
+/// Fails unless the dataset's images and classes fit the network's input and output.
+pub fn ensure_fits(
+    spec: &scratchnet::model::ModelSpec,
+    data: &scratchnet::data::Dataset,
+    origin: &str,
+) -> anyhow::Result<()> {
+    let [c, h, w] = spec.input;
+    anyhow::ensure!(
+        c == 1 && (h, w) == (data.height, data.width),
+        "the model expects {c}x{h}x{w} inputs but {origin} holds 1x{}x{} images",
+        data.height,
+        data.width
+    );
+    let k = spec.num_classes()?;
+    anyhow::ensure!(
+        k == data.classes.len(),
+        "the model has {k} outputs but {origin} has {} classes",
+        data.classes.len()
+    );
+    Ok(())
+}

@@ -311,20 +311,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
         train = train.take(n);
     }
     let test = splits.test.as_ref();
-    let [c, h, w] = trainer.model.spec().input;
-    anyhow::ensure!(
-        c == 1 && (h, w) == (train.height, train.width),
-        "the model expects {c}x{h}x{w} inputs but {} holds 1x{}x{} images",
-        splits.origin,
-        train.height,
-        train.width
-    );
-    anyhow::ensure!(
-        trainer.model.num_classes() == train.classes.len(),
-        "the model has {} outputs but the dataset has {} classes",
-        trainer.model.num_classes(),
-        train.classes.len()
-    );
+    super::ensure_fits(trainer.model.spec(), &train, &splits.origin)?;
     info.classes = train.classes.clone();
     info.dataset = splits.kind.name().to_string();
 
