@@ -343,7 +343,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
             let b = indicatif::ProgressBar::new(trainer.batches_per_epoch(&train) as u64);
             b.set_style(
                 indicatif::ProgressStyle::with_template(
-                    "epoch {msg} [{bar:30}] {pos}/{len} batches, {per_sec}, eta {eta}",
+                    "epoch {msg} [{bar:30}] {pos}/{len} batches, {elapsed} elapsed, eta {eta}",
                 )
                 .expect("valid template")
                 .progress_chars("=> "),
