@@ -171,7 +171,8 @@ mod tests {
     #[test]
     fn nesterov_step_matches_hand_computation() {
         let mut m = tiny();
-        let mut opt = Optimizer::new(OptimizerConfig::Sgd { lr: 0.1, momentum: 0.9, nesterov: true, weight_decay: 0.0 });
+        let mut opt =
+            Optimizer::new(OptimizerConfig::Sgd { lr: 0.1, momentum: 0.9, nesterov: true, weight_decay: 0.0 });
         set_grads(&mut m, [1.0, 0.0], [0.0, 0.0]);
         // v = -0.1; θ += 0.9·v - 0.1·g = -0.09 - 0.1 → 0.81. Then v = -0.09 - 0.1 = -0.19; θ += -0.171 - 0.1 → 0.539.
         opt.step(&mut m, 0.1).unwrap();

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::Dataset;
+use crate::data::{Dataset, Jitter};
 use crate::error::{Error, Result};
 use crate::model::{Sequential, TrainConfig};
 use crate::optim::Optimizer;
@@ -13,6 +13,7 @@ use crate::rng::Rng;
 /// Random streams of one seed (initialisation is `model::sequential::STREAM_INIT`).
 const STREAM_SHUFFLE: u64 = 2;
 const STREAM_DROPOUT: u64 = 3;
+const STREAM_AUGMENT: u64 = 4;
 
 /// One finished epoch, as printed and written to `--metrics`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -54,6 +55,7 @@ pub struct Trainer {
     pub state: TrainState,
     order: Vec<u32>,
     labels: Vec<u32>,
+    jitter: Vec<Jitter>,
 }
 
 /// Index of the largest value in each row of `probs` (n, k).
@@ -80,12 +82,29 @@ impl Trainer {
             state,
             order: Vec::new(),
             labels: Vec::new(),
+            jitter: Vec::new(),
         }
     }
 
     /// Learning rate of the current epoch.
     pub fn lr(&self) -> f32 {
         self.config.schedule.lr(self.config.optimizer.lr(), self.state.epoch, self.config.epochs)
+    }
+
+    /// Shifts and flips for the current batch, drawn from (seed, epoch, batch) alone, so that
+    /// resuming needs no augmentation state.
+    fn draw_jitter(&mut self, n: usize) {
+        let a = &self.config.augment;
+        let key = self.config.seed.wrapping_add(((self.state.epoch as u64) << 32) | self.state.batch as u64);
+        let mut rng = Rng::stream(key, STREAM_AUGMENT);
+        let span = 2 * a.max_shift + 1;
+        self.jitter.clear();
+        for _ in 0..n {
+            let dx = rng.below(span) as i32 - a.max_shift as i32;
+            let dy = rng.below(span) as i32 - a.max_shift as i32;
+            let flip = a.hflip && rng.below(2) == 1;
+            self.jitter.push(Jitter { dx, dy, flip });
+        }
     }
 
     pub fn batches_per_epoch(&self, data: &Dataset) -> usize {
@@ -121,8 +140,16 @@ impl Trainer {
         let k = self.model.num_classes();
         while self.state.batch < total {
             let start = std::time::Instant::now();
-            let idx = &self.order[self.state.batch * bs..((self.state.batch + 1) * bs).min(data.len())];
-            data.fill_batch(idx, self.model.input_mut(idx.len()), &mut self.labels);
+            let range = self.state.batch * bs..((self.state.batch + 1) * bs).min(data.len());
+            if self.config.augment.is_active() {
+                self.draw_jitter(range.len());
+            }
+            let idx = &self.order[range];
+            if self.config.augment.is_active() {
+                data.fill_batch_jittered(idx, &self.jitter, self.model.input_mut(idx.len()), &mut self.labels);
+            } else {
+                data.fill_batch(idx, self.model.input_mut(idx.len()), &mut self.labels);
+            }
             self.model.zero_grad();
             self.model.forward(true, &mut self.state.dropout_rng)?;
             let loss = self.model.backward(&self.labels, smoothing)?;

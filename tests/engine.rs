@@ -59,6 +59,7 @@ fn config(epochs: usize) -> TrainConfig {
         label_smoothing: 0.0,
         seed: 3,
         validation: 0,
+        augment: Default::default(),
     }
 }
 
@@ -124,9 +125,12 @@ fn same_seed_gives_identical_weights_whatever_the_thread_count() {
 #[test]
 fn interrupted_epoch_resumes_to_the_same_weights() {
     let data = bars(320, 5);
-    let straight = train(small_cnn(), config(2), &data);
+    // With augmentation, so its randomness must resume exactly too.
+    let mut cfg = config(2);
+    cfg.augment = scratchnet::model::Augment { max_shift: 1, hflip: true };
+    let straight = train(small_cnn(), cfg.clone(), &data);
     let model = Sequential::new(small_cnn(), 3).unwrap();
-    let mut t = Trainer::new(model, config(2));
+    let mut t = Trainer::new(model, cfg);
     // Stop after 7 batches of the first epoch, save everything to bytes, restore, finish.
     let stopped = t.run_epoch(&data, &mut |done, _| done < 7).unwrap();
     assert!(stopped.is_none() && t.state.batch == 7);
@@ -144,6 +148,17 @@ fn interrupted_epoch_resumes_to_the_same_weights() {
         resumed.run_epoch(&data, &mut |_, _| true).unwrap().unwrap();
     }
     assert_eq!(weights(&straight), weights(&resumed));
+}
+
+#[test]
+fn augmentation_changes_training_and_still_learns() {
+    let (train_set, test_set) = (bars(1200, 1), bars(400, 2));
+    let mut cfg = config(6);
+    cfg.augment = scratchnet::model::Augment { max_shift: 1, hflip: false };
+    let mut t = train(small_cnn(), cfg, &train_set);
+    assert_ne!(weights(&t), weights(&train(small_cnn(), config(6), &train_set)));
+    let acc = evaluate(&mut t.model, &test_set, 100).unwrap().accuracy;
+    assert!(acc > 0.9, "test accuracy {acc}");
 }
 
 #[test]

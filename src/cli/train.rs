@@ -44,6 +44,12 @@ pub struct TrainArgs {
     pub l2: Option<f32>,
     #[arg(long, value_parser = ["sgd", "adam", "adamw"])]
     pub optimizer: Option<String>,
+    /// Augmentation: shift training images by up to N pixels (random, each time they are used)
+    #[arg(long, value_name = "N")]
+    pub augment_shift: Option<usize>,
+    /// Augmentation: mirror training images left-right at random (for clothing, not digits)
+    #[arg(long)]
+    pub hflip: bool,
     /// Label smoothing of the cross-entropy targets
     #[arg(long)]
     pub label_smoothing: Option<f32>,
@@ -99,6 +105,7 @@ fn default_config() -> TrainConfig {
         label_smoothing: 0.0,
         seed: 0,
         validation: 0,
+        augment: Default::default(),
     }
 }
 
@@ -116,6 +123,13 @@ fn apply_overrides(mut c: TrainConfig, a: &TrainArgs) -> Result<TrainConfig> {
     }
     if let Some(v) = a.validation {
         c.validation = v;
+    }
+    if let Some(s) = a.augment_shift {
+        anyhow::ensure!(s <= 8, "--augment-shift must be at most 8 pixels");
+        c.augment.max_shift = s;
+    }
+    if a.hflip {
+        c.augment.hflip = true;
     }
     if let Some(s) = a.label_smoothing {
         anyhow::ensure!((0.0..1.0).contains(&s), "--label-smoothing must be in [0, 1)");
@@ -259,6 +273,8 @@ pub fn run(a: TrainArgs) -> Result<()> {
                 ("--seed", a.seed.is_some()),
                 ("--label-smoothing", a.label_smoothing.is_some()),
                 ("--validation", a.validation.is_some()),
+                ("--augment-shift", a.augment_shift.is_some()),
+                ("--hflip", a.hflip),
             ] {
                 anyhow::ensure!(!set, "{flag} cannot be changed when resuming; the checkpoint fixes it");
             }

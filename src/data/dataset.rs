@@ -128,6 +128,38 @@ impl Dataset {
     }
 }
 
+/// How one training image is moved before it is used: shifted by (dx, dy) pixels (vacated pixels
+/// become background, 0) and optionally mirrored left-right first.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Jitter {
+    pub dx: i32,
+    pub dy: i32,
+    pub flip: bool,
+}
+
+impl Dataset {
+    /// [`Dataset::fill_batch`] with each image moved by its [`Jitter`] on the way (augmentation):
+    /// output pixel (y, x) reads source pixel (y - dy, x' - dx), x' mirrored when `flip`.
+    pub fn fill_batch_jittered(&self, indices: &[u32], jitter: &[Jitter], input: &mut Tensor, labels: &mut Vec<u32>) {
+        let (h, w) = (self.height as i32, self.width as i32);
+        labels.clear();
+        for ((&i, j), dst) in indices.iter().zip(jitter).zip(input.data_mut().chunks_mut(self.pixels_per_image())) {
+            let src = self.image(i as usize);
+            for y in 0..h {
+                let sy = y - j.dy;
+                for x in 0..w {
+                    let sx = x - j.dx;
+                    let sx = if j.flip { w - 1 - sx } else { sx };
+                    let inside = (0..h).contains(&sy) && (0..w).contains(&sx);
+                    dst[(y * w + x) as usize] =
+                        if inside { src[(sy * w + sx) as usize] as f32 * (1.0 / 255.0) } else { 0.0 };
+                }
+            }
+            labels.push(self.labels[i as usize] as u32);
+        }
+    }
+}
+
 /// A dataset's train and test sets; either may be absent (a folder holding only the test set).
 #[derive(Clone, Debug)]
 pub struct Splits {
@@ -146,5 +178,28 @@ impl Splits {
     }
     pub fn test(&self) -> Result<&Dataset> {
         self.test.as_ref().ok_or_else(|| Error::Data(format!("{} holds no test set", self.origin)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_shifts_and_mirrors() {
+        // One 3x3 image with pixels 1..9 (as 255ths).
+        let d = Dataset::new((1..=9).collect(), vec![4], 3, 3, vec!["a".into(); 10]).unwrap();
+        let mut x = Tensor::zeros(&[1, 1, 3, 3]);
+        let mut labels = Vec::new();
+        let mut px = |j: Jitter| {
+            d.fill_batch_jittered(&[0], &[j], &mut x, &mut labels);
+            x.data().iter().map(|v| (v * 255.0).round() as u8).collect::<Vec<_>>()
+        };
+        assert_eq!(px(Jitter::default()), vec![1, 2, 3, 4, 5, 6, 7, 8, 9]);
+        assert_eq!(px(Jitter { dx: 1, dy: 0, flip: false }), vec![0, 1, 2, 0, 4, 5, 0, 7, 8]);
+        assert_eq!(px(Jitter { dx: 0, dy: -1, flip: false }), vec![4, 5, 6, 7, 8, 9, 0, 0, 0]);
+        assert_eq!(px(Jitter { dx: 0, dy: 0, flip: true }), vec![3, 2, 1, 6, 5, 4, 9, 8, 7]);
+        assert_eq!(px(Jitter { dx: 1, dy: 1, flip: true }), vec![0, 0, 0, 0, 3, 2, 0, 6, 5]);
+        assert_eq!(labels, vec![4]);
     }
 }

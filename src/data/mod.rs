@@ -10,4 +10,4 @@ pub mod idx;
 #[cfg(feature = "images")]
 pub mod picture;
 
-pub use dataset::{DIGIT_CLASSES, Dataset, DatasetKind, FASHION_CLASSES, Splits};
+pub use dataset::{DIGIT_CLASSES, Dataset, DatasetKind, FASHION_CLASSES, Jitter, Splits};

@@ -4,6 +4,6 @@ pub mod presets;
 mod sequential;
 pub mod spec;
 
-pub use presets::{Preset, TrainConfig, preset};
+pub use presets::{Augment, Preset, TrainConfig, preset};
 pub use sequential::Sequential;
 pub use spec::{LayerSpec, ModelSpec};

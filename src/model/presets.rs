@@ -17,6 +17,23 @@ pub struct TrainConfig {
     /// Training images held out (chosen by the seed) for validation; 0 for none.
     #[serde(default)]
     pub validation: usize,
+    /// Random shifts / flips of training images (none in the original's recipes).
+    #[serde(default)]
+    pub augment: Augment,
+}
+
+/// Data augmentation: each training image, each time it is used, is shifted by up to `max_shift`
+/// pixels in x and y (uniform) and, with `hflip`, mirrored left-right with probability 1/2.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Augment {
+    pub max_shift: usize,
+    pub hflip: bool,
+}
+
+impl Augment {
+    pub fn is_active(&self) -> bool {
+        self.max_shift > 0 || self.hflip
+    }
 }
 
 pub struct Preset {
@@ -84,6 +101,7 @@ pub fn preset(name: &str) -> Option<Preset> {
         label_smoothing: 0.0,
         seed: 0,
         validation: 0,
+        augment: Augment::default(),
     };
     let p = match name {
         "mlp-sgd" => Preset {
