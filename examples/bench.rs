@@ -1,5 +1,6 @@
-//! End-to-end speed: CNN training step and inference (batch 64), MLP mini-batch and per-sample
-//! epochs, on real Fashion-MNIST. Medians of repeated runs; `--threads N` (default: all cores).
+//! End-to-end speed: CNN training and inference (batch 64), MLP mini-batch and per-sample
+//! training, on real Fashion-MNIST. Medians of repeated runs; `--threads N` (default: all cores).
+//! One line per measurement, `<name> <value> <unit>`, as bench/pytorch_reference.py prints.
 //!
 //!     cargo run --release --example bench -- [--threads N]
 
@@ -22,7 +23,7 @@ fn main() {
     }
     let splits = discover::load("fashion-mnist", None).expect("Fashion-MNIST");
     let train = splits.train.unwrap();
-    println!("threads: {}", rayon::current_num_threads());
+    println!("threads {} count", rayon::current_num_threads());
 
     // CNN training: 10 timed epochs of 20 batches each after one warm-up.
     let p = preset("cnn").unwrap();
@@ -39,9 +40,9 @@ fn main() {
             .collect(),
     );
     println!(
-        "cnn train step (batch 64): {:.1} ms  = {:.0} images/s  (~{:.0} s per 60k epoch)",
-        step * 1e3,
+        "cnn_train {:.0} images/s  (step of 64: {:.1} ms, ~{:.0} s per epoch)",
         64.0 / step,
+        step * 1e3,
         60000.0 * step / 64.0
     );
 
@@ -58,9 +59,9 @@ fn main() {
             })
             .collect(),
     );
-    println!("cnn inference (batch 64): {:.1} ms = {:.0} images/s", inf * 1e3, 64.0 / inf);
+    println!("cnn_infer {:.0} images/s  (batch of 64: {:.1} ms)", 64.0 / inf, inf * 1e3);
 
-    for (name, reps, limit) in [("mlp", 5, 60000), ("mlp-sgd", 3, 20000)] {
+    for (name, key, reps, limit) in [("mlp", "mlp_train", 5, 60000), ("mlp-sgd", "mlp_sgd_train", 3, 20000)] {
         let p = preset(name).unwrap();
         let mut t = Trainer::new(Sequential::new(p.spec, 0).unwrap(), p.train);
         let data = train.clone().take(limit);
@@ -75,9 +76,9 @@ fn main() {
                 .collect(),
         );
         println!(
-            "{name} epoch (60k images, batch {}): {secs:.2} s = {:.0} images/s",
-            t.config.batch_size,
-            60000.0 / secs
+            "{key} {:.0} images/s  ({name}, batch {}: {secs:.2} s per epoch)",
+            60000.0 / secs,
+            t.config.batch_size
         );
     }
 }
