@@ -8,7 +8,7 @@ use cli::{Cli, Command};
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Train(a) => cli::train::run(a),
+        Command::Train(a) => cli::train::run(*a),
         Command::Evaluate(a) => cli::evaluate::run(a),
         Command::Predict(a) => cli::predict::run(a),
         Command::Inspect(a) => cli::inspect::run(a),

@@ -259,7 +259,7 @@ fn divergence_stops_without_writing_a_model() {
 fn ctrl_c_writes_a_checkpoint_and_exits_non_zero() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("cnn.safetensors");
-    let mut child = cmd()
+    let child = cmd()
         .args(["train", "--model", "cnn", "--limit", "20000", "--epochs", "1", "--quiet", "--out"])
         .arg(&out)
         .stderr(std::process::Stdio::piped())

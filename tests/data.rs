@@ -7,10 +7,6 @@ use std::path::{Path, PathBuf};
 use scratchnet::data::discover::{self, SplitFiles};
 use scratchnet::data::{DatasetKind, csv, gz, idx};
 
-fn fashion_dir() -> PathBuf {
-    PathBuf::from("/usr/share/datasets/fashion-mnist")
-}
-
 fn mnist_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/mnist")
 }

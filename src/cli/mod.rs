@@ -24,7 +24,7 @@ pub struct Cli {
 #[derive(Subcommand)]
 pub enum Command {
     /// Train a preset or a spec.json network and save it as .safetensors
-    Train(train::TrainArgs),
+    Train(Box<train::TrainArgs>),
     /// Accuracy, loss, per-class accuracy and confusion matrix on a test set
     Evaluate(evaluate::EvaluateArgs),
     /// Classify picture files (PNG, JPEG, BMP, GIF)
