@@ -242,6 +242,10 @@ fn resumed_run_ends_with_the_same_weights() {
         r.stdout
     );
     assert_eq!(tensors(&p("straight.safetensors")), tensors(&p("resumed.safetensors")));
+    let r = ok(cmd().arg("inspect").arg(p("resumed.safetensors")));
+    assert!(r.stdout.contains("preset mlp-dropout") && r.stdout.contains("3 epochs"), "{}", r.stdout);
+    let r = ok(cmd().arg("inspect").arg(p("part.ckpt.safetensors")));
+    assert!(r.stdout.contains("checkpoint") && r.stdout.contains("1 epochs"), "{}", r.stdout);
 }
 
 #[test]

@@ -245,8 +245,40 @@ fn epoch_line(s: &EpochStats, total: usize) -> String {
     )
 }
 
-fn save_checkpoint(trainer: &Trainer, info: &ModelInfo, path: &Path) -> Result<()> {
-    let bytes = checkpoint::to_bytes(trainer, info)?;
+/// What a model or checkpoint file records about its training so far.
+struct Record<'a> {
+    preset: Option<String>,
+    command: String,
+    train_examples: usize,
+    started: Instant,
+    /// Wall time of earlier runs of the same training (before a resume).
+    prior_seconds: f64,
+    dataset: &'a str,
+}
+
+impl Record<'_> {
+    fn at(&self, trainer: &Trainer) -> TrainingRecord {
+        let last = trainer.state.history.last();
+        TrainingRecord {
+            preset: self.preset.clone(),
+            command: self.command.clone(),
+            config: trainer.config.clone(),
+            epochs: trainer.state.epoch,
+            dataset: self.dataset.to_string(),
+            train_examples: self.train_examples,
+            final_train_accuracy: last.map(|s| s.train_accuracy),
+            final_test_accuracy: last.and_then(|s| s.test_accuracy),
+            wall_seconds: self.prior_seconds + self.started.elapsed().as_secs_f64(),
+            threads: rayon::current_num_threads(),
+            machine: machine(),
+            date: now_utc(),
+        }
+    }
+}
+
+fn save_checkpoint(trainer: &Trainer, info: &ModelInfo, record: &Record, path: &Path) -> Result<()> {
+    let info = ModelInfo { training: Some(record.at(trainer)), ..info.clone() };
+    let bytes = checkpoint::to_bytes(trainer, &info)?;
     model_file::write_atomic(path, &bytes)?;
     Ok(())
 }
@@ -345,7 +377,15 @@ pub fn run(a: TrainArgs) -> Result<()> {
         ),
         None => None,
     };
-    let command: Vec<String> = std::env::args().collect();
+    let dataset_name = info.dataset.clone();
+    let record = Record {
+        preset: preset_name,
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+        train_examples: train.len(),
+        started,
+        prior_seconds: info.training.as_ref().map_or(0.0, |r| r.wall_seconds),
+        dataset: &dataset_name,
+    };
     eprintln!(
         "training {name} ({} parameters) on {} ({} images), {} threads",
         trainer.model.spec().num_params(),
@@ -381,7 +421,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
             Ok(s) => s,
             Err(e) => return Err(anyhow::Error::new(e).context("no model was written")),
         }) else {
-            save_checkpoint(&trainer, &info, &ckpt_path)?;
+            save_checkpoint(&trainer, &info, &record, &ckpt_path)?;
             return Err(Interrupted(format!(
                 "interrupted at epoch {} batch {}; checkpoint written to {} (continue with: scratchnet train --resume {})",
                 trainer.state.epoch + 1,
@@ -403,10 +443,10 @@ pub fn run(a: TrainArgs) -> Result<()> {
         }
         trainer.state.history.push(stats);
         if a.checkpoint_every.is_some_and(|n| n > 0 && trainer.state.epoch % n == 0) {
-            save_checkpoint(&trainer, &info, &ckpt_path)?;
+            save_checkpoint(&trainer, &info, &record, &ckpt_path)?;
         }
         if stop.load(Ordering::SeqCst) && trainer.state.epoch < total_epochs {
-            save_checkpoint(&trainer, &info, &ckpt_path)?;
+            save_checkpoint(&trainer, &info, &record, &ckpt_path)?;
             return Err(Interrupted(format!(
                 "interrupted after epoch {}; checkpoint written to {}",
                 trainer.state.epoch,
@@ -416,22 +456,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
         }
     }
 
-    let last = trainer.state.history.last();
-    let prior_seconds = info.training.as_ref().map_or(0.0, |r| r.wall_seconds);
-    info.training = Some(TrainingRecord {
-        preset: preset_name,
-        command: command.join(" "),
-        config: trainer.config.clone(),
-        epochs: trainer.state.epoch,
-        dataset: info.dataset.clone(),
-        train_examples: train.len(),
-        final_train_accuracy: last.map(|s| s.train_accuracy),
-        final_test_accuracy: last.and_then(|s| s.test_accuracy),
-        wall_seconds: prior_seconds + started.elapsed().as_secs_f64(),
-        threads: rayon::current_num_threads(),
-        machine: machine(),
-        date: now_utc(),
-    });
+    info.training = Some(record.at(&trainer));
     let bytes = model_file::to_bytes(&trainer.model, &info, &[], None)?;
     model_file::write_atomic(&out, &bytes)?;
     if let Some(p) = &a.plot {
