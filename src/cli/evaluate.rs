@@ -41,6 +41,9 @@ pub fn run(a: EvaluateArgs) -> Result<()> {
         test = test.take(n);
     }
     super::ensure_fits(&loaded.info.spec, &test, &splits.origin)?;
+    if splits.kind.name() != loaded.info.dataset {
+        eprintln!("note: the model was trained on {}, this is {}", loaded.info.dataset, splits.kind.name());
+    }
     let ev = evaluate(&mut loaded.model, &test, 256)?;
     let classes = &loaded.info.classes;
     if a.json {

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
 use scratchnet::Tensor;
 use scratchnet::data::picture::{self, Style};
@@ -49,7 +49,7 @@ pub fn run(a: PredictArgs) -> Result<()> {
             )?;
             Ok(loaded.model.predict(&x)?.data().to_vec())
         });
-        let probs = match result.with_context(|| format!("{}", path.display())) {
+        let probs = match result {
             Ok(p) => p,
             Err(e) => {
                 eprintln!("error: {e:#}");

@@ -112,6 +112,7 @@ fn default_config() -> TrainConfig {
 /// Applies command-line overrides to a preset's recipe.
 fn apply_overrides(mut c: TrainConfig, a: &TrainArgs) -> Result<TrainConfig> {
     if let Some(e) = a.epochs {
+        anyhow::ensure!(e >= 1, "--epochs must be at least 1");
         c.epochs = e;
     }
     if let Some(b) = a.batch_size {
@@ -313,6 +314,11 @@ pub fn run(a: TrainArgs) -> Result<()> {
             let loaded = model_file::load(ckpt)?;
             let (mut t, info) = checkpoint::restore(loaded, &ckpt.display().to_string())?;
             if let Some(e) = a.epochs {
+                anyhow::ensure!(
+                    e > t.state.epoch,
+                    "--epochs {e}: the checkpoint has already trained {} epochs",
+                    t.state.epoch
+                );
                 t.config.epochs = e;
             }
             let preset = info.training.as_ref().and_then(|r| r.preset.clone());

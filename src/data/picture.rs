@@ -4,7 +4,7 @@
 
 use image::{DynamicImage, GrayImage, imageops::FilterType};
 
-use crate::error::{Error, Position, Result};
+use crate::error::{Error, Result};
 
 /// Which preprocessing applies (follows the dataset the model was trained on).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -17,8 +17,8 @@ pub enum Style {
 
 /// Decodes an image file's bytes and preprocesses it to h x w bytes (row-major).
 pub fn from_bytes(bytes: &[u8], source: &str, style: Style, h: usize, w: usize) -> Result<Vec<u8>> {
-    let img = image::load_from_memory(bytes)
-        .map_err(|e| Error::format(source, Position::Start, format!("not a readable picture ({e})")))?;
+    let img =
+        image::load_from_memory(bytes).map_err(|e| Error::Data(format!("{source}: not a readable picture ({e})")))?;
     Ok(preprocess(&img, style, h as u32, w as u32).into_raw())
 }
 

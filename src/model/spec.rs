@@ -146,8 +146,10 @@ impl ModelSpec {
         }
         let mut shapes = vec![self.input.to_vec()];
         for (i, layer) in self.layers.iter().enumerate() {
-            let next =
-                layer.output_shape(shapes.last().unwrap()).map_err(|e| Error::Spec(format!("layer {i}: {e}")))?;
+            let next = layer.output_shape(shapes.last().unwrap()).map_err(|e| match e {
+                Error::Spec(msg) => Error::Spec(format!("layer {i}: {msg}")),
+                other => other,
+            })?;
             shapes.push(next);
         }
         match shapes.last().map(Vec::as_slice) {
