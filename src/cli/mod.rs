@@ -27,7 +27,7 @@ pub enum Command {
     Train(Box<train::TrainArgs>),
     /// Accuracy, loss, per-class accuracy and confusion matrix on a test set
     Evaluate(evaluate::EvaluateArgs),
-    /// Classify picture files (PNG, JPEG, BMP, GIF)
+    /// Classify picture files (PNG, JPEG, BMP, GIF, PNM)
     Predict(predict::PredictArgs),
     /// Show a model file's architecture and training record
     Inspect(inspect::InspectArgs),

@@ -13,7 +13,7 @@ pub struct PredictArgs {
     /// Model file (.safetensors)
     #[arg(long)]
     pub model: PathBuf,
-    /// Picture files (PNG, JPEG, BMP, GIF)
+    /// Picture files (PNG, JPEG, BMP, GIF, PNM)
     #[arg(required = true)]
     pub images: Vec<PathBuf>,
     /// How many classes to show per image
