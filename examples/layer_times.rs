@@ -1,3 +1,6 @@
+//! Forward and backward time of each CNN layer at batch 64 (medians of 5), for finding hot spots.
+//!
+//!     cargo run --release --example layer_times
 use scratchnet::layers::*;
 use scratchnet::ops::{Conv2dGeom, Pool2dGeom};
 use scratchnet::{Rng, Tensor};
