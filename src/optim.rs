@@ -182,6 +182,22 @@ mod tests {
     }
 
     #[test]
+    fn decaying_velocity_is_flushed_before_it_becomes_subnormal() {
+        let mut m = tiny();
+        let mut opt =
+            Optimizer::new(OptimizerConfig::Sgd { lr: 0.1, momentum: 0.5, nesterov: false, weight_decay: 0.0 });
+        set_grads(&mut m, [1.0, 1.0], [0.0, 0.0]);
+        opt.step(&mut m, 0.1).unwrap();
+        set_grads(&mut m, [0.0, 0.0], [0.0, 0.0]);
+        for _ in 0..200 {
+            opt.step(&mut m, 0.1).unwrap();
+        }
+        // 0.1·0.5^200 would be ~6e-62: far below f32's normal range, so it must be exactly 0.
+        assert!(opt.slots[0][0].data().iter().all(|&v| v == 0.0 || v.abs() >= f32::MIN_POSITIVE));
+        assert_eq!(opt.slots[0][0].data(), &[0.0, 0.0]);
+    }
+
+    #[test]
     fn plain_sgd_and_adam_steps() {
         let mut m = tiny();
         let mut opt =
