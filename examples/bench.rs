@@ -1,12 +1,13 @@
 //! End-to-end speed: CNN training and inference (batch 64), MLP mini-batch and per-sample
-//! training, on real Fashion-MNIST. Medians of repeated runs; `--threads N` (default: all cores).
-//! One line per measurement, `<name> <value> <unit>`, as bench/pytorch_reference.py prints.
+//! training, on real Fashion-MNIST. Medians of repeated runs; `--threads N` (default: all cores),
+//! `--only NAME` for one measurement. One line per measurement, `<name> <value> <unit>`, as
+//! bench/pytorch_reference.py prints.
 //!
-//!     cargo run --release --example bench -- [--threads N]
+//!     cargo run --release --example bench -- [--threads N] [--im2col] [--only cnn_train|cnn_infer|mlp_train|mlp_sgd_train]
 
 use std::time::Instant;
 
-use scratchnet::data::discover;
+use scratchnet::data::{Dataset, discover};
 use scratchnet::model::{Sequential, preset};
 use scratchnet::train::Trainer;
 
@@ -21,13 +22,31 @@ fn main() {
         let n = args[i + 1].parse().expect("--threads N");
         rayon::ThreadPoolBuilder::new().num_threads(n).build_global().unwrap();
     }
+    if args.iter().any(|a| a == "--im2col") {
+        scratchnet::ops::set_conv_algorithm(scratchnet::ops::ConvAlgorithm::Im2col);
+    }
+    let only = args.iter().position(|a| a == "--only").map(|i| args[i + 1].clone());
+    let wanted = |name: &str| only.as_deref().is_none_or(|o| o == name);
     let splits = discover::load("fashion-mnist", None).expect("Fashion-MNIST");
     let train = splits.train.unwrap();
     println!("threads {} count", rayon::current_num_threads());
+    if wanted("cnn_train") {
+        cnn_train(&train);
+    }
+    if wanted("cnn_infer") {
+        cnn_infer();
+    }
+    for (name, key, reps, limit) in [("mlp", "mlp_train", 5, 60000), ("mlp-sgd", "mlp_sgd_train", 3, 20000)] {
+        if wanted(key) {
+            mlp_train(name, key, reps, &train.clone().take(limit));
+        }
+    }
+}
 
-    // CNN training: 10 timed epochs of 20 batches each after one warm-up.
+/// 7 timed epochs of 20 batches after one warm-up.
+fn cnn_train(train: &Dataset) {
     let p = preset("cnn").unwrap();
-    let mut t = Trainer::new(Sequential::new(p.spec.clone(), 0).unwrap(), p.train);
+    let mut t = Trainer::new(Sequential::new(p.spec, 0).unwrap(), p.train);
     let part = train.clone().take(64 * 20);
     t.run_epoch(&part, &mut |_, _| true).unwrap();
     let step = median(
@@ -45,9 +64,11 @@ fn main() {
         step * 1e3,
         60000.0 * step / 64.0
     );
+}
 
-    // CNN inference, evaluation mode, batch 64.
-    let mut m = Sequential::new(p.spec, 0).unwrap();
+/// Evaluation mode, batch 64.
+fn cnn_infer() {
+    let mut m = Sequential::new(preset("cnn").unwrap().spec, 0).unwrap();
     let x = scratchnet::Tensor::randn(&[64, 1, 28, 28], 0.3, &mut scratchnet::Rng::new(0));
     m.predict(&x).unwrap();
     let inf = median(
@@ -60,25 +81,20 @@ fn main() {
             .collect(),
     );
     println!("cnn_infer {:.0} images/s  (batch of 64: {:.1} ms)", 64.0 / inf, inf * 1e3);
+}
 
-    for (name, key, reps, limit) in [("mlp", "mlp_train", 5, 60000), ("mlp-sgd", "mlp_sgd_train", 3, 20000)] {
-        let p = preset(name).unwrap();
-        let mut t = Trainer::new(Sequential::new(p.spec, 0).unwrap(), p.train);
-        let data = train.clone().take(limit);
-        t.run_epoch(&data, &mut |_, _| true).unwrap();
-        let secs = median(
-            (0..reps)
-                .map(|_| {
-                    let s = Instant::now();
-                    t.run_epoch(&data, &mut |_, _| true).unwrap();
-                    s.elapsed().as_secs_f64() * 60000.0 / limit as f64
-                })
-                .collect(),
-        );
-        println!(
-            "{key} {:.0} images/s  ({name}, batch {}: {secs:.2} s per epoch)",
-            60000.0 / secs,
-            t.config.batch_size
-        );
-    }
+fn mlp_train(name: &str, key: &str, reps: usize, data: &Dataset) {
+    let p = preset(name).unwrap();
+    let mut t = Trainer::new(Sequential::new(p.spec, 0).unwrap(), p.train);
+    t.run_epoch(data, &mut |_, _| true).unwrap();
+    let secs = median(
+        (0..reps)
+            .map(|_| {
+                let s = Instant::now();
+                t.run_epoch(data, &mut |_, _| true).unwrap();
+                s.elapsed().as_secs_f64() * 60000.0 / data.len() as f64
+            })
+            .collect(),
+    );
+    println!("{key} {:.0} images/s  ({name}, batch {}: {secs:.2} s per epoch)", 60000.0 / secs, t.config.batch_size);
 }

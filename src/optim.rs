@@ -29,6 +29,11 @@ impl OptimizerConfig {
             OptimizerConfig::Sgd { lr, .. } | OptimizerConfig::Adam { lr, .. } => lr,
         }
     }
+    /// SGD without momentum or weight decay: θ -= lr·∇θ and nothing else.
+    pub fn is_plain_sgd(&self) -> bool {
+        matches!(*self, OptimizerConfig::Sgd { momentum, weight_decay, .. } if momentum == 0.0 && weight_decay == 0.0)
+    }
+
     /// Names of the per-parameter state tensors this optimizer keeps.
     pub fn slot_names(&self) -> &'static [&'static str] {
         match self {
@@ -94,7 +99,7 @@ impl Optimizer {
         Optimizer { config, slots, steps: 0 }
     }
 
-    /// One update of every parameter from its accumulated gradient, at learning rate `lr`.
+    /// One update of every parameter from its gradient, at learning rate `lr`.
     pub fn step(&mut self, model: &mut Sequential, lr: f32) -> Result<()> {
         self.steps += 1;
         let (config, steps, slots) = (&self.config, self.steps, &mut self.slots);

@@ -182,3 +182,48 @@ fn predict_gives_probabilities() {
     }
     assert!(m.predict(&Tensor::zeros(&[1, 1, 10, 10])).is_err());
 }
+
+/// Plain SGD applied during back-propagation (the per-sample fast path) takes the same steps as
+/// writing the gradients and then running the optimizer, at batch 1 and batch 8.
+#[test]
+fn sgd_applied_in_backward_matches_gradient_then_step() {
+    use scratchnet::optim::Optimizer;
+    let data = bars(16, 9);
+    let spec = ModelSpec {
+        input: [1, 12, 12],
+        layers: vec![
+            LayerSpec::Flatten,
+            LayerSpec::Linear { in_features: 144, out_features: 20 },
+            LayerSpec::LeakyRelu { negative_slope: 0.01 },
+            LayerSpec::Dropout { p: 0.2 },
+            LayerSpec::Linear { in_features: 20, out_features: 4 },
+        ],
+    };
+    for batch in [1usize, 8] {
+        let mut fused = Sequential::new(spec.clone(), 5).unwrap();
+        let mut reference = Sequential::new(spec.clone(), 5).unwrap();
+        assert!(fused.fuses_sgd());
+        let mut opt =
+            Optimizer::new(OptimizerConfig::Sgd { lr: 0.1, momentum: 0.0, nesterov: false, weight_decay: 0.0 });
+        let (mut rng_a, mut rng_b) = (Rng::new(1), Rng::new(1));
+        let mut labels = Vec::new();
+        for step in 0..6 {
+            let idx: Vec<u32> = (0..batch as u32).map(|i| (step * batch as u32 + i) % 16).collect();
+            data.fill_batch(&idx, fused.input_mut(batch), &mut labels);
+            data.fill_batch(&idx, reference.input_mut(batch), &mut labels);
+            fused.forward(true, &mut rng_a).unwrap();
+            reference.forward(true, &mut rng_b).unwrap();
+            let a = fused.backward_sgd(&labels, 0.0, 0.1).unwrap();
+            let b = reference.backward(&labels, 0.0).unwrap();
+            opt.step(&mut reference, 0.1).unwrap();
+            assert!((a - b).abs() < 1e-5, "loss {a} vs {b}");
+        }
+        for ((name, p), (_, q)) in fused.named_params().iter().zip(reference.named_params()) {
+            for (u, v) in p.data().iter().zip(q.data()) {
+                assert!((u - v).abs() < 1e-5, "{name} at batch {batch}: {u} vs {v}");
+            }
+        }
+    }
+    // A network with a convolution cannot: its parameters need the optimizer.
+    assert!(!Sequential::new(small_cnn(), 0).unwrap().fuses_sgd());
+}

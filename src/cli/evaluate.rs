@@ -5,16 +5,15 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Args;
 use scratchnet::data::discover;
-use scratchnet::model_file;
 use scratchnet::train::evaluate;
 
 use super::{DataArgs, percent};
 
 #[derive(Args)]
 pub struct EvaluateArgs {
-    /// Model file (.safetensors)
+    /// Model file (.safetensors; default: the built-in Fashion-MNIST CNN)
     #[arg(long)]
-    pub model: PathBuf,
+    pub model: Option<PathBuf>,
     /// Dataset (default: the one the model was trained on)
     #[command(flatten)]
     pub data: DataArgs,
@@ -29,11 +28,15 @@ pub struct EvaluateArgs {
     pub limit: Option<usize>,
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Compute every convolution by im2col + GEMM, the original's algorithm (slower; the reference)
+    #[arg(long)]
+    pub im2col: bool,
 }
 
 pub fn run(a: EvaluateArgs) -> Result<()> {
     super::init_threads(a.threads)?;
-    let mut loaded = model_file::load(&a.model)?;
+    super::set_im2col(a.im2col);
+    let (mut loaded, model_name) = super::default_model::load_or_builtin(a.model.as_deref())?;
     let dataset = a.data.dataset.clone().unwrap_or_else(|| loaded.info.dataset.clone());
     let splits = discover::load(&dataset, a.data.data_dir.as_deref())?;
     let mut test = splits.test()?.clone();
@@ -44,13 +47,13 @@ pub fn run(a: EvaluateArgs) -> Result<()> {
     if splits.kind.name() != loaded.info.dataset {
         eprintln!("note: the model was trained on {}, this is {}", loaded.info.dataset, splits.kind.name());
     }
-    let ev = evaluate(&mut loaded.model, &test, 256)?;
+    let ev = evaluate(&mut loaded.model, &test, scratchnet::train::EVAL_BATCH)?;
     let classes = &loaded.info.classes;
     if a.json {
         let per_class: serde_json::Map<String, serde_json::Value> =
             classes.iter().zip(&ev.per_class).map(|(c, v)| (c.clone(), (*v).into())).collect();
         let out = serde_json::json!({
-            "model": a.model.display().to_string(),
+            "model": model_name,
             "dataset": splits.origin,
             "examples": test.len(),
             "accuracy": ev.accuracy,
@@ -61,7 +64,7 @@ pub fn run(a: EvaluateArgs) -> Result<()> {
         });
         println!("{out}");
     } else {
-        println!("{} on {} ({} images)", a.model.display(), splits.origin, test.len());
+        println!("{model_name} on {} ({} images)", splits.origin, test.len());
         println!("accuracy {}   mean loss {:.4}\n", percent(ev.accuracy), ev.loss);
         println!("{:<14} accuracy", "class");
         for (c, v) in classes.iter().zip(&ev.per_class) {

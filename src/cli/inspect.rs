@@ -4,26 +4,28 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::Args;
-use scratchnet::model_file;
 
 use super::percent;
 
 #[derive(Args)]
 pub struct InspectArgs {
-    /// Model or checkpoint file (.safetensors)
-    pub file: PathBuf,
+    /// Model or checkpoint file (.safetensors; default: the built-in Fashion-MNIST CNN)
+    pub file: Option<PathBuf>,
     /// Print the metadata as one JSON object
     #[arg(long)]
     pub json: bool,
 }
 
 pub fn run(a: InspectArgs) -> Result<()> {
-    let loaded = model_file::load(&a.file)?;
-    let size = std::fs::metadata(&a.file)?.len();
+    let (loaded, name) = super::default_model::load_or_builtin(a.file.as_deref())?;
+    let size = match &a.file {
+        Some(f) => std::fs::metadata(f)?.len(),
+        None => super::default_model::BYTES.len() as u64,
+    };
     let info = &loaded.info;
     if a.json {
         let out = serde_json::json!({
-            "file": a.file.display().to_string(),
+            "file": name,
             "bytes": size,
             "parameters": info.spec.num_params(),
             "spec": info.spec,
@@ -38,7 +40,7 @@ pub fn run(a: InspectArgs) -> Result<()> {
     }
     println!(
         "{}  ({:.1} KiB{})",
-        a.file.display(),
+        name,
         size as f64 / 1024.0,
         if loaded.checkpoint.is_some() { ", checkpoint" } else { "" }
     );

@@ -1,5 +1,6 @@
 //! The `scratchnet` command: argument parsing and the four commands.
 
+pub mod default_model;
 pub mod evaluate;
 pub mod inspect;
 pub mod plot;
@@ -51,6 +52,13 @@ pub fn init_threads(threads: Option<usize>) -> anyhow::Result<()> {
         rayon::ThreadPoolBuilder::new().num_threads(t).build_global()?;
     }
     Ok(())
+}
+
+/// `--im2col`: the original's convolution algorithm everywhere instead of the fastest one.
+pub fn set_im2col(on: bool) {
+    if on {
+        scratchnet::ops::set_conv_algorithm(scratchnet::ops::ConvAlgorithm::Im2col);
+    }
 }
 
 pub fn percent(x: f64) -> String {

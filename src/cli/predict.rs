@@ -6,13 +6,12 @@ use anyhow::Result;
 use clap::Args;
 use scratchnet::Tensor;
 use scratchnet::data::picture::{self, Style};
-use scratchnet::model_file;
 
 #[derive(Args)]
 pub struct PredictArgs {
-    /// Model file (.safetensors)
+    /// Model file (.safetensors; default: the built-in Fashion-MNIST CNN)
     #[arg(long)]
-    pub model: PathBuf,
+    pub model: Option<PathBuf>,
     /// Picture files (PNG, JPEG, BMP, GIF, PNM)
     #[arg(required = true)]
     pub images: Vec<PathBuf>,
@@ -28,7 +27,7 @@ pub struct PredictArgs {
 }
 
 pub fn run(a: PredictArgs) -> Result<()> {
-    let mut loaded = model_file::load(&a.model)?;
+    let (mut loaded, _) = super::default_model::load_or_builtin(a.model.as_deref())?;
     let info = loaded.info.clone();
     let [c, h, w] = info.spec.input;
     anyhow::ensure!(c == 1, "the model expects {c} channels; predict reads grayscale pictures");

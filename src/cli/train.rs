@@ -20,7 +20,7 @@ use super::{DataArgs, percent};
 
 #[derive(Args)]
 pub struct TrainArgs {
-    /// Preset (mlp-sgd, mlp-sgd-momentum, mlp, mlp-dropout, mlp-dropout-l2, cnn) or a spec.json file
+    /// Preset (mlp-sgd, mlp-sgd-momentum, mlp, mlp-dropout, mlp-dropout-l2, cnn, cnn-plus) or a spec.json file
     #[arg(long)]
     pub model: Option<String>,
     #[command(flatten)]
@@ -39,6 +39,12 @@ pub struct TrainArgs {
     /// Inverse-time decay per epoch: lr / (1 + decay·epoch)
     #[arg(long)]
     pub decay: Option<f32>,
+    /// Learning-rate schedule, stepped once per epoch (cosine: from --lr down to 0 at the last epoch)
+    #[arg(long, value_parser = ["constant", "inverse-time", "cosine"])]
+    pub schedule: Option<String>,
+    /// Epochs of linear learning-rate warm-up before the cosine schedule
+    #[arg(long, value_name = "N")]
+    pub warmup: Option<usize>,
     /// L2 / weight decay on weights, standard form g += l2·w (the original's λ is l2·batch size)
     #[arg(long)]
     pub l2: Option<f32>,
@@ -59,6 +65,9 @@ pub struct TrainArgs {
     /// Worker threads (default: all cores); results are identical for any thread count
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Compute every convolution by im2col + GEMM, the original's algorithm (slower; the reference)
+    #[arg(long)]
+    pub im2col: bool,
     /// Where to write the trained model (default: <model>.safetensors)
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -178,6 +187,26 @@ fn apply_overrides(mut c: TrainConfig, a: &TrainArgs) -> Result<TrainConfig> {
         anyhow::ensure!(d >= 0.0, "--decay must not be negative");
         c.schedule = if d == 0.0 { Schedule::Constant } else { Schedule::InverseTime { decay: d } };
     }
+    match a.schedule.as_deref() {
+        Some("constant") => {
+            anyhow::ensure!(a.decay.is_none(), "--decay needs --schedule inverse-time");
+            c.schedule = Schedule::Constant;
+        }
+        Some("inverse-time") if a.decay.is_none() => {
+            anyhow::bail!("--schedule inverse-time needs --decay")
+        }
+        Some("cosine") => {
+            anyhow::ensure!(a.decay.is_none(), "--decay applies to --schedule inverse-time only");
+            c.schedule = Schedule::Cosine { warmup: 0, min_lr: 0.0 };
+        }
+        _ => {}
+    }
+    if let Some(w) = a.warmup {
+        match &mut c.schedule {
+            Schedule::Cosine { warmup, .. } => *warmup = w,
+            _ => anyhow::bail!("--warmup applies to the cosine schedule (--schedule cosine)"),
+        }
+    }
     Ok(c)
 }
 
@@ -286,6 +315,7 @@ fn save_checkpoint(trainer: &Trainer, info: &ModelInfo, record: &Record, path: &
 
 pub fn run(a: TrainArgs) -> Result<()> {
     super::init_threads(a.threads)?;
+    super::set_im2col(a.im2col);
     let started = Instant::now();
     // First thing, so a Ctrl-C during data loading is also caught (training then stops at once).
     let stop = Arc::new(AtomicBool::new(false));
@@ -301,6 +331,8 @@ pub fn run(a: TrainArgs) -> Result<()> {
                 ("--lr", a.lr.is_some()),
                 ("--momentum", a.momentum.is_some()),
                 ("--decay", a.decay.is_some()),
+                ("--schedule", a.schedule.is_some()),
+                ("--warmup", a.warmup.is_some()),
                 ("--l2", a.l2.is_some()),
                 ("--optimizer", a.optimizer.is_some()),
                 ("--seed", a.seed.is_some()),
@@ -386,7 +418,11 @@ pub fn run(a: TrainArgs) -> Result<()> {
     let dataset_name = info.dataset.clone();
     let record = Record {
         preset: preset_name,
-        command: std::env::args().collect::<Vec<_>>().join(" "),
+        // The program as users type it, not the path it happened to run from.
+        command: std::iter::once("scratchnet".to_string())
+            .chain(std::env::args().skip(1))
+            .collect::<Vec<_>>()
+            .join(" "),
         train_examples: train.len(),
         started,
         prior_seconds: info.training.as_ref().map_or(0.0, |r| r.wall_seconds),
@@ -438,10 +474,11 @@ pub fn run(a: TrainArgs) -> Result<()> {
             .into());
         };
         if let Some(test) = test {
-            stats.test_accuracy = Some(evaluate(&mut trainer.model, test, 256)?.accuracy);
+            stats.test_accuracy = Some(evaluate(&mut trainer.model, test, scratchnet::train::EVAL_BATCH)?.accuracy);
         }
         if let Some(val) = &validation {
-            stats.validation_accuracy = Some(evaluate(&mut trainer.model, val, 256)?.accuracy);
+            stats.validation_accuracy =
+                Some(evaluate(&mut trainer.model, val, scratchnet::train::EVAL_BATCH)?.accuracy);
         }
         println!("{}", epoch_line(&stats, total_epochs));
         if let Some(f) = &mut metrics {

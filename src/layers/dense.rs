@@ -27,12 +27,24 @@ impl Layer for Dense {
     }
 
     fn backward(&mut self, x: &Tensor, _y: &Tensor, dy: &Tensor, dx: Option<&mut Tensor>) -> Result<()> {
-        ops::matmul(dy, true, x, false, &mut self.w.grad, true)?; // (out, inp)
+        ops::matmul(dy, true, x, false, &mut self.w.grad, false)?; // (out, inp)
         ops::sum_rows(dy, &mut self.b.grad)?; // (out)
         if let Some(dx) = dx {
             ops::matmul(dy, false, &self.w.value, false, dx, false)?; // (n, inp)
         }
         Ok(())
+    }
+
+    fn fuses_sgd(&self) -> bool {
+        true
+    }
+
+    fn backward_sgd(&mut self, x: &Tensor, _y: &Tensor, dy: &Tensor, dx: Option<&mut Tensor>, lr: f32) -> Result<()> {
+        if let Some(dx) = dx {
+            ops::matmul(dy, false, &self.w.value, false, dx, false)?;
+        }
+        ops::add_matmul(dy, true, x, false, &mut self.w.value, -lr)?;
+        ops::add_sum_rows(dy, -lr, &mut self.b.value)
     }
 
     fn params(&self) -> Vec<(&'static str, &Tensor)> {

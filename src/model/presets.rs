@@ -43,7 +43,8 @@ pub struct Preset {
     pub train: TrainConfig,
 }
 
-pub const PRESET_NAMES: [&str; 6] = ["mlp-sgd", "mlp-sgd-momentum", "mlp", "mlp-dropout", "mlp-dropout-l2", "cnn"];
+pub const PRESET_NAMES: [&str; 7] =
+    ["mlp-sgd", "mlp-sgd-momentum", "mlp", "mlp-dropout", "mlp-dropout-l2", "cnn", "cnn-plus"];
 
 /// 784-128-64-10 with leaky ReLU, optional dropout after each hidden layer.
 pub fn mlp_spec(dropout: f32) -> ModelSpec {
@@ -141,6 +142,24 @@ pub fn preset(name: &str) -> Option<Preset> {
             summary: "CNN conv32-conv64-pool-conv128-pool-dense512, batch 64, momentum 0.9, lr 0.005, decay 0.001",
             spec: cnn_spec(),
             train: cfg(40, 64, sgd(0.005, 0.9, 0.0), Schedule::InverseTime { decay: 0.001 }),
+        },
+        // Same network; a recipe of the last decade instead of the original's: a 4x higher learning
+        // rate made safe by a one-epoch warm-up, Nesterov momentum, cosine decay to zero, weight
+        // decay, label smoothing, and 2-pixel shifts + left-right flips (clothing is symmetric).
+        "cnn-plus" => Preset {
+            name: "cnn-plus",
+            summary: "the cnn network; Nesterov lr 0.02, warm-up + cosine, wd 5e-4, smoothing 0.1, shift 2 + flips",
+            spec: cnn_spec(),
+            train: TrainConfig {
+                label_smoothing: 0.1,
+                augment: Augment { max_shift: 2, hflip: true },
+                ..cfg(
+                    30,
+                    64,
+                    OptimizerConfig::Sgd { lr: 0.02, momentum: 0.9, nesterov: true, weight_decay: 5e-4 },
+                    Schedule::Cosine { warmup: 1, min_lr: 0.0 },
+                )
+            },
         },
         _ => return None,
     };

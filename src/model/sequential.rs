@@ -98,7 +98,7 @@ impl Sequential {
     }
 
     /// Softmax cross-entropy of the last forward pass's logits, then back-propagation through all
-    /// layers, adding into the parameter gradients. Returns the mean loss.
+    /// layers, writing the parameter gradients. Returns the mean loss.
     pub fn backward(&mut self, labels: &[u32], label_smoothing: f32) -> Result<f32> {
         let last = self.layers.len();
         let loss = ops::softmax_cross_entropy(
@@ -112,6 +112,37 @@ impl Sequential {
             let (before, after) = self.grads.split_at_mut(i + 1);
             let dx = if i > 0 { Some(&mut before[i]) } else { None };
             self.layers[i].backward(&self.acts[i], &self.acts[i + 1], &after[0], dx)?;
+        }
+        Ok(loss)
+    }
+
+    /// Whether every layer can apply plain SGD during back-propagation ([`Sequential::backward_sgd`]).
+    pub fn fuses_sgd(&self) -> bool {
+        self.layers.iter().all(|l| l.fuses_sgd())
+    }
+
+    /// Like [`Sequential::backward`], but applies plain SGD (θ -= lr·dL/dθ) to every parameter as
+    /// back-propagation reaches it, leaving the gradient buffers untouched. Needs
+    /// [`Sequential::fuses_sgd`].
+    pub fn backward_sgd(&mut self, labels: &[u32], label_smoothing: f32, lr: f32) -> Result<f32> {
+        if !self.fuses_sgd() {
+            return Err(Error::InvalidArgument {
+                op: "backward_sgd",
+                msg: "a layer cannot apply SGD during back-propagation".into(),
+            });
+        }
+        let last = self.layers.len();
+        let loss = ops::softmax_cross_entropy(
+            &self.acts[last],
+            labels,
+            label_smoothing,
+            &mut self.probs,
+            &mut self.grads[last],
+        )?;
+        for i in (0..last).rev() {
+            let (before, after) = self.grads.split_at_mut(i + 1);
+            let dx = if i > 0 { Some(&mut before[i]) } else { None };
+            self.layers[i].backward_sgd(&self.acts[i], &self.acts[i + 1], &after[0], dx, lr)?;
         }
         Ok(loss)
     }
@@ -138,10 +169,6 @@ impl Sequential {
         self.forward(false, &mut Rng::new(0))?;
         ops::softmax(self.acts.last().unwrap(), &mut self.probs);
         Ok(&self.probs)
-    }
-
-    pub fn zero_grad(&mut self) {
-        self.visit_params_mut(&mut |_, p| p.grad.fill(0.0));
     }
 
     /// Calls `f(index, param)` for every parameter in state_dict order.

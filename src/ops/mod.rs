@@ -94,6 +94,25 @@ pub use cpu::par::on_worker;
 /// Per-layer scratch memory for convolution, reused across steps.
 pub type ConvScratch = cpu::conv::ConvScratch;
 
+/// How convolutions are computed: `Auto` (the default) uses shifted matrix products for stride 1
+/// and im2col otherwise; `Im2col` uses the original's im2col / col2im everywhere (the reference).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConvAlgorithm {
+    Auto,
+    Im2col,
+}
+
+static IM2COL_ONLY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Sets the convolution algorithm for the whole process.
+pub fn set_conv_algorithm(a: ConvAlgorithm) {
+    IM2COL_ONLY.store(a == ConvAlgorithm::Im2col, std::sync::atomic::Ordering::Relaxed);
+}
+
+pub fn conv_algorithm() -> ConvAlgorithm {
+    if IM2COL_ONLY.load(std::sync::atomic::Ordering::Relaxed) { ConvAlgorithm::Im2col } else { ConvAlgorithm::Auto }
+}
+
 fn same_len(op: &'static str, a: &Tensor, b: &Tensor) -> Result<()> {
     if a.len() != b.len() {
         return Err(Error::shape(op, a.shape(), b.shape()));
@@ -121,7 +140,18 @@ pub fn matmul(a: &Tensor, trans_a: bool, b: &Tensor, trans_b: bool, c: &mut Tens
     } else {
         c.resize(&[a.rows, b.cols]);
     }
-    cpu::gemm::gemm_par(a, b, c.data_mut(), accumulate);
+    cpu::gemm::gemm_par(a, b, c.data_mut(), accumulate, 1.0);
+    Ok(())
+}
+
+/// c += s·op(a)·op(b) (c already shaped (m, n)): a scaled product added in place, e.g. an SGD
+/// step θ -= lr·∇θ applied straight from the factors of the gradient.
+pub fn add_matmul(a: &Tensor, trans_a: bool, b: &Tensor, trans_b: bool, c: &mut Tensor, s: f32) -> Result<()> {
+    let (a, b) = (as_mat(a, trans_a), as_mat(b, trans_b));
+    if a.cols != b.rows || c.rows() != a.rows || c.row_len() != b.cols {
+        return Err(Error::shape("add_matmul", &[a.rows, a.cols, b.rows, b.cols], c.shape()));
+    }
+    cpu::gemm::gemm_par(a, b, c.data_mut(), true, s);
     Ok(())
 }
 
@@ -134,7 +164,16 @@ pub fn add_row_bias(y: &mut Tensor, b: &Tensor) -> Result<()> {
     Ok(())
 }
 
-/// db (out) += Σ_n dy (n, out).
+/// db (out) += s·Σ_n dy (n, out).
+pub fn add_sum_rows(dy: &Tensor, s: f32, db: &mut Tensor) -> Result<()> {
+    if dy.row_len() != db.len() {
+        return Err(Error::shape("add_sum_rows", dy.shape(), db.shape()));
+    }
+    cpu::elementwise::add_sum_rows(dy.data(), s, db.data_mut());
+    Ok(())
+}
+
+/// db (out) = Σ_n dy (n, out).
 pub fn sum_rows(dy: &Tensor, db: &mut Tensor) -> Result<()> {
     if dy.row_len() != db.len() {
         return Err(Error::shape("sum_rows", dy.shape(), db.shape()));
@@ -201,11 +240,11 @@ pub fn conv2d(
 ) -> Result<()> {
     let n = conv_check(x, w, g)?;
     y.resize(&[n, g.f, g.oh(), g.ow()]);
-    cpu::conv::forward(x.data(), w.data(), b.data(), g, n, scratch, y.data_mut());
+    cpu::conv::forward(x.data(), w.data(), b.data(), g, n, conv_algorithm(), scratch, y.data_mut());
     Ok(())
 }
 
-/// Adds dL/dw, dL/db into `dw`, `db`; writes dL/dx into `dx` when given (the first layer skips it).
+/// Writes dL/dw, dL/db to `dw`, `db` and dL/dx to `dx` when given (the first layer skips it).
 #[allow(clippy::too_many_arguments)]
 pub fn conv2d_backward(
     x: &Tensor,
@@ -225,7 +264,18 @@ pub fn conv2d_backward(
         dx.resize(x.shape());
         dx.data_mut()
     });
-    cpu::conv::backward(x.data(), w.data(), dy.data(), g, n, scratch, dw.data_mut(), db.data_mut(), dx);
+    cpu::conv::backward(
+        x.data(),
+        w.data(),
+        dy.data(),
+        g,
+        n,
+        conv_algorithm(),
+        scratch,
+        dw.data_mut(),
+        db.data_mut(),
+        dx,
+    );
     Ok(())
 }
 

@@ -64,11 +64,21 @@ pub fn add_row_bias(y: &mut [f32], b: &[f32]) {
     }
 }
 
-/// db += Σ_rows dy.
+/// db = Σ_rows dy.
 pub fn sum_rows(dy: &[f32], db: &mut [f32]) {
+    db.fill(0.0);
     for row in dy.chunks(db.len()) {
         for (o, &v) in db.iter_mut().zip(row) {
             *o += v;
+        }
+    }
+}
+
+/// db += s·Σ_rows dy.
+pub fn add_sum_rows(dy: &[f32], s: f32, db: &mut [f32]) {
+    for row in dy.chunks(db.len()) {
+        for (o, &v) in db.iter_mut().zip(row) {
+            *o += s * v;
         }
     }
 }

@@ -1,0 +1,147 @@
+//! Stride-1 convolution without im2col: a k x k convolution is the sum of k² matrix products, one
+//! per kernel tap (ki, kj), each reading the image shifted by that tap.
+//!
+//! Lay the output out "wide", with the input's row length wp instead of ow, so output pixel p =
+//! oy·wp + ox reads input pixel p + ki·wp + kj through tap (ki, kj). For a fixed tap, the input a
+//! whole output plane needs is then one contiguous run per channel: a strided matrix view
+//! (c, oh·wp) of the image itself, with nothing copied. So, per image,
+//!   forward  Y_wide (f, oh·wp)  = Σ_taps W_tap (f, c) · X_tap (c, oh·wp)
+//!   backward dW_tap (f, c)     += dY_wide · X_tapᵀ
+//!            dX_tap (c, oh·wp) += W_tapᵀ · dY_wide      (views of dx that overlap, added in turn)
+//! The wp - ow extra columns per row are computed and dropped (8% more work for conv2 of the CNN,
+//! 20% for conv3); in dY_wide they are zero, so they add nothing to dW or dX. This removes the
+//! im2col and col2im passes, which cost as much as the products themselves (measured: conv2's
+//! im2col 94 us per image against 172 us for its forward product).
+
+use super::gemm::{Mat, gemm};
+use crate::ops::Conv2dGeom;
+
+/// Sizes of the padded input (hp, wp) and of the wide output: oh·wp - (k - 1) columns are
+/// computed; the last k - 1 would read past the image and are never used.
+pub fn wide_dims(g: &Conv2dGeom) -> (usize, usize, usize) {
+    let (hp, wp) = (g.h + 2 * g.pad, g.w + 2 * g.pad);
+    (hp, wp, g.oh() * wp - (g.k - 1))
+}
+
+/// The image with `pad` zeros around every channel, or the image itself when there is no padding.
+fn padded<'a>(x: &'a [f32], g: &Conv2dGeom, buf: &'a mut Vec<f32>) -> &'a [f32] {
+    if g.pad == 0 {
+        return x;
+    }
+    let (hp, wp, _) = wide_dims(g);
+    buf.clear();
+    buf.resize(g.c * hp * wp, 0.0);
+    for (plane, dst) in x.chunks(g.h * g.w).zip(buf.chunks_mut(hp * wp)) {
+        for (row, d) in plane.chunks(g.w).zip(dst[g.pad * wp..].chunks_mut(wp)) {
+            d[g.pad..g.pad + g.w].copy_from_slice(row);
+        }
+    }
+    buf
+}
+
+/// Tap t = ki·k + kj of w (f, c, k, k) as an (f, c) matrix view.
+fn tap<'a>(w: &'a [f32], g: &Conv2dGeom, t: usize) -> Mat<'a> {
+    let kk = g.k * g.k;
+    Mat { data: &w[t..], rows: g.f, cols: g.c, rs: g.c * kk, cs: kk }
+}
+
+/// Input seen through tap (ki, kj): (c, oh·wp - k + 1), rows are channels.
+fn shifted<'a>(x: &'a [f32], g: &Conv2dGeom, ki: usize, kj: usize) -> Mat<'a> {
+    let (hp, wp, cols) = wide_dims(g);
+    Mat { data: &x[ki * wp + kj..], rows: g.c, cols, rs: hp * wp, cs: 1 }
+}
+
+/// y (f, oh, ow) of one image x (c, h, w). `wide` holds f·oh·wp floats; `pad_buf` is scratch.
+pub fn forward_image(
+    x: &[f32],
+    w: &[f32],
+    b: &[f32],
+    g: &Conv2dGeom,
+    pad_buf: &mut Vec<f32>,
+    wide: &mut [f32],
+    y: &mut [f32],
+) {
+    let (_, wp, _) = wide_dims(g);
+    let (oh, ow) = (g.oh(), g.ow());
+    let src = padded(x, g, pad_buf);
+    for ki in 0..g.k {
+        for kj in 0..g.k {
+            let t = ki * g.k + kj;
+            gemm(tap(w, g, t), shifted(src, g, ki, kj), wide, oh * wp, t > 0);
+        }
+    }
+    for ((plane, wide_plane), &bias) in y.chunks_mut(oh * ow).zip(wide.chunks(oh * wp)).zip(b) {
+        for (row, wide_row) in plane.chunks_mut(ow).zip(wide_plane.chunks(wp)) {
+            for (o, &v) in row.iter_mut().zip(wide_row) {
+                *o = v + bias;
+            }
+        }
+    }
+}
+
+/// Backward of one image: adds dL/dw into `dw_taps` (k·k, f, c) and dL/db into `db`; writes dL/dx
+/// (c, h, w) into `dx` when given. `wide` holds f·oh·wp floats; `pad_buf`, `pad_grad` are scratch.
+#[allow(clippy::too_many_arguments)]
+pub fn backward_image(
+    x: &[f32],
+    w: &[f32],
+    dy: &[f32],
+    g: &Conv2dGeom,
+    pad_buf: &mut Vec<f32>,
+    pad_grad: &mut Vec<f32>,
+    wide: &mut [f32],
+    dw_taps: &mut [f32],
+    db: &mut [f32],
+    dx: Option<&mut [f32]>,
+) {
+    let (hp, wp, cols) = wide_dims(g);
+    let (oh, ow) = (g.oh(), g.ow());
+    for ((plane, wide_plane), acc) in dy.chunks(oh * ow).zip(wide.chunks_mut(oh * wp)).zip(db.iter_mut()) {
+        for (row, wide_row) in plane.chunks(ow).zip(wide_plane.chunks_mut(wp)) {
+            wide_row[..ow].copy_from_slice(row);
+            wide_row[ow..].fill(0.0);
+        }
+        *acc += plane.iter().sum::<f32>();
+    }
+    let dy_wide = Mat::strided(wide, g.f, cols, oh * wp);
+    let src = padded(x, g, pad_buf);
+    let fc = g.f * g.c;
+    for ki in 0..g.k {
+        for kj in 0..g.k {
+            let t = ki * g.k + kj;
+            gemm(dy_wide, shifted(src, g, ki, kj).t(), &mut dw_taps[t * fc..(t + 1) * fc], g.c, true);
+        }
+    }
+    let Some(dx) = dx else { return };
+    let grad: &mut [f32] = if g.pad == 0 {
+        dx.fill(0.0);
+        dx
+    } else {
+        pad_grad.clear();
+        pad_grad.resize(g.c * hp * wp, 0.0);
+        pad_grad
+    };
+    for ki in 0..g.k {
+        for kj in 0..g.k {
+            let t = ki * g.k + kj;
+            gemm(tap(w, g, t).t(), dy_wide, &mut grad[ki * wp + kj..], hp * wp, true);
+        }
+    }
+    if g.pad > 0 {
+        for (plane, src) in dx.chunks_mut(g.h * g.w).zip(pad_grad.chunks(hp * wp)) {
+            for (row, s) in plane.chunks_mut(g.w).zip(src[g.pad * wp..].chunks(wp)) {
+                row.copy_from_slice(&s[g.pad..g.pad + g.w]);
+            }
+        }
+    }
+}
+
+/// dw (f, c, k, k) += dw_taps (k·k, f, c).
+pub fn add_taps(dw_taps: &[f32], g: &Conv2dGeom, dw: &mut [f32]) {
+    let (fc, kk) = (g.f * g.c, g.k * g.k);
+    for (t, taps) in dw_taps.chunks(fc).enumerate() {
+        for (i, &v) in taps.iter().enumerate() {
+            dw[i * kk + t] += v;
+        }
+    }
+}
