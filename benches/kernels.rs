@@ -154,4 +154,14 @@ fn main() {
             report(&label, time(|| ops::max_pool2d_backward(&dy, &arg, &g, &mut dx).unwrap()), None);
         }
     }
+
+    let x = randn(&[n, 64, 12, 12], &mut rng);
+    let (mut mask, mut y) = (Tensor::zeros(x.shape()), Tensor::zeros(x.shape()));
+    if wanted("dropout 64x12x12 forward (batch 64)") {
+        let mut r = Rng::new(1);
+        report("dropout 64x12x12 forward (batch 64)", time(|| ops::dropout(&x, 0.25, &mut r, &mut mask, &mut y)), None);
+    }
+    if wanted("leaky_relu 64x12x12 forward (batch 64)") {
+        report("leaky_relu 64x12x12 forward (batch 64)", time(|| ops::leaky_relu(&x, 0.01, &mut y)), None);
+    }
 }

@@ -30,6 +30,7 @@ impl Rng {
         Rng::new(seed ^ purpose.wrapping_mul(0xD6E8_FEB8_6659_FD93))
     }
 
+    #[inline]
     pub fn next_u64(&mut self) -> u64 {
         let s = &mut self.s;
         let result = s[0].wrapping_add(s[3]).rotate_left(23).wrapping_add(s[0]);

@@ -166,6 +166,16 @@ fn dropout_scales_in_training_and_is_identity_in_evaluation() {
         let x = Tensor::randn(&[n, 8], 1.0, &mut rng);
         check_grads(&mut Dropout::new(0.5), &x, true, 1e-3, 1e-2);
     }
+
+    // Large tensors are masked in parallel chunks: each chunk and each call draws afresh.
+    let x = Tensor::from_vec(&[1, 100_000], vec![1.0; 100_000]).unwrap();
+    let (mut a, mut b) = (Tensor::default(), Tensor::default());
+    layer.forward(&x, &mut a, &mut Ctx { train: true, rng: &mut rng }).unwrap();
+    layer.forward(&x, &mut b, &mut Ctx { train: true, rng: &mut rng }).unwrap();
+    let kept = a.data().iter().filter(|&&v| v != 0.0).count();
+    assert!((74_300..75_700).contains(&kept), "{kept}");
+    assert_ne!(a.data()[..32_768], a.data()[32_768..65_536]);
+    assert_ne!(a, b);
 }
 
 #[test]

@@ -18,6 +18,14 @@ pub fn for_each_chunk<A: Send>(a: &mut [A], chunk_len: usize, f: impl Fn(usize, 
     a.chunks_mut(chunk_len).enumerate().for_each(|(i, x)| f(i, x));
 }
 
+/// Calls `f(i)` for i in 0..count, in parallel when threads are on.
+pub fn for_each_index(count: usize, f: impl Fn(usize) + Sync + Send) {
+    #[cfg(feature = "threads")]
+    (0..count).into_par_iter().for_each(f);
+    #[cfg(not(feature = "threads"))]
+    (0..count).for_each(f);
+}
+
 /// Like [`for_each_chunk`], walking two slices in step (e.g. an output and its per-chunk scratch).
 pub fn for_each_chunk2<A: Send, B: Send>(
     a: &mut [A],
