@@ -1,23 +1,44 @@
 #!/usr/bin/env bash
-# Runs scratchnet's benchmark and the PyTorch reference alternately (3 rounds each, same machine,
-# same thread count) and prints the median images/s of each and their ratio.
-#   bench/compare.sh [THREADS] [PYTHON]    (PYTHON: an interpreter with torch, default python3)
+# scratchnet's end-to-end benchmark and the PyTorch reference, run alternately (ROUNDS rounds each,
+# same machine) at 1 and at 2 threads; prints median images/s, their ratio, GFLOP/s as a share of
+# PyTorch's fp32 sgemm rate (4096^3, the practical ceiling), and the 1 -> 2 thread scaling.
+#   bench/compare.sh [PYTHON] [ROUNDS]    (PYTHON: an interpreter with torch, default python3)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-threads=${1:-2}
-py=${2:-python3}
+py=${1:-python3}
+rounds=${2:-3}
 cargo build --release --example bench -q
 out=$(mktemp -d)
-for round in 1 2 3; do
-  ./target/release/examples/bench --threads "$threads" > "$out/ours.$round"
-  "$py" bench/pytorch_reference.py --threads "$threads" > "$out/torch.$round"
+trap 'rm -rf "$out"' EXIT
+for round in $(seq "$rounds"); do
+  for t in 1 2; do
+    ./target/release/examples/bench --threads "$t" > "$out/ours.$t.$round"
+    "$py" bench/pytorch_reference.py --threads "$t" > "$out/torch.$t.$round"
+  done
 done
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-printf '%-14s %12s %12s %8s\n' benchmark scratchnet pytorch ratio
+median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+get() { cat "$out"/$1.$2.* | awk -v k="$3" '$1==k {print $2}' | median; }
+# Multiply-adds x 2 per image: forward 39.66 MFLOP; training adds dW for all layers and dX for
+# all but the first: 118.6 MFLOP. The MLP: 0.218 forward, 0.454 training.
+declare -A mflop=([cnn_train]=118.6 [cnn_infer]=39.66 [mlp_train]=0.4544 [mlp_sgd_train]=0.4544)
+for t in 1 2; do
+  ceiling=$(get torch "$t" sgemm_ceiling)
+  echo "== $t thread(s); sgemm ceiling $ceiling GFLOP/s"
+  printf '%-14s %12s %12s %7s %16s %16s\n' benchmark scratchnet pytorch ratio "ours GFLOP/s" "pytorch GFLOP/s"
+  for key in cnn_train cnn_infer mlp_train mlp_sgd_train; do
+    ours=$(get ours "$t" "$key")
+    theirs=$(get torch "$t" "$key")
+    go=$(echo "$ours * ${mflop[$key]} / 1000" | bc -l)
+    gt=$(echo "$theirs * ${mflop[$key]} / 1000" | bc -l)
+    printf '%-14s %12s %12s %7.2f %8.1f (%3.0f%%) %8.1f (%3.0f%%)\n' "$key" "$ours" "$theirs" \
+      "$(echo "$ours / $theirs" | bc -l)" "$go" "$(echo "100 * $go / $ceiling" | bc -l)" \
+      "$gt" "$(echo "100 * $gt / $ceiling" | bc -l)"
+  done
+done
+echo "== scaling, 2 threads / 1 thread"
+printf '%-14s %10s %10s\n' benchmark scratchnet pytorch
 for key in cnn_train cnn_infer mlp_train mlp_sgd_train; do
-  ours=$(cat "$out"/ours.* | awk -v k=$key '$1==k {print $2}' | median)
-  theirs=$(cat "$out"/torch.* | awk -v k=$key '$1==k {print $2}' | median)
-  printf '%-14s %12s %12s %8.2f\n' "$key" "$ours" "$theirs" "$(echo "$ours / $theirs" | bc -l)"
+  printf '%-14s %10.2f %10.2f\n' "$key" "$(echo "$(get ours 2 $key) / $(get ours 1 $key)" | bc -l)" \
+    "$(echo "$(get torch 2 $key) / $(get torch 1 $key)" | bc -l)"
 done
-echo "(images/s, medians of 3 alternating rounds, $threads threads, $(date -u +%F), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs))"
-rm -rf "$out"
+echo "(medians of $rounds alternating rounds, $(date -u +%F), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores)"

@@ -175,6 +175,9 @@ fn bad_flags_missing_data_and_corrupt_models_fail_cleanly() {
     fails(cmd().args(["train", "--model", "mlp", "--batch-size", "0"]), "--batch-size must be at least 1");
     fails(cmd().args(["train", "--model", "mlp", "--optimizer", "rmsprop"]), "invalid value 'rmsprop'");
     fails(cmd().args(["frobnicate"]), "unrecognized subcommand");
+    fails(cmd().args(["train", "--model", "mlp", "--warmup", "2"]), "--warmup applies to the cosine schedule");
+    fails(cmd().args(["train", "--model", "mlp", "--schedule", "inverse-time"]), "needs --decay");
+    fails(cmd().args(["train", "--model", "mlp", "--schedule", "cosine", "--decay", "0.1"]), "--decay applies to");
     let empty = tempfile::tempdir().unwrap();
     fails(
         cmd()
@@ -282,4 +285,26 @@ fn ctrl_c_writes_a_checkpoint_and_exits_non_zero() {
     let (trainer, _) = scratchnet::checkpoint::restore(loaded, "ckpt").unwrap();
     assert_eq!(trainer.state.epoch, 0);
     assert!(trainer.state.batch > 0);
+}
+
+#[test]
+fn cosine_schedule_with_warm_up_sets_each_epochs_rate() {
+    let dir = tempfile::tempdir().unwrap();
+    let metrics = dir.path().join("m.jsonl");
+    ok(cmd()
+        .args(["train", "--model", "mlp", "--limit", "640", "--epochs", "5", "--lr", "0.1", "--quiet"])
+        .args(["--schedule", "cosine", "--warmup", "1", "--out"])
+        .arg(dir.path().join("m.safetensors"))
+        .arg("--metrics")
+        .arg(&metrics));
+    let lrs: Vec<f64> = std::fs::read_to_string(&metrics)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["lr"].as_f64().unwrap())
+        .collect();
+    // Warm-up epoch at half the rate, then a half cosine from 0.1 down to 0 over epochs 2-5.
+    let want = [0.05, 0.1, 0.075, 0.025, 0.0];
+    for (got, want) in lrs.iter().zip(want) {
+        assert!((got - want).abs() < 1e-6, "{lrs:?}");
+    }
 }

@@ -93,3 +93,12 @@ fn predict_without_a_model_uses_the_built_in_cnn() {
     let line = stdout_of(cmd().arg("predict").arg(&raw[0]));
     assert!(line.contains("item0.png: Ankle boot"), "{line}");
 }
+
+/// The fast convolution path and the original's im2col path give the same predictions.
+#[test]
+fn im2col_reference_path_agrees_with_the_default() {
+    let run = |extra: &[&str]| json_of(cmd().args(["evaluate", "--json", "--limit", "1000"]).args(extra));
+    let (fast, reference) = (run(&[]), run(&["--im2col"]));
+    assert_eq!(fast["confusion"], reference["confusion"]);
+    assert!((fast["loss"].as_f64().unwrap() - reference["loss"].as_f64().unwrap()).abs() < 1e-5);
+}
