@@ -297,6 +297,7 @@ mod tests {
     #[test]
     fn shifted_products_match_im2col() {
         let geoms = [
+            Conv2dGeom { c: 32, h: 26, w: 26, f: 64, k: 3, stride: 1, pad: 0 },
             Conv2dGeom { c: 8, h: 9, w: 7, f: 4, k: 3, stride: 1, pad: 0 },
             Conv2dGeom { c: 8, h: 6, w: 6, f: 5, k: 3, stride: 1, pad: 1 },
             Conv2dGeom { c: 9, h: 5, w: 8, f: 2, k: 3, stride: 1, pad: 2 },
