@@ -40,7 +40,7 @@ static A: Counting = Counting;
 
 #[test]
 fn training_steps_do_not_allocate_in_the_steady_state() {
-    for name in ["mlp-dropout", "mlp-sgd-momentum", "cnn"] {
+    for name in ["mlp-dropout", "mlp-sgd", "mlp-sgd-momentum", "cnn", "cnn-plus"] {
         let p = preset(name).unwrap();
         let bs = p.train.batch_size;
         // Exactly 6 batches: the last 3 are measured after 3 warm-up batches.
