@@ -120,6 +120,31 @@ fn same_seed_gives_identical_weights_whatever_the_thread_count() {
     let mut other = config(2);
     other.seed = 4;
     assert_ne!(one, weights(&train(small_cnn(), other, &data)), "another seed differs");
+
+    // Large enough for the paths that split work differently: products over 8M multiply-adds
+    // (split into blocks), shifted-product convolution (8 input channels), parallel dropout.
+    use LayerSpec::*;
+    let wide = ModelSpec {
+        input: [1, 12, 12],
+        layers: vec![
+            Conv2d { in_channels: 1, out_channels: 8, kernel_size: 3, stride: 1, padding: 1 },
+            LeakyRelu { negative_slope: 0.01 },
+            Conv2d { in_channels: 8, out_channels: 16, kernel_size: 3, stride: 1, padding: 1 },
+            Relu,
+            Flatten,
+            Linear { in_features: 2304, out_features: 1024 },
+            Dropout { p: 0.3 },
+            LeakyRelu { negative_slope: 0.01 },
+            Linear { in_features: 1024, out_features: 4 },
+        ],
+    };
+    let run = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        pool.install(|| weights(&train(wide.clone(), config(1), &data)))
+    };
+    let one = run(1);
+    assert_eq!(one, run(2), "wide network: one thread vs two");
+    assert_eq!(one, run(3), "wide network: one thread vs three");
 }
 
 #[test]
