@@ -143,22 +143,17 @@ pub fn preset(name: &str) -> Option<Preset> {
             spec: cnn_spec(),
             train: cfg(40, 64, sgd(0.005, 0.9, 0.0), Schedule::InverseTime { decay: 0.001 }),
         },
-        // Same network; a recipe of the last decade instead of the original's: a 4x higher learning
-        // rate made safe by a one-epoch warm-up, Nesterov momentum, cosine decay to zero, weight
-        // decay, label smoothing, and 2-pixel shifts + left-right flips (clothing is symmetric).
+        // Same network, a recipe of the last decade, chosen on a validation split among three (see
+        // README): AdamW with decoupled weight decay, one epoch of warm-up then a cosine decay to
+        // zero, label smoothing, and left-right flips (mirrored clothing is the same class).
         "cnn-plus" => Preset {
             name: "cnn-plus",
-            summary: "the cnn network; Nesterov lr 0.02, warm-up + cosine, wd 5e-4, smoothing 0.1, shift 2 + flips",
+            summary: "the cnn network; AdamW lr 0.001 wd 0.05, warm-up + cosine, label smoothing 0.1, flips",
             spec: cnn_spec(),
             train: TrainConfig {
                 label_smoothing: 0.1,
-                augment: Augment { max_shift: 2, hflip: true },
-                ..cfg(
-                    30,
-                    64,
-                    OptimizerConfig::Sgd { lr: 0.02, momentum: 0.9, nesterov: true, weight_decay: 5e-4 },
-                    Schedule::Cosine { warmup: 1, min_lr: 0.0 },
-                )
+                augment: Augment { max_shift: 0, hflip: true },
+                ..cfg(30, 64, OptimizerConfig::adam(0.001, 0.05), Schedule::Cosine { warmup: 1, min_lr: 0.0 })
             },
         },
         _ => return None,
