@@ -73,7 +73,7 @@ fn main() {
         let a = if ta { randn(&[k, m], &mut rng) } else { randn(&[m, k], &mut rng) };
         let b = if tb { randn(&[n, k], &mut rng) } else { randn(&[k, n], &mut rng) };
         let mut c = Tensor::zeros(&[m, n]);
-        let secs = time(|| ops::on_worker(|| ops::matmul(&a, ta, &b, tb, &mut c, false)).unwrap());
+        let secs = time(|| ops::on_worker(|| ops::matmul(&a, ta, &b, tb, &mut c)).unwrap());
         report(name, secs, Some(2.0 * (m * k * n) as f64));
     }
 

@@ -22,15 +22,15 @@ impl Dense {
 
 impl Layer for Dense {
     fn forward(&mut self, x: &Tensor, y: &mut Tensor, _ctx: &mut Ctx) -> Result<()> {
-        ops::matmul(x, false, &self.w.value, true, y, false)?; // (n, out)
+        ops::matmul(x, false, &self.w.value, true, y)?; // (n, out)
         ops::add_row_bias(y, &self.b.value)
     }
 
     fn backward(&mut self, x: &Tensor, _y: &Tensor, dy: &Tensor, dx: Option<&mut Tensor>) -> Result<()> {
-        ops::matmul(dy, true, x, false, &mut self.w.grad, false)?; // (out, inp)
+        ops::matmul(dy, true, x, false, &mut self.w.grad)?; // (out, inp)
         ops::sum_rows(dy, &mut self.b.grad)?; // (out)
         if let Some(dx) = dx {
-            ops::matmul(dy, false, &self.w.value, false, dx, false)?; // (n, inp)
+            ops::matmul(dy, false, &self.w.value, false, dx)?; // (n, inp)
         }
         Ok(())
     }
@@ -41,7 +41,7 @@ impl Layer for Dense {
 
     fn backward_sgd(&mut self, x: &Tensor, _y: &Tensor, dy: &Tensor, dx: Option<&mut Tensor>, lr: f32) -> Result<()> {
         if let Some(dx) = dx {
-            ops::matmul(dy, false, &self.w.value, false, dx, false)?;
+            ops::matmul(dy, false, &self.w.value, false, dx)?;
         }
         ops::add_matmul(dy, true, x, false, &mut self.w.value, -lr)?;
         ops::add_sum_rows(dy, -lr, &mut self.b.value)

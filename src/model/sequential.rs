@@ -100,20 +100,7 @@ impl Sequential {
     /// Softmax cross-entropy of the last forward pass's logits, then back-propagation through all
     /// layers, writing the parameter gradients. Returns the mean loss.
     pub fn backward(&mut self, labels: &[u32], label_smoothing: f32) -> Result<f32> {
-        let last = self.layers.len();
-        let loss = ops::softmax_cross_entropy(
-            &self.acts[last],
-            labels,
-            label_smoothing,
-            &mut self.probs,
-            &mut self.grads[last],
-        )?;
-        for i in (0..last).rev() {
-            let (before, after) = self.grads.split_at_mut(i + 1);
-            let dx = if i > 0 { Some(&mut before[i]) } else { None };
-            self.layers[i].backward(&self.acts[i], &self.acts[i + 1], &after[0], dx)?;
-        }
-        Ok(loss)
+        self.backprop(labels, label_smoothing, None)
     }
 
     /// Whether every layer can apply plain SGD during back-propagation ([`Sequential::backward_sgd`]).
@@ -131,6 +118,10 @@ impl Sequential {
                 msg: "a layer cannot apply SGD during back-propagation".into(),
             });
         }
+        self.backprop(labels, label_smoothing, Some(lr))
+    }
+
+    fn backprop(&mut self, labels: &[u32], label_smoothing: f32, sgd_lr: Option<f32>) -> Result<f32> {
         let last = self.layers.len();
         let loss = ops::softmax_cross_entropy(
             &self.acts[last],
@@ -142,7 +133,11 @@ impl Sequential {
         for i in (0..last).rev() {
             let (before, after) = self.grads.split_at_mut(i + 1);
             let dx = if i > 0 { Some(&mut before[i]) } else { None };
-            self.layers[i].backward_sgd(&self.acts[i], &self.acts[i + 1], &after[0], dx, lr)?;
+            let (x, y, dy) = (&self.acts[i], &self.acts[i + 1], &after[0]);
+            match sgd_lr {
+                Some(lr) => self.layers[i].backward_sgd(x, y, dy, dx, lr)?,
+                None => self.layers[i].backward(x, y, dy, dx)?,
+            }
         }
         Ok(loss)
     }

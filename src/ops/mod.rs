@@ -126,21 +126,14 @@ fn as_mat(t: &Tensor, trans: bool) -> Mat<'_> {
     if trans { m.t() } else { m }
 }
 
-/// c = op(a)·op(b), or c += op(a)·op(b) when `accumulate`. Operands are read as matrices (rows =
-/// first dimension); a non-accumulating `c` is resized to (m, n).
-pub fn matmul(a: &Tensor, trans_a: bool, b: &Tensor, trans_b: bool, c: &mut Tensor, accumulate: bool) -> Result<()> {
+/// c = op(a)·op(b), operands read as matrices (rows = first dimension); `c` is resized to (m, n).
+pub fn matmul(a: &Tensor, trans_a: bool, b: &Tensor, trans_b: bool, c: &mut Tensor) -> Result<()> {
     let (a, b) = (as_mat(a, trans_a), as_mat(b, trans_b));
     if a.cols != b.rows {
         return Err(Error::shape("matmul", &[a.rows, a.cols], &[b.rows, b.cols]));
     }
-    if accumulate {
-        if c.rows() != a.rows || c.row_len() != b.cols {
-            return Err(Error::shape("matmul (accumulate)", c.shape(), &[a.rows, b.cols]));
-        }
-    } else {
-        c.resize(&[a.rows, b.cols]);
-    }
-    cpu::gemm::gemm_par(a, b, c.data_mut(), accumulate, 1.0);
+    c.resize(&[a.rows, b.cols]);
+    cpu::gemm::gemm_par(a, b, c.data_mut(), false, 1.0);
     Ok(())
 }
 
