@@ -40,6 +40,9 @@ static A: Counting = Counting;
 
 #[test]
 fn training_steps_do_not_allocate_in_the_steady_state() {
+    // The pool's worker threads allocate as they start, whenever the OS runs them: a loaded
+    // machine once let that fall inside a measured batch. Start every worker before counting.
+    rayon::broadcast(|_| ());
     for name in ["mlp-dropout", "mlp-sgd", "mlp-sgd-momentum", "cnn", "cnn-plus"] {
         let p = preset(name).unwrap();
         let bs = p.train.batch_size;
