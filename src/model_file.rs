@@ -11,6 +11,7 @@
 //! | `dataset`  | `mnist` or `fashion-mnist` (decides picture preprocessing)        |
 //! | `input`    | how pixels become inputs: `{"scale": 1/255, "offset": 0}`         |
 //! | `training` | how it was trained ([`TrainingRecord`]), if known                 |
+//! | `tta`      | how it predicts ([`Tta`]): `hflip` averages each picture with its mirror image; absent: `none` |
 //! | `checkpoint` | checkpoints only: [`crate::train::TrainState`] and the config  |
 //!
 //! Checkpoints add the optimizer state as tensors `optimizer.<slot>.<param name>`.
@@ -21,7 +22,7 @@ use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::model::{ModelSpec, Sequential, TrainConfig};
+use crate::model::{ModelSpec, Sequential, TrainConfig, Tta};
 use crate::tensor::Tensor;
 
 pub const FORMAT: &str = "scratchnet/1";
@@ -64,6 +65,8 @@ pub struct ModelInfo {
     pub dataset: String,
     pub input: InputNorm,
     pub training: Option<TrainingRecord>,
+    /// How predictions are made (test-time augmentation), chosen for this model.
+    pub tta: Tta,
 }
 
 /// A decoded file: the model, its info, and any extra tensors / metadata (checkpoints).
@@ -93,6 +96,9 @@ pub fn to_bytes(
     meta.insert("input".to_string(), json(&info.input));
     if let Some(t) = &info.training {
         meta.insert("training".to_string(), json(t));
+    }
+    if info.tta != Tta::None {
+        meta.insert("tta".to_string(), info.tta.name().to_string());
     }
     if let Some(c) = checkpoint {
         meta.insert("checkpoint".to_string(), c);
@@ -148,7 +154,13 @@ pub fn from_bytes(bytes: &[u8], source: &str) -> Result<Loaded> {
     let input: InputNorm = serde_json::from_str(get("input")?).map_err(|e| bad_json("input", e))?;
     let training =
         meta.get("training").map(|t| serde_json::from_str(t).map_err(|e| bad_json("training", e))).transpose()?;
-    let info = ModelInfo { spec: spec.clone(), classes, dataset: get("dataset")?.clone(), input, training };
+    let tta = match meta.get("tta") {
+        None => Tta::None,
+        Some(t) => Tta::from_name(t).ok_or_else(|| {
+            Error::model(source, format!("metadata 'tta' is '{t}'; expected one of {}", Tta::NAMES.join(", ")))
+        })?,
+    };
+    let info = ModelInfo { spec: spec.clone(), classes, dataset: get("dataset")?.clone(), input, training, tta };
 
     let mut values = Vec::new();
     for (name, shape) in spec.param_shapes() {

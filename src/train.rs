@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::{Dataset, Jitter};
 use crate::error::{Error, Result};
-use crate::model::{Sequential, TrainConfig};
+use crate::model::{Sequential, TrainConfig, Tta};
 use crate::optim::Optimizer;
 use crate::rng::Rng;
 
@@ -218,10 +218,16 @@ pub const EVAL_BATCH: usize = 64;
 
 /// Evaluates in batches of `batch_size` (evaluation mode: no dropout).
 pub fn evaluate(model: &mut Sequential, data: &Dataset, batch_size: usize) -> Result<Evaluation> {
-    crate::ops::on_worker(|| evaluate_here(model, data, batch_size))
+    evaluate_tta(model, data, batch_size, Tta::None)
 }
 
-fn evaluate_here(model: &mut Sequential, data: &Dataset, batch_size: usize) -> Result<Evaluation> {
+/// [`evaluate`] with predictions averaged over the views `tta` names; the loss is then the mean
+/// cross-entropy of the averaged probabilities.
+pub fn evaluate_tta(model: &mut Sequential, data: &Dataset, batch_size: usize, tta: Tta) -> Result<Evaluation> {
+    crate::ops::on_worker(|| evaluate_here(model, data, batch_size, tta))
+}
+
+fn evaluate_here(model: &mut Sequential, data: &Dataset, batch_size: usize, tta: Tta) -> Result<Evaluation> {
     let k = model.num_classes();
     let mut confusion = vec![vec![0u64; k]; k];
     let mut labels = Vec::new();
@@ -230,8 +236,15 @@ fn evaluate_here(model: &mut Sequential, data: &Dataset, batch_size: usize) -> R
     let mut rng = Rng::new(0);
     for chunk in idx.chunks(batch_size.max(1)) {
         data.fill_batch(chunk, model.input_mut(chunk.len()), &mut labels);
-        model.forward(false, &mut rng)?;
-        loss_sum += model.loss(&labels)? as f64 * chunk.len() as f64;
+        if tta == Tta::None {
+            model.forward(false, &mut rng)?;
+            loss_sum += model.loss(&labels)? as f64 * chunk.len() as f64;
+        } else {
+            let probs = model.infer(tta)?.data();
+            // Probabilities, not logits, are what was averaged: clamp before the log.
+            loss_sum -=
+                probs.chunks(k).zip(&labels).map(|(row, &y)| (row[y as usize].max(1e-30) as f64).ln()).sum::<f64>();
+        }
         for (p, &y) in argmax_rows(model.probs().data(), k).zip(&labels) {
             confusion[y as usize][p] += 1;
         }

@@ -308,3 +308,50 @@ fn cosine_schedule_with_warm_up_sets_each_epochs_rate() {
         assert!((got - want).abs() < 1e-6, "{lrs:?}");
     }
 }
+
+/// The validation split `evaluate --split validation` rebuilds is the one training held out, and a
+/// test-time augmentation chosen on it is recorded in the model file by finishing the checkpoint.
+#[test]
+fn validation_split_is_reproduced_and_tta_is_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |n: &str| dir.path().join(n);
+    let r = ok(cmd()
+        .args(["train", "--model", "mlp-dropout", "--limit", "3000", "--validation", "1000", "--epochs", "2"])
+        .args(["--hflip", "--quiet", "--checkpoint-every", "1", "--out"])
+        .arg(p("a.safetensors")));
+    let last = r.stdout.lines().last().unwrap().to_string();
+    let json = |r: Run| -> serde_json::Value { serde_json::from_str(r.stdout.trim()).unwrap() };
+    let val = json(ok(cmd().args(["evaluate", "--split", "validation", "--json", "--model"]).arg(p("a.safetensors"))));
+    assert_eq!(val["examples"], 1000);
+    assert_eq!(val["tta"], "none");
+    let shown = format!("val {:.2}%", 100.0 * val["accuracy"].as_f64().unwrap());
+    assert!(last.contains(&shown), "training printed '{last}', evaluate found {shown}");
+
+    let flip = |model: &str, extra: &[&str]| {
+        json(ok(cmd().args(["evaluate", "--split", "validation", "--json"]).args(extra).arg("--model").arg(p(model))))
+    };
+    let averaged = flip("a.safetensors", &["--tta", "hflip"]);
+    assert_eq!(averaged["tta"], "hflip");
+    assert_ne!(averaged["loss"], val["loss"]);
+
+    let r = ok(cmd()
+        .args(["train", "--tta", "hflip", "--resume"])
+        .arg(p("a.ckpt.safetensors"))
+        .arg("--out")
+        .arg(p("b.safetensors")));
+    assert!(r.stderr.contains("evaluated with --tta hflip"), "{}", r.stderr);
+    assert_eq!(tensors(&p("a.safetensors")), tensors(&p("b.safetensors")));
+    let recorded = flip("b.safetensors", &[]);
+    assert_eq!(recorded["tta"], "hflip");
+    assert_eq!(recorded["accuracy"], averaged["accuracy"]);
+    assert_eq!(flip("b.safetensors", &["--tta", "none"])["accuracy"], val["accuracy"]);
+    let r = ok(cmd().arg("inspect").arg(p("b.safetensors")));
+    assert!(r.stdout.contains("test-time augmentation 'hflip'"), "{}", r.stdout);
+
+    let (_, no_split, _) = trained();
+    fails(
+        cmd().args(["evaluate", "--split", "validation", "--model"]).arg(no_split),
+        "trained without a validation split",
+    );
+    fails(cmd().args(["evaluate", "--tta", "vflip"]), "invalid value 'vflip'");
+}

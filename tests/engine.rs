@@ -165,6 +165,7 @@ fn interrupted_epoch_resumes_to_the_same_weights() {
         dataset: "bars".into(),
         input: Default::default(),
         training: None,
+        tta: Default::default(),
     };
     let bytes = scratchnet::checkpoint::to_bytes(&t, &info).unwrap();
     let loaded = scratchnet::model_file::from_bytes(&bytes, "ckpt").unwrap();
@@ -206,6 +207,40 @@ fn predict_gives_probabilities() {
         assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-5);
     }
     assert!(m.predict(&Tensor::zeros(&[1, 1, 10, 10])).is_err());
+}
+
+#[test]
+fn flip_averaged_prediction_is_the_mean_of_both_views_and_is_saved_with_the_model() {
+    use scratchnet::model::Tta;
+    use scratchnet::model_file::{ModelInfo, from_bytes, to_bytes};
+    let mut m = Sequential::new(small_cnn(), 0).unwrap();
+    let x = Tensor::randn(&[3, 1, 12, 12], 1.0, &mut Rng::new(0));
+    let mut mirrored = x.clone();
+    for row in mirrored.data_mut().chunks_mut(12) {
+        row.reverse();
+    }
+    let plain = m.predict(&x).unwrap().clone();
+    let flipped = m.predict(&mirrored).unwrap().clone();
+    let both = m.predict_tta(&x, Tta::HFlip).unwrap().clone();
+    assert_ne!(plain.data(), flipped.data(), "the bars are not symmetric: the views must differ");
+    for ((&a, &b), &avg) in plain.data().iter().zip(flipped.data()).zip(both.data()) {
+        assert!((0.5 * (a + b) - avg).abs() < 1e-6, "{a} {b} {avg}");
+    }
+    // The input buffer still holds the caller's images afterwards.
+    assert_eq!(m.predict_tta(&x, Tta::None).unwrap().data(), plain.data());
+
+    let info = ModelInfo {
+        spec: small_cnn(),
+        classes: (0..4).map(|c| c.to_string()).collect(),
+        dataset: "bars".into(),
+        input: Default::default(),
+        training: None,
+        tta: Tta::HFlip,
+    };
+    let bytes = to_bytes(&m, &info, &[], None).unwrap();
+    assert_eq!(from_bytes(&bytes, "m").unwrap().info.tta, Tta::HFlip);
+    let plain_info = ModelInfo { tta: Tta::None, ..info };
+    assert_eq!(from_bytes(&to_bytes(&m, &plain_info, &[], None).unwrap(), "m").unwrap().info.tta, Tta::None);
 }
 
 /// Plain SGD applied during back-propagation (the per-sample fast path) takes the same steps as

@@ -22,7 +22,14 @@ fn check(spec: ModelSpec, n: usize) {
     let x = Tensor::randn(&[n, c, h, w], 1.0, &mut rng);
     let probs = model.predict(&x).unwrap().clone();
     let classes = (0..probs.row_len()).map(|i| i.to_string()).collect();
-    let info = ModelInfo { spec, classes, dataset: "fashion-mnist".into(), input: Default::default(), training: None };
+    let info = ModelInfo {
+        spec,
+        classes,
+        dataset: "fashion-mnist".into(),
+        input: Default::default(),
+        training: None,
+        tta: Default::default(),
+    };
     let dir = tempfile::tempdir().unwrap();
     let write = |name: &str, bytes: &[u8]| {
         let p = dir.path().join(name);

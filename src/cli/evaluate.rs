@@ -5,7 +5,10 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Args;
 use scratchnet::data::discover;
-use scratchnet::train::evaluate;
+use scratchnet::data::{Dataset, Splits};
+use scratchnet::model::Tta;
+use scratchnet::model_file::ModelInfo;
+use scratchnet::train::evaluate_tta;
 
 use super::{DataArgs, percent};
 
@@ -31,6 +34,14 @@ pub struct EvaluateArgs {
     /// Compute every convolution by im2col + GEMM, the original's algorithm (slower; the reference)
     #[arg(long)]
     pub im2col: bool,
+    /// Test-time augmentation (default: the model's own choice): hflip averages each image's
+    /// prediction with its mirror image's
+    #[arg(long, value_parser = Tta::NAMES)]
+    pub tta: Option<String>,
+    /// Which images: the test set, the validation split the model held out of the training set
+    /// while training (`train --validation N`), or the training images it learned from
+    #[arg(long, value_parser = ["test", "validation", "train"], default_value = "test")]
+    pub split: String,
 }
 
 pub fn run(a: EvaluateArgs) -> Result<()> {
@@ -39,7 +50,7 @@ pub fn run(a: EvaluateArgs) -> Result<()> {
     let (mut loaded, model_name) = super::default_model::load_or_builtin(a.model.as_deref())?;
     let dataset = a.data.dataset.clone().unwrap_or_else(|| loaded.info.dataset.clone());
     let splits = discover::load(&dataset, a.data.data_dir.as_deref())?;
-    let mut test = splits.test()?.clone();
+    let mut test = pick_split(&a.split, &splits, &loaded.info, &model_name)?;
     if let Some(n) = a.limit {
         test = test.take(n);
     }
@@ -47,7 +58,8 @@ pub fn run(a: EvaluateArgs) -> Result<()> {
     if splits.kind.name() != loaded.info.dataset {
         eprintln!("note: the model was trained on {}, this is {}", loaded.info.dataset, splits.kind.name());
     }
-    let ev = evaluate(&mut loaded.model, &test, scratchnet::train::EVAL_BATCH)?;
+    let tta = super::tta_or(a.tta.as_deref(), loaded.info.tta);
+    let ev = evaluate_tta(&mut loaded.model, &test, scratchnet::train::EVAL_BATCH, tta)?;
     let classes = &loaded.info.classes;
     if a.json {
         let per_class: serde_json::Map<String, serde_json::Value> =
@@ -55,6 +67,8 @@ pub fn run(a: EvaluateArgs) -> Result<()> {
         let out = serde_json::json!({
             "model": model_name,
             "dataset": splits.origin,
+            "split": a.split,
+            "tta": tta.name(),
             "examples": test.len(),
             "accuracy": ev.accuracy,
             "loss": ev.loss,
@@ -64,7 +78,8 @@ pub fn run(a: EvaluateArgs) -> Result<()> {
         });
         println!("{out}");
     } else {
-        println!("{model_name} on {} ({} images)", splits.origin, test.len());
+        let views = if tta == Tta::HFlip { ", each averaged with its mirror image" } else { "" };
+        println!("{model_name} on {} {} set ({} images{views})", splits.origin, a.split, test.len());
         println!("accuracy {}   mean loss {:.4}\n", percent(ev.accuracy), ev.loss);
         println!("{:<14} accuracy", "class");
         for (c, v) in classes.iter().zip(&ev.per_class) {
@@ -90,4 +105,31 @@ pub fn run(a: EvaluateArgs) -> Result<()> {
         eprintln!("confusion matrix written to {}", p.display());
     }
     Ok(())
+}
+
+/// The images `--split` names. The validation split is the one the model's training held out: the
+/// same count and seed give the same images.
+fn pick_split(split: &str, splits: &Splits, info: &ModelInfo, model_name: &str) -> Result<Dataset> {
+    if split == "test" {
+        return Ok(splits.test()?.clone());
+    }
+    let recipe = info.training.as_ref().map(|t| &t.config);
+    let held_out = recipe.map_or(0, |c| c.validation);
+    let train = splits.train()?.clone();
+    if held_out == 0 {
+        anyhow::ensure!(
+            split == "train",
+            "{model_name} was trained without a validation split, so there is none to evaluate on \
+             (train with --validation N to hold one out)"
+        );
+        return Ok(train);
+    }
+    anyhow::ensure!(
+        held_out < train.len(),
+        "{model_name} held out {held_out} validation images but {} has only {} training images",
+        splits.origin,
+        train.len()
+    );
+    let (rest, validation) = train.split_validation(held_out, recipe.map_or(0, |c| c.seed));
+    Ok(if split == "validation" { validation } else { rest })
 }

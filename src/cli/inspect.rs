@@ -33,6 +33,7 @@ pub fn run(a: InspectArgs) -> Result<()> {
             "dataset": info.dataset,
             "input": info.input,
             "training": info.training,
+            "tta": info.tta.name(),
             "checkpoint": loaded.checkpoint.is_some(),
         });
         println!("{out}");
@@ -53,6 +54,12 @@ pub fn run(a: InspectArgs) -> Result<()> {
         println!("  layers.{i:<3} {:<52} -> {:<14} {p}", l.describe(), format!("{out:?}"));
     }
     println!("parameters: {}", info.spec.num_params());
+    if info.tta != scratchnet::model::Tta::None {
+        println!(
+            "predictions: test-time augmentation '{}' (each image averaged with its mirror image)",
+            info.tta.name()
+        );
+    }
     match &info.training {
         Some(t) => {
             println!(

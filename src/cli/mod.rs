@@ -61,6 +61,11 @@ pub fn set_im2col(on: bool) {
     }
 }
 
+/// `--tta NAME` (checked by clap against [`Tta::NAMES`]), else `default`.
+pub fn tta_or(arg: Option<&str>, default: scratchnet::model::Tta) -> scratchnet::model::Tta {
+    arg.and_then(scratchnet::model::Tta::from_name).unwrap_or(default)
+}
+
 pub fn percent(x: f64) -> String {
     format!("{:.2}%", 100.0 * x)
 }

@@ -24,6 +24,10 @@ pub struct PredictArgs {
     /// Skip preprocessing: the pictures are already 28x28 light-on-dark, like the dataset
     #[arg(long)]
     pub raw: bool,
+    /// Test-time augmentation (default: the model's own choice): hflip averages each picture's
+    /// prediction with its mirror image's
+    #[arg(long, value_parser = scratchnet::model::Tta::NAMES)]
+    pub tta: Option<String>,
 }
 
 pub fn run(a: PredictArgs) -> Result<()> {
@@ -39,6 +43,7 @@ pub fn run(a: PredictArgs) -> Result<()> {
         Style::Digit
     };
     let k = a.top_k.clamp(1, info.classes.len());
+    let tta = super::tta_or(a.tta.as_deref(), info.tta);
     let mut failed = 0;
     for path in &a.images {
         let result = picture::load(path, style, h, w).and_then(|px| {
@@ -46,7 +51,7 @@ pub fn run(a: PredictArgs) -> Result<()> {
                 &[1, 1, h, w],
                 px.iter().map(|&p| p as f32 * info.input.scale + info.input.offset).collect(),
             )?;
-            Ok(loaded.model.predict(&x)?.data().to_vec())
+            Ok(loaded.model.predict_tta(&x, tta)?.data().to_vec())
         });
         let probs = match result {
             Ok(p) => p,

@@ -14,7 +14,7 @@ use scratchnet::model::presets::{PRESET_NAMES, TrainConfig, preset};
 use scratchnet::model::{ModelSpec, Sequential};
 use scratchnet::model_file::{self, InputNorm, ModelInfo, TrainingRecord};
 use scratchnet::optim::{OptimizerConfig, Schedule};
-use scratchnet::train::{EpochStats, Trainer, evaluate};
+use scratchnet::train::{EVAL_BATCH, EpochStats, Trainer, evaluate_tta};
 
 use super::{DataArgs, percent};
 
@@ -92,6 +92,10 @@ pub struct TrainArgs {
     /// No progress bar
     #[arg(long)]
     pub quiet: bool,
+    /// How the model predicts, recorded in its file and used for every evaluation (hflip: each
+    /// image averaged with its mirror image). May be set when resuming, also on a finished checkpoint
+    #[arg(long, value_parser = scratchnet::model::Tta::NAMES)]
+    pub tta: Option<String>,
 }
 
 /// Training stopped by Ctrl-C; the message says where the checkpoint is.
@@ -313,6 +317,23 @@ fn save_checkpoint(trainer: &Trainer, info: &ModelInfo, record: &Record, path: &
     Ok(())
 }
 
+/// The test and validation accuracy of the model after an epoch, predicting as `tta` says.
+fn evaluate_into(
+    stats: &mut EpochStats,
+    trainer: &mut Trainer,
+    test: Option<&Dataset>,
+    validation: Option<&Dataset>,
+    tta: scratchnet::model::Tta,
+) -> Result<()> {
+    if let Some(test) = test {
+        stats.test_accuracy = Some(evaluate_tta(&mut trainer.model, test, EVAL_BATCH, tta)?.accuracy);
+    }
+    if let Some(val) = validation {
+        stats.validation_accuracy = Some(evaluate_tta(&mut trainer.model, val, EVAL_BATCH, tta)?.accuracy);
+    }
+    Ok(())
+}
+
 pub fn run(a: TrainArgs) -> Result<()> {
     super::init_threads(a.threads)?;
     super::set_im2col(a.im2col);
@@ -372,10 +393,13 @@ pub fn run(a: TrainArgs) -> Result<()> {
                 dataset: String::new(),
                 input: InputNorm::default(),
                 training: None,
+                tta: Default::default(),
             };
             (Trainer::new(model, config), info, name, preset_name)
         }
     };
+    let resumed_tta = info.tta;
+    info.tta = super::tta_or(a.tta.as_deref(), info.tta);
     let dataset_arg = a.data.dataset.clone().or_else(|| (!info.dataset.is_empty()).then(|| info.dataset.clone()));
     let dataset_arg = dataset_arg.unwrap_or_else(|| "fashion-mnist".to_string());
     let splits = discover::load(&dataset_arg, a.data.data_dir.as_deref())?;
@@ -436,6 +460,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
         rayon::current_num_threads()
     );
 
+    let first_epoch = trainer.state.epoch;
     while trainer.state.epoch < total_epochs {
         let bar = show_bar.then(|| {
             let b = indicatif::ProgressBar::new(trainer.batches_per_epoch(&train) as u64);
@@ -473,13 +498,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
             ))
             .into());
         };
-        if let Some(test) = test {
-            stats.test_accuracy = Some(evaluate(&mut trainer.model, test, scratchnet::train::EVAL_BATCH)?.accuracy);
-        }
-        if let Some(val) = &validation {
-            stats.validation_accuracy =
-                Some(evaluate(&mut trainer.model, val, scratchnet::train::EVAL_BATCH)?.accuracy);
-        }
+        evaluate_into(&mut stats, &mut trainer, test, validation.as_ref(), info.tta)?;
         println!("{}", epoch_line(&stats, total_epochs));
         if let Some(f) = &mut metrics {
             writeln!(f, "{}", serde_json::to_string(&stats)?)?;
@@ -499,6 +518,15 @@ pub fn run(a: TrainArgs) -> Result<()> {
         }
     }
 
+    // A finished checkpoint saved with another --tta: its last evaluation no longer describes the
+    // model as it will predict, so measure again.
+    if trainer.state.epoch == first_epoch && info.tta != resumed_tta {
+        if let Some(mut last) = trainer.state.history.pop() {
+            evaluate_into(&mut last, &mut trainer, test, validation.as_ref(), info.tta)?;
+            eprintln!("evaluated with --tta {}: {}", info.tta.name(), epoch_line(&last, total_epochs));
+            trainer.state.history.push(last);
+        }
+    }
     info.training = Some(record.at(&trainer));
     let bytes = model_file::to_bytes(&trainer.model, &info, &[], None)?;
     model_file::write_atomic(&out, &bytes)?;

@@ -2,6 +2,7 @@
 //! training step allocates nothing once the batch size is steady.
 
 use super::spec::{LayerSpec, ModelSpec};
+use super::tta::Tta;
 use crate::error::{Error, Result};
 use crate::layers::{Conv2d, Ctx, Dense, Dropout, Flatten, Layer, LeakyRelu, MaxPool2d, ParamMut};
 use crate::ops::{self, Conv2dGeom, Pool2dGeom};
@@ -19,6 +20,8 @@ pub struct Sequential {
     /// grads[i] = dL/dacts[i].
     grads: Vec<Tensor>,
     probs: Tensor,
+    /// The first view's probabilities while test-time augmentation runs the second.
+    view_probs: Tensor,
 }
 
 impl Sequential {
@@ -69,6 +72,7 @@ impl Sequential {
             acts: vec![Tensor::default(); n + 1],
             grads: vec![Tensor::default(); n + 1],
             probs: Tensor::default(),
+            view_probs: Tensor::default(),
         })
     }
 
@@ -156,13 +160,35 @@ impl Sequential {
 
     /// Evaluation-mode class probabilities (n, classes) for x (n, c, h, w).
     pub fn predict(&mut self, x: &Tensor) -> Result<&Tensor> {
+        self.predict_tta(x, Tta::None)
+    }
+
+    /// [`Sequential::predict`] averaged over the views `tta` names.
+    pub fn predict_tta(&mut self, x: &Tensor, tta: Tta) -> Result<&Tensor> {
         let [c, h, w] = self.spec.input;
         if x.shape().len() != 4 || x.shape()[1..] != [c, h, w] {
             return Err(Error::shape("predict", x.shape(), &[x.rows(), c, h, w]));
         }
         self.input_mut(x.rows()).data_mut().copy_from_slice(x.data());
-        self.forward(false, &mut Rng::new(0))?;
+        self.infer(tta)
+    }
+
+    /// Evaluation-mode class probabilities of the input buffer (filled through
+    /// [`Sequential::input_mut`]), averaged over the views `tta` names. The input buffer holds the
+    /// same images afterwards.
+    pub fn infer(&mut self, tta: Tta) -> Result<&Tensor> {
+        let mut rng = Rng::new(0);
+        self.forward(false, &mut rng)?;
         ops::softmax(self.acts.last().unwrap(), &mut self.probs);
+        if tta == Tta::HFlip {
+            std::mem::swap(&mut self.probs, &mut self.view_probs);
+            ops::flip_width(&mut self.acts[0]);
+            let second = self.forward(false, &mut rng).map(|_| ());
+            ops::flip_width(&mut self.acts[0]);
+            second?;
+            ops::softmax(self.acts.last().unwrap(), &mut self.probs);
+            ops::average_into(&mut self.probs, &self.view_probs)?;
+        }
         Ok(&self.probs)
     }
 

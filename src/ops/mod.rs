@@ -315,6 +315,19 @@ pub fn max_pool2d_backward(dy: &Tensor, argmax: &[u32], g: &Pool2dGeom, dx: &mut
     Ok(())
 }
 
+/// Mirrors images left-right in place: reverses the last axis of x (…, w).
+pub fn flip_width(x: &mut Tensor) {
+    let w = x.shape().last().copied().unwrap_or(1).max(1);
+    cpu::elementwise::reverse_rows(x.data_mut(), w);
+}
+
+/// a = (a + b) / 2, element-wise.
+pub fn average_into(a: &mut Tensor, b: &Tensor) -> Result<()> {
+    same_len("average_into", a, b)?;
+    cpu::elementwise::average_into(a.data_mut(), b.data());
+    Ok(())
+}
+
 /// probs (n, k) = softmax(logits (n, k)).
 pub fn softmax(logits: &Tensor, probs: &mut Tensor) {
     probs.resize(logits.shape());

@@ -68,6 +68,20 @@ pub fn mul(a: &[f32], b: &[f32], out: &mut [f32]) {
     });
 }
 
+/// Reverses every row of length `w`.
+pub fn reverse_rows(x: &mut [f32], w: usize) {
+    for row in x.chunks_mut(w) {
+        row.reverse();
+    }
+}
+
+/// a = (a + b) / 2.
+pub fn average_into(a: &mut [f32], b: &[f32]) {
+    for (u, &v) in a.iter_mut().zip(b) {
+        *u = 0.5 * (*u + v);
+    }
+}
+
 /// y (rows, b.len()) += b on every row.
 pub fn add_row_bias(y: &mut [f32], b: &[f32]) {
     for row in y.chunks_mut(b.len()) {
