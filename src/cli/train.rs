@@ -520,12 +520,13 @@ pub fn run(a: TrainArgs) -> Result<()> {
 
     // A finished checkpoint saved with another --tta: its last evaluation no longer describes the
     // model as it will predict, so measure again.
-    if trainer.state.epoch == first_epoch && info.tta != resumed_tta {
-        if let Some(mut last) = trainer.state.history.pop() {
-            evaluate_into(&mut last, &mut trainer, test, validation.as_ref(), info.tta)?;
-            eprintln!("evaluated with --tta {}: {}", info.tta.name(), epoch_line(&last, total_epochs));
-            trainer.state.history.push(last);
-        }
+    if trainer.state.epoch == first_epoch
+        && info.tta != resumed_tta
+        && let Some(mut last) = trainer.state.history.pop()
+    {
+        evaluate_into(&mut last, &mut trainer, test, validation.as_ref(), info.tta)?;
+        eprintln!("evaluated with --tta {}: {}", info.tta.name(), epoch_line(&last, total_epochs));
+        trainer.state.history.push(last);
     }
     info.training = Some(record.at(&trainer));
     let bytes = model_file::to_bytes(&trainer.model, &info, &[], None)?;
