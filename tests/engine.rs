@@ -121,8 +121,9 @@ fn same_seed_gives_identical_weights_whatever_the_thread_count() {
     other.seed = 4;
     assert_ne!(one, weights(&train(small_cnn(), other, &data)), "another seed differs");
 
-    // Large enough for the paths that split work differently: products over 8M multiply-adds
-    // (split into blocks), shifted-product convolution (8 input channels), parallel dropout.
+    // Large enough for the paths that split work differently: products from 2M multiply-adds
+    // (split into blocks; the batch's 40M multiply-adds also keep the pool awake), shifted-product
+    // convolution (8 input channels), parallel dropout.
     use LayerSpec::*;
     let wide = ModelSpec {
         input: [1, 12, 12],

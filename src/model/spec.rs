@@ -177,6 +177,23 @@ impl ModelSpec {
         self.param_shapes().iter().map(|(_, s)| s.iter().product::<usize>()).sum()
     }
 
+    /// Multiply-adds of one image's forward pass (convolutions and linear layers); a backward
+    /// pass takes about twice as many.
+    pub fn forward_macs(&self) -> usize {
+        let Ok(shapes) = self.shapes() else { return 0 };
+        self.layers
+            .iter()
+            .zip(shapes.windows(2))
+            .map(|(l, io)| match *l {
+                LayerSpec::Conv2d { in_channels, kernel_size: k, .. } => {
+                    io[1].iter().product::<usize>() * in_channels * k * k
+                }
+                LayerSpec::Linear { in_features, out_features } => in_features * out_features,
+                _ => 0,
+            })
+            .sum()
+    }
+
     pub fn from_json(text: &str) -> Result<Self> {
         let spec: ModelSpec = serde_json::from_str(text).map_err(|e| Error::Spec(e.to_string()))?;
         spec.shapes()?;
@@ -196,5 +213,14 @@ mod tests {
         assert!(err.contains("layer 0") && err.contains("add a flatten layer"), "{err}");
         let err = ModelSpec::from_json(r#"{"input":[1,28,28],"layers":[{"type":"conv3d"}]}"#).unwrap_err().to_string();
         assert!(err.contains("conv3d"), "{err}");
+    }
+
+    #[test]
+    fn forward_macs_of_the_presets() {
+        let macs = |name: &str| crate::model::preset(name).unwrap().spec.forward_macs();
+        assert_eq!(macs("mlp"), 784 * 128 + 128 * 64 + 64 * 10);
+        // conv1 26²·32·9, conv2 24²·64·288, conv3 10²·128·576, dense 3200·512 + 512·10.
+        let cnn = 26 * 26 * 32 * 9 + 24 * 24 * 64 * 288 + 100 * 128 * 576 + 3200 * 512 + 5120;
+        assert_eq!(macs("cnn"), cnn);
     }
 }

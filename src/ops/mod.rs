@@ -89,7 +89,16 @@ pub struct AdamStep {
     pub step: u64,
 }
 
-pub use cpu::par::on_worker;
+pub use cpu::par::{on_worker, on_worker_awake};
+
+/// Whether work of `macs` multiply-adds per batch is best run with the pool kept awake
+/// ([`on_worker_awake`]): large enough to be split across threads (products from 2M
+/// multiply-adds), small enough that waking a sleeping worker for each split would cost a large
+/// share of it (below ~1 ms of products). The MLP's batches of 64 (7M) are; the CNN's (1.3G) and
+/// per-sample steps (0.1M, nothing to split) are not.
+pub fn keeps_pool_awake(macs: usize) -> bool {
+    (1 << 21..1 << 26).contains(&macs)
+}
 
 /// Per-layer scratch memory for convolution, reused across steps.
 pub type ConvScratch = cpu::conv::ConvScratch;

@@ -7,7 +7,7 @@ use crate::rng::Rng;
 
 const CHUNK: usize = 1 << 15;
 /// Optimizer updates touch three or four arrays per element: larger chunks, fewer hand-offs.
-const UPDATE_CHUNK: usize = 1 << 17;
+const UPDATE_CHUNK: usize = 1 << 15;
 
 /// y = x for x >= 0, slope·x otherwise (slope 0 is ReLU).
 pub fn leaky_relu(x: &[f32], slope: f32, y: &mut [f32]) {

@@ -175,9 +175,14 @@ fn dot(x: &[f32], y: &[f32]) -> f32 {
 }
 
 /// Products with at least this many multiply-adds are split into blocks run in parallel.
-const PARALLEL_MIN_MACS: usize = 1 << 23;
-/// Blocks per split product: fixed, so the split never depends on the thread count.
-const BLOCKS: usize = 8;
+const PARALLEL_MIN_MACS: usize = 1 << 21;
+
+/// Blocks a product is split into: one per 4M multiply-adds, 2 to 8. Every block repacks the
+/// operand it shares with the others, so small products get few blocks; the count depends on the
+/// shape alone, never on the thread count, so results do not either.
+fn blocks(macs: usize) -> usize {
+    (macs >> 22).clamp(2, 8)
+}
 
 /// The output pointer shared by the blocks of one product, each writing its own columns.
 struct Out(*mut f32);
@@ -200,8 +205,9 @@ pub fn gemm_par(a: Mat, b: Mat, c: &mut [f32], accumulate: bool, s: f32) {
     if m * k * n < PARALLEL_MIN_MACS || super::par::threads() == 1 {
         return gemm_scaled(a, b, c, n, accumulate, s);
     }
+    let blocks = blocks(m * k * n);
     if m >= n {
-        let rows = m.div_ceil(BLOCKS).next_multiple_of(16);
+        let rows = m.div_ceil(blocks).next_multiple_of(16);
         super::par::for_each_chunk(&mut c[..m * n], rows * n, |i, cb| {
             let a_blk = Mat { data: &a.data[i * rows * a.rs..], rows: cb.len() / n, ..a };
             gemm_scaled(a_blk, b, cb, n, accumulate, s);
@@ -210,7 +216,7 @@ pub fn gemm_par(a: Mat, b: Mat, c: &mut [f32], accumulate: bool, s: f32) {
     }
     assert!(b.rows == k && c.len() >= m * n, "gemm_par: shapes");
     assert!(a.max_index() < a.data.len() && b.max_index() < b.data.len(), "gemm_par: operand too small");
-    let cols = n.div_ceil(BLOCKS).next_multiple_of(16);
+    let cols = n.div_ceil(blocks).next_multiple_of(16);
     let out = Out(c.as_mut_ptr());
     super::par::for_each_index(n.div_ceil(cols), |i| {
         let j0 = i * cols;
