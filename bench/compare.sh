@@ -3,17 +3,20 @@
 # same machine) at 1 and at 2 threads; prints median images/s, their ratio, GFLOP/s as a share of
 # PyTorch's fp32 sgemm rate (4096^3, the practical ceiling), and the 1 -> 2 thread scaling.
 #   bench/compare.sh [PYTHON] [ROUNDS]    (PYTHON: an interpreter with torch, default python3)
+#   ONLY=mlp_train bench/compare.sh ...   (one benchmark: cnn_train, cnn_infer, mlp_train, mlp_sgd_train)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 py=${1:-python3}
 rounds=${2:-3}
+keys=${ONLY:-cnn_train cnn_infer mlp_train mlp_sgd_train}
+only=(${ONLY:+--only "$ONLY"})
 cargo build --release --example bench -q
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 for round in $(seq "$rounds"); do
   for t in 1 2; do
-    ./target/release/examples/bench --threads "$t" > "$out/ours.$t.$round"
-    "$py" bench/pytorch_reference.py --threads "$t" > "$out/torch.$t.$round"
+    ./target/release/examples/bench --threads "$t" "${only[@]}" > "$out/ours.$t.$round"
+    "$py" bench/pytorch_reference.py --threads "$t" "${only[@]}" > "$out/torch.$t.$round"
   done
 done
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
@@ -25,7 +28,7 @@ for t in 1 2; do
   ceiling=$(get torch "$t" sgemm_ceiling)
   echo "== $t thread(s); sgemm ceiling $ceiling GFLOP/s"
   printf '%-14s %12s %12s %7s %16s %16s\n' benchmark scratchnet pytorch ratio "ours GFLOP/s" "pytorch GFLOP/s"
-  for key in cnn_train cnn_infer mlp_train mlp_sgd_train; do
+  for key in $keys; do
     ours=$(get ours "$t" "$key")
     theirs=$(get torch "$t" "$key")
     go=$(echo "$ours * ${mflop[$key]} / 1000" | bc -l)
@@ -37,7 +40,7 @@ for t in 1 2; do
 done
 echo "== scaling, 2 threads / 1 thread"
 printf '%-14s %10s %10s\n' benchmark scratchnet pytorch
-for key in cnn_train cnn_infer mlp_train mlp_sgd_train; do
+for key in $keys; do
   printf '%-14s %10.2f %10.2f\n' "$key" "$(echo "$(get ours 2 $key) / $(get ours 1 $key)" | bc -l)" \
     "$(echo "$(get torch 2 $key) / $(get torch 1 $key)" | bc -l)"
 done

@@ -134,6 +134,7 @@ def sgemm_gflops(n=4096, reps=5):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--only", help="one benchmark: cnn_train, cnn_infer, mlp_train or mlp_sgd_train")
     ap.add_argument("--load", help="a scratchnet .safetensors file: load_state_dict and report test accuracy")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
@@ -153,11 +154,16 @@ def main():
         return
     x, y = load("train")
     print(f"threads {a.threads} count")
-    print(f"cnn_train {train_rate(Net(cnn_spec()), x, y, 64, 0.005, 20):.0f} images/s")
-    print(f"cnn_infer {infer_rate(Net(cnn_spec()), xt, 64):.0f} images/s")
-    print(f"mlp_train {train_rate(Net(mlp_spec(0)), x, y, 64, 0.001, 300, reps=5):.0f} images/s")
-    # The original's per-sample variant: plain SGD, no momentum (scratchnet's `mlp-sgd` preset).
-    print(f"mlp_sgd_train {train_rate(Net(mlp_spec(0)), x, y, 1, 0.001, 3000, reps=3, momentum=0.0):.0f} images/s")
+    wanted = lambda name: a.only in (None, name)
+    if wanted("cnn_train"):
+        print(f"cnn_train {train_rate(Net(cnn_spec()), x, y, 64, 0.005, 20):.0f} images/s")
+    if wanted("cnn_infer"):
+        print(f"cnn_infer {infer_rate(Net(cnn_spec()), xt, 64):.0f} images/s")
+    if wanted("mlp_train"):
+        print(f"mlp_train {train_rate(Net(mlp_spec(0)), x, y, 64, 0.001, 300, reps=5):.0f} images/s")
+    if wanted("mlp_sgd_train"):
+        # The original's per-sample variant: plain SGD, no momentum (scratchnet's `mlp-sgd` preset).
+        print(f"mlp_sgd_train {train_rate(Net(mlp_spec(0)), x, y, 1, 0.001, 3000, reps=3, momentum=0.0):.0f} images/s")
     print(f"sgemm_ceiling {sgemm_gflops():.0f} GFLOP/s")
 
 
