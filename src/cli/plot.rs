@@ -46,7 +46,7 @@ pub fn curves(history: &[EpochStats], title: &str, path: &Path) -> Result<()> {
         .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLUE));
     c.configure_series_labels().border_style(BLACK).background_style(WHITE).draw().map_err(err)?;
 
-    let accs = history.iter().flat_map(|s| [Some(s.train_accuracy), s.test_accuracy]).flatten();
+    let accs = history.iter().flat_map(|s| [Some(s.train_accuracy), s.test_accuracy, s.validation_accuracy]).flatten();
     let lo = accs.fold(1.0, f64::min).min(0.95) * 100.0 - 1.0;
     let mut c = ChartBuilder::on(&right)
         .margin(15)
@@ -70,6 +70,15 @@ pub fn curves(history: &[EpochStats], title: &str, path: &Path) -> Result<()> {
             .map_err(err)?
             .label("test")
             .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], RED));
+    }
+    let validation: Vec<(f64, f64)> =
+        history.iter().filter_map(|s| s.validation_accuracy.map(|a| (s.epoch as f64, 100.0 * a))).collect();
+    let green = RGBColor(0, 150, 60);
+    if !validation.is_empty() {
+        c.draw_series(LineSeries::new(validation, green.stroke_width(2)))
+            .map_err(err)?
+            .label("validation (held out of training)")
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], green));
     }
     c.configure_series_labels()
         .position(SeriesLabelPosition::LowerRight)
