@@ -95,9 +95,11 @@ pub use cpu::par::{on_worker, on_worker_awake};
 /// ([`on_worker_awake`]): large enough to be split across threads (products from 2M
 /// multiply-adds), small enough that waking a sleeping worker for each split would cost a large
 /// share of it (below ~1 ms of products). The MLP's batches of 64 (7M) are; the CNN's (1.3G) and
-/// per-sample steps (0.1M, nothing to split) are not.
+/// per-sample steps (0.1M, nothing to split) are not. Nor is a pool with more threads than cores,
+/// where spinning workers would take turns with the one doing the work.
 pub fn keeps_pool_awake(macs: usize) -> bool {
-    (1 << 21..1 << 26).contains(&macs)
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    (1 << 21..1 << 26).contains(&macs) && (2..=cores).contains(&cpu::par::threads())
 }
 
 /// Per-layer scratch memory for convolution, reused across steps.
