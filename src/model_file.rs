@@ -51,6 +51,9 @@ pub struct TrainingRecord {
     pub train_examples: usize,
     pub final_train_accuracy: Option<f64>,
     pub final_test_accuracy: Option<f64>,
+    /// On the split held out of the training set (`--validation`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub final_validation_accuracy: Option<f64>,
     pub wall_seconds: f64,
     pub threads: usize,
     pub machine: String,

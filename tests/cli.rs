@@ -347,6 +347,8 @@ fn validation_split_is_reproduced_and_tta_is_recorded() {
     assert_eq!(flip("b.safetensors", &["--tta", "none"])["accuracy"], val["accuracy"]);
     let r = ok(cmd().arg("inspect").arg(p("b.safetensors")));
     assert!(r.stdout.contains("test-time augmentation 'hflip'"), "{}", r.stdout);
+    let shown = format!("final validation accuracy {:.2}%", 100.0 * recorded["accuracy"].as_f64().unwrap());
+    assert!(r.stdout.contains(&shown), "{shown} in {}", r.stdout);
 
     let (_, no_split, _) = trained();
     fails(

@@ -71,6 +71,9 @@ pub fn run(a: InspectArgs) -> Result<()> {
             if let Some(acc) = t.final_train_accuracy {
                 println!("final train accuracy {}", percent(acc));
             }
+            if let Some(acc) = t.final_validation_accuracy {
+                println!("final validation accuracy {} ({} images held out)", percent(acc), t.config.validation);
+            }
             if let Some(acc) = t.final_test_accuracy {
                 println!("final test accuracy {}", percent(acc));
             }

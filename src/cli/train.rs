@@ -302,6 +302,7 @@ impl Record<'_> {
             train_examples: self.train_examples,
             final_train_accuracy: last.map(|s| s.train_accuracy),
             final_test_accuracy: last.and_then(|s| s.test_accuracy),
+            final_validation_accuracy: last.and_then(|s| s.validation_accuracy),
             wall_seconds: self.prior_seconds + self.started.elapsed().as_secs_f64(),
             threads: rayon::current_num_threads(),
             machine: machine(),
