@@ -35,11 +35,4 @@ impl Tta {
         }
     }
 
-    /// How many forward passes a prediction takes.
-    pub fn views(self) -> usize {
-        match self {
-            Tta::None => 1,
-            Tta::HFlip => 2,
-        }
-    }
 }
