@@ -34,5 +34,4 @@ impl Tta {
             _ => None,
         }
     }
-
 }
