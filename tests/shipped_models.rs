@@ -6,10 +6,10 @@ use std::process::Command;
 
 use assert_cmd::cargo::CommandCargoExt;
 
-/// What the original project's CNN recipe reaches on this kind of machine: 93.35% in PyTorch
-/// (../shared/REFERENCE.md), 93.32% in scratchnet. The shipped CNN must beat it. (The original
-/// publishes 94.17%, which neither its recipe nor ours reaches here yet; see the README.)
-const ORIGINAL_RECIPE_TEST_ACCURACY: f64 = 0.9335;
+/// The original project's published test accuracy for its CNN. Its recipe reaches 93.35% here in
+/// PyTorch (../shared/REFERENCE.md) and 93.32% in scratchnet; the shipped CNN (an improved recipe,
+/// see the README) must beat the published figure.
+const ORIGINAL_PUBLISHED_TEST_ACCURACY: f64 = 0.9417;
 
 fn cmd() -> Command {
     let mut c = Command::cargo_bin("scratchnet").unwrap();
@@ -29,12 +29,13 @@ fn json_of(c: &mut Command) -> serde_json::Value {
 }
 
 #[test]
-fn built_in_cnn_beats_the_original_recipe_on_the_fashion_mnist_test_set() {
+fn built_in_cnn_beats_the_original_published_accuracy_on_the_fashion_mnist_test_set() {
     let v = json_of(cmd().args(["evaluate", "--json"]));
     assert!(v["model"].as_str().unwrap().starts_with("built-in"), "{v}");
     assert_eq!(v["examples"], 10000);
     let acc = v["accuracy"].as_f64().unwrap();
-    assert!(acc > ORIGINAL_RECIPE_TEST_ACCURACY, "built-in CNN: {acc} on the test set");
+    assert!(acc > ORIGINAL_PUBLISHED_TEST_ACCURACY, "built-in CNN: {acc} on the test set");
+    assert_eq!(v["tta"], "hflip", "the built-in CNN predicts with its mirror image, as its file says");
 
     // The record in the file says how it was made, and its test figure is the one measured now.
     let info = json_of(cmd().args(["inspect", "--json"]));

@@ -146,14 +146,15 @@ pub fn preset(name: &str) -> Option<Preset> {
         // Same network, a recipe of the last decade, chosen on a validation split among three (see
         // README): AdamW with decoupled weight decay, one epoch of warm-up then a cosine decay to
         // zero, label smoothing, and left-right flips (mirrored clothing is the same class).
+        // 60 epochs, also chosen on validation: 95.20% against 94.76% with a 30-epoch schedule.
         "cnn-plus" => Preset {
             name: "cnn-plus",
-            summary: "the cnn network; AdamW lr 0.001 wd 0.05, warm-up + cosine, label smoothing 0.1, flips",
+            summary: "the cnn network, 60 epochs; AdamW lr 0.001 wd 0.05, warm-up + cosine, label smoothing 0.1, flips",
             spec: cnn_spec(),
             train: TrainConfig {
                 label_smoothing: 0.1,
                 augment: Augment { max_shift: 0, hflip: true },
-                ..cfg(30, 64, OptimizerConfig::adam(0.001, 0.05), Schedule::Cosine { warmup: 1, min_lr: 0.0 })
+                ..cfg(60, 64, OptimizerConfig::adam(0.001, 0.05), Schedule::Cosine { warmup: 1, min_lr: 0.0 })
             },
         },
         _ => return None,
