@@ -119,11 +119,7 @@ impl Trainer {
         on_batch: &mut (dyn FnMut(usize, usize) -> bool + Send),
     ) -> Result<Option<EpochStats>> {
         let macs = self.model.spec().forward_macs() * self.config.batch_size;
-        if crate::ops::keeps_pool_awake(macs) {
-            crate::ops::on_worker_awake(|| self.run_epoch_here(data, on_batch))
-        } else {
-            crate::ops::on_worker(|| self.run_epoch_here(data, on_batch))
-        }
+        crate::ops::on_worker_for(macs, || self.run_epoch_here(data, on_batch))
     }
 
     fn run_epoch_here(
@@ -229,11 +225,8 @@ pub fn evaluate(model: &mut Sequential, data: &Dataset, batch_size: usize) -> Re
 /// [`evaluate`] with predictions averaged over the views `tta` names; the loss is then the mean
 /// cross-entropy of the averaged probabilities.
 pub fn evaluate_tta(model: &mut Sequential, data: &Dataset, batch_size: usize, tta: Tta) -> Result<Evaluation> {
-    if crate::ops::keeps_pool_awake(model.spec().forward_macs() * batch_size) {
-        crate::ops::on_worker_awake(|| evaluate_here(model, data, batch_size, tta))
-    } else {
-        crate::ops::on_worker(|| evaluate_here(model, data, batch_size, tta))
-    }
+    let macs = model.spec().forward_macs() * batch_size;
+    crate::ops::on_worker_for(macs, || evaluate_here(model, data, batch_size, tta))
 }
 
 fn evaluate_here(model: &mut Sequential, data: &Dataset, batch_size: usize, tta: Tta) -> Result<Evaluation> {

@@ -102,6 +102,12 @@ pub fn keeps_pool_awake(macs: usize) -> bool {
     (1 << 21..1 << 26).contains(&macs) && (2..=cores).contains(&cpu::par::threads())
 }
 
+/// Runs batched work of `macs` multiply-adds per batch on a pool worker, keeping the pool awake
+/// when [`keeps_pool_awake`] says so.
+pub fn on_worker_for<R: Send>(macs: usize, f: impl FnOnce() -> R + Send) -> R {
+    if keeps_pool_awake(macs) { on_worker_awake(f) } else { on_worker(f) }
+}
+
 /// Per-layer scratch memory for convolution, reused across steps.
 pub type ConvScratch = cpu::conv::ConvScratch;
 
