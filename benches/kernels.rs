@@ -97,7 +97,7 @@ fn main() {
             let label = format!("{name} col2im (batch {n})");
             report(&label, n as f64 * time(|| ops::col2im(&cols, &g, &mut dx).unwrap()), None);
         }
-        // Both algorithms, alternating in one loop, so a machine whose speed drifts (shared VMs
+        // The three algorithms, alternating in one loop, so a machine whose speed drifts (shared VMs
         // do) favours neither: medians of each, and their ratio.
         for backward in [false, true] {
             let label = format!("{name} {} (batch {n})", if backward { "backward" } else { "forward" });
@@ -118,9 +118,10 @@ fn main() {
                 })
                 .unwrap()
             };
-            let mut times = [Vec::new(), Vec::new()];
+            let algos = [ops::ConvAlgorithm::Auto, ops::ConvAlgorithm::Shifted, ops::ConvAlgorithm::Im2col];
+            let mut times = [Vec::new(), Vec::new(), Vec::new()];
             for round in 0..16 {
-                for (i, algo) in [ops::ConvAlgorithm::Auto, ops::ConvAlgorithm::Im2col].into_iter().enumerate() {
+                for (i, &algo) in algos.iter().enumerate() {
                     ops::set_conv_algorithm(if im2col_only { ops::ConvAlgorithm::Im2col } else { algo });
                     let t = Instant::now();
                     pass();
@@ -130,15 +131,17 @@ fn main() {
                 }
             }
             ops::set_conv_algorithm(if im2col_only { ops::ConvAlgorithm::Im2col } else { ops::ConvAlgorithm::Auto });
-            let [fast, reference] = times.map(|mut v| {
+            let medians = times.map(|mut v| {
                 v.sort_by(f64::total_cmp);
                 v[v.len() / 2]
             });
             // Backward: the weight gradient, and the input gradient except for a 1-channel input layer.
             let flops = 2.0 * macs * if backward && g.c > 1 { 2.0 } else { 1.0 };
-            report(&format!("{label} auto"), fast, Some(flops));
-            report(&format!("{label} im2col"), reference, Some(flops));
-            println!("{:<44} {:>10.2} x", format!("{label} im2col / auto"), reference / fast);
+            for (algo, t) in algos.iter().zip(medians) {
+                report(&format!("{label} {}", format!("{algo:?}").to_lowercase()), t, Some(flops));
+            }
+            println!("{:<44} {:>10.2} x", format!("{label} shifted / auto"), medians[1] / medians[0]);
+            println!("{:<44} {:>10.2} x", format!("{label} im2col / auto"), medians[2] / medians[0]);
         }
     }
 

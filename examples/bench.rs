@@ -3,7 +3,9 @@
 //! `--only NAME` for one measurement. One line per measurement, `<name> <value> <unit>`, as
 //! bench/pytorch_reference.py prints.
 //!
-//!     cargo run --release --example bench -- [--threads N] [--im2col] [--only cnn_train|cnn_infer|mlp_train|mlp_sgd_train]
+//!     cargo run --release --example bench -- [--threads N] [--conv auto|shifted|im2col] [--only cnn_train|cnn_infer|mlp_train|mlp_sgd_train]
+//!
+//! `--conv` forces a convolution algorithm (see `ops::ConvAlgorithm`; `--im2col` = `--conv im2col`).
 
 use std::time::Instant;
 
@@ -22,8 +24,13 @@ fn main() {
         let n = args[i + 1].parse().expect("--threads N");
         rayon::ThreadPoolBuilder::new().num_threads(n).build_global().unwrap();
     }
-    if args.iter().any(|a| a == "--im2col") {
-        scratchnet::ops::set_conv_algorithm(scratchnet::ops::ConvAlgorithm::Im2col);
+    use scratchnet::ops::{ConvAlgorithm, set_conv_algorithm};
+    let conv = args.iter().position(|a| a == "--conv").map(|i| args[i + 1].as_str());
+    match (conv, args.iter().any(|a| a == "--im2col")) {
+        (Some("im2col"), _) | (None, true) => set_conv_algorithm(ConvAlgorithm::Im2col),
+        (Some("shifted"), _) => set_conv_algorithm(ConvAlgorithm::Shifted),
+        (Some("auto") | None, _) => {}
+        (Some(other), _) => panic!("--conv {other}: expected auto, shifted or im2col"),
     }
     let only = args.iter().position(|a| a == "--only").map(|i| args[i + 1].clone());
     let wanted = |name: &str| only.as_deref().is_none_or(|o| o == name);

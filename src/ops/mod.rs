@@ -111,23 +111,28 @@ pub fn on_worker_for<R: Send>(macs: usize, f: impl FnOnce() -> R + Send) -> R {
 /// Per-layer scratch memory for convolution, reused across steps.
 pub type ConvScratch = cpu::conv::ConvScratch;
 
-/// How convolutions are computed: `Auto` (the default) uses shifted matrix products for stride 1
-/// and im2col otherwise; `Im2col` uses the original's im2col / col2im everywhere (the reference).
+/// How convolutions are computed. `Auto` (the default): for stride 1, shifted products fused in
+/// the direct kernel where the CPU has AVX-512, else through `gemm`; im2col otherwise. `Shifted`:
+/// shifted products through `gemm` only. `Im2col`: the original's im2col / col2im everywhere (the
+/// reference).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ConvAlgorithm {
     Auto,
+    Shifted,
     Im2col,
 }
 
-static IM2COL_ONLY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+static CONV_ALGORITHM: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+const CONV_ALGORITHMS: [ConvAlgorithm; 3] = [ConvAlgorithm::Auto, ConvAlgorithm::Shifted, ConvAlgorithm::Im2col];
 
 /// Sets the convolution algorithm for the whole process.
 pub fn set_conv_algorithm(a: ConvAlgorithm) {
-    IM2COL_ONLY.store(a == ConvAlgorithm::Im2col, std::sync::atomic::Ordering::Relaxed);
+    let i = CONV_ALGORITHMS.iter().position(|&x| x == a).unwrap_or(0);
+    CONV_ALGORITHM.store(i as u8, std::sync::atomic::Ordering::Relaxed);
 }
 
 pub fn conv_algorithm() -> ConvAlgorithm {
-    if IM2COL_ONLY.load(std::sync::atomic::Ordering::Relaxed) { ConvAlgorithm::Im2col } else { ConvAlgorithm::Auto }
+    CONV_ALGORITHMS[CONV_ALGORITHM.load(std::sync::atomic::Ordering::Relaxed) as usize]
 }
 
 fn same_len(op: &'static str, a: &Tensor, b: &Tensor) -> Result<()> {

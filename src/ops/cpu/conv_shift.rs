@@ -13,8 +13,41 @@
 //! im2col and col2im passes, which cost as much as the products themselves (measured: conv2's
 //! im2col 94 us per image against 172 us for its forward product).
 
+use super::conv_direct;
 use super::gemm::{Mat, gemm};
 use crate::ops::Conv2dGeom;
+
+/// Weights packed once per layer call for [`conv_direct`], with the taps' offsets; used when the
+/// CPU runs that kernel (else every tap is a `gemm` call).
+#[derive(Default, Debug, Clone)]
+pub struct Direct {
+    packed: Vec<f32>,
+    offs: Vec<usize>,
+}
+
+impl Direct {
+    /// For the forward pass (`backward` false) or the input gradient.
+    pub fn prepare(&mut self, w: &[f32], g: &Conv2dGeom, backward: bool) -> &Self {
+        if backward {
+            conv_direct::pack_backward(w, g, &mut self.packed);
+        } else {
+            conv_direct::pack_forward(w, g, &mut self.packed);
+        }
+        self.offs = conv_direct::tap_offsets(g, wide_dims(g).1);
+        self
+    }
+}
+
+/// Zeros in front of each row of dY for the direct input gradient: the largest tap offset.
+fn front(g: &Conv2dGeom) -> usize {
+    (g.k - 1) * wide_dims(g).1 + g.k - 1
+}
+
+/// Floats of the `wide` scratch buffer: the wide output, or dY in the direct kernel's layout.
+pub fn wide_len(g: &Conv2dGeom, direct: bool) -> usize {
+    let (hp, wp, _) = wide_dims(g);
+    if direct { g.f * (hp * wp + front(g)) } else { g.f * g.oh() * wp }
+}
 
 /// Sizes of the padded input (hp, wp) and of the wide output: oh·wp - (k - 1) columns are
 /// computed; the last k - 1 would read past the image and are never used.
@@ -52,22 +85,28 @@ fn shifted<'a>(x: &'a [f32], g: &Conv2dGeom, ki: usize, kj: usize) -> Mat<'a> {
 }
 
 /// y (f, oh, ow) of one image x (c, h, w). `wide` holds f·oh·wp floats; `pad_buf` is scratch.
+#[allow(clippy::too_many_arguments)]
 pub fn forward_image(
     x: &[f32],
     w: &[f32],
     b: &[f32],
     g: &Conv2dGeom,
+    direct: Option<&Direct>,
     pad_buf: &mut Vec<f32>,
     wide: &mut [f32],
     y: &mut [f32],
 ) {
-    let (_, wp, _) = wide_dims(g);
+    let (hp, wp, cols) = wide_dims(g);
     let (oh, ow) = (g.oh(), g.ow());
     let src = padded(x, g, pad_buf);
-    for ki in 0..g.k {
-        for kj in 0..g.k {
-            let t = ki * g.k + kj;
-            gemm(tap(w, g, t), shifted(src, g, ki, kj), wide, oh * wp, t > 0);
+    if let Some(d) = direct {
+        conv_direct::taps_product(&d.packed, g.f, g.c, &d.offs, src, hp * wp, cols, wide, oh * wp);
+    } else {
+        for ki in 0..g.k {
+            for kj in 0..g.k {
+                let t = ki * g.k + kj;
+                gemm(tap(w, g, t), shifted(src, g, ki, kj), wide, oh * wp, t > 0);
+            }
         }
     }
     for ((plane, wide_plane), &bias) in y.chunks_mut(oh * ow).zip(wide.chunks(oh * wp)).zip(b) {
@@ -80,15 +119,18 @@ pub fn forward_image(
 }
 
 /// Backward of one image: adds dL/dw into `dw_taps` (k·k, f, c) and dL/db into `db`; writes dL/dx
-/// (c, h, w) into `dx` when given. `wide` holds f·oh·wp floats; `pad_buf`, `pad_grad` are scratch.
+/// (c, h, w) into `dx` when given; by the direct kernels when `direct` holds the backward packing.
+/// `wide` holds [`wide_len`] floats; `pad_buf`, `pad_grad`, `channels_last` are scratch.
 #[allow(clippy::too_many_arguments)]
 pub fn backward_image(
     x: &[f32],
     w: &[f32],
     dy: &[f32],
     g: &Conv2dGeom,
+    direct: Option<&Direct>,
     pad_buf: &mut Vec<f32>,
     pad_grad: &mut Vec<f32>,
+    channels_last: &mut Vec<f32>,
     wide: &mut [f32],
     dw_taps: &mut [f32],
     db: &mut [f32],
@@ -96,35 +138,49 @@ pub fn backward_image(
 ) {
     let (hp, wp, cols) = wide_dims(g);
     let (oh, ow) = (g.oh(), g.ow());
-    for ((plane, wide_plane), acc) in dy.chunks(oh * ow).zip(wide.chunks_mut(oh * wp)).zip(db.iter_mut()) {
-        for (row, wide_row) in plane.chunks(ow).zip(wide_plane.chunks_mut(wp)) {
+    // dY wide, each row preceded by `lead` zeros and followed by zeros up to the row stride.
+    let (lead, rs) = if direct.is_some() { (front(g), hp * wp + front(g)) } else { (0, oh * wp) };
+    for ((plane, wide_plane), acc) in dy.chunks(oh * ow).zip(wide.chunks_mut(rs)).zip(db.iter_mut()) {
+        wide_plane.fill(0.0);
+        for (row, wide_row) in plane.chunks(ow).zip(wide_plane[lead..].chunks_mut(wp)) {
             wide_row[..ow].copy_from_slice(row);
-            wide_row[ow..].fill(0.0);
         }
         *acc += plane.iter().sum::<f32>();
     }
-    let dy_wide = Mat::strided(wide, g.f, cols, oh * wp);
+    let dy_wide = Mat::strided(&wide[lead..], g.f, cols, rs);
     let src = padded(x, g, pad_buf);
-    let fc = g.f * g.c;
-    for ki in 0..g.k {
-        for kj in 0..g.k {
-            let t = ki * g.k + kj;
-            gemm(dy_wide, shifted(src, g, ki, kj).t(), &mut dw_taps[t * fc..(t + 1) * fc], g.c, true);
+    if let Some(d) = direct {
+        // Rows of 64-byte-aligned vectors when c is a multiple of 16.
+        channels_last.resize(hp * wp * g.c + 16, 0.0);
+        let a = channels_last.as_ptr().align_offset(64).min(16);
+        let xt = &mut channels_last[a..a + hp * wp * g.c];
+        conv_direct::transpose_image(src, g.c, hp * wp, xt, g.c);
+        conv_direct::taps_weight_grad(&wide[lead..], g.f, rs, xt, g.c, g.c, &d.offs, (oh, ow, wp), dw_taps);
+    } else {
+        let fc = g.f * g.c;
+        for ki in 0..g.k {
+            for kj in 0..g.k {
+                let t = ki * g.k + kj;
+                gemm(dy_wide, shifted(src, g, ki, kj).t(), &mut dw_taps[t * fc..(t + 1) * fc], g.c, true);
+            }
         }
     }
     let Some(dx) = dx else { return };
     let grad: &mut [f32] = if g.pad == 0 {
-        dx.fill(0.0);
         dx
     } else {
-        pad_grad.clear();
         pad_grad.resize(g.c * hp * wp, 0.0);
         pad_grad
     };
-    for ki in 0..g.k {
-        for kj in 0..g.k {
-            let t = ki * g.k + kj;
-            gemm(tap(w, g, t).t(), dy_wide, &mut grad[ki * wp + kj..], hp * wp, true);
+    if let Some(d) = direct {
+        conv_direct::taps_product(&d.packed, g.c, g.f, &d.offs, wide, rs, hp * wp, grad, hp * wp);
+    } else {
+        grad.fill(0.0);
+        for ki in 0..g.k {
+            for kj in 0..g.k {
+                let t = ki * g.k + kj;
+                gemm(tap(w, g, t).t(), dy_wide, &mut grad[ki * wp + kj..], hp * wp, true);
+            }
         }
     }
     if g.pad > 0 {

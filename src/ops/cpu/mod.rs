@@ -1,6 +1,7 @@
 //! The CPU backend: plain Rust loops and `gemm`, parallel over fixed chunks.
 
 pub mod conv;
+pub mod conv_direct;
 pub mod conv_shift;
 pub mod elementwise;
 pub mod gemm;
