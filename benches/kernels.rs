@@ -118,8 +118,13 @@ fn main() {
                 })
                 .unwrap()
             };
-            let algos = [ops::ConvAlgorithm::Auto, ops::ConvAlgorithm::Shifted, ops::ConvAlgorithm::Im2col];
-            let mut times = [Vec::new(), Vec::new(), Vec::new()];
+            let algos = [
+                ops::ConvAlgorithm::Auto,
+                ops::ConvAlgorithm::Direct,
+                ops::ConvAlgorithm::Shifted,
+                ops::ConvAlgorithm::Im2col,
+            ];
+            let mut times = [Vec::new(), Vec::new(), Vec::new(), Vec::new()];
             for round in 0..16 {
                 for (i, &algo) in algos.iter().enumerate() {
                     ops::set_conv_algorithm(if im2col_only { ops::ConvAlgorithm::Im2col } else { algo });
@@ -140,8 +145,13 @@ fn main() {
             for (algo, t) in algos.iter().zip(medians) {
                 report(&format!("{label} {}", format!("{algo:?}").to_lowercase()), t, Some(flops));
             }
-            println!("{:<44} {:>10.2} x", format!("{label} shifted / auto"), medians[1] / medians[0]);
-            println!("{:<44} {:>10.2} x", format!("{label} im2col / auto"), medians[2] / medians[0]);
+            for (algo, t) in algos.iter().zip(medians).skip(1) {
+                println!(
+                    "{:<44} {:>10.2} x",
+                    format!("{label} {} / auto", format!("{algo:?}").to_lowercase()),
+                    t / medians[0]
+                );
+            }
         }
     }
 

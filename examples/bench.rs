@@ -3,7 +3,7 @@
 //! `--only NAME` for one measurement. One line per measurement, `<name> <value> <unit>`, as
 //! bench/pytorch_reference.py prints.
 //!
-//!     cargo run --release --example bench -- [--threads N] [--conv auto|shifted|im2col] [--only cnn_train|cnn_infer|mlp_train|mlp_sgd_train]
+//!     cargo run --release --example bench -- [--threads N] [--conv auto|direct|shifted|im2col] [--only cnn_train|cnn_infer|mlp_train|mlp_sgd_train]
 //!
 //! `--conv` forces a convolution algorithm (see `ops::ConvAlgorithm`; `--im2col` = `--conv im2col`).
 
@@ -29,8 +29,9 @@ fn main() {
     match (conv, args.iter().any(|a| a == "--im2col")) {
         (Some("im2col"), _) | (None, true) => set_conv_algorithm(ConvAlgorithm::Im2col),
         (Some("shifted"), _) => set_conv_algorithm(ConvAlgorithm::Shifted),
+        (Some("direct"), _) => set_conv_algorithm(ConvAlgorithm::Direct),
         (Some("auto") | None, _) => {}
-        (Some(other), _) => panic!("--conv {other}: expected auto, shifted or im2col"),
+        (Some(other), _) => panic!("--conv {other}: expected auto, direct, shifted or im2col"),
     }
     let only = args.iter().position(|a| a == "--only").map(|i| args[i + 1].clone());
     let wanted = |name: &str| only.as_deref().is_none_or(|o| o == name);

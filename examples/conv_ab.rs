@@ -1,5 +1,5 @@
 //! The convolution algorithms side by side in one process: CNN training steps and inference
-//! batches (batch 64, real Fashion-MNIST), alternating `auto`, `shifted` and `im2col` round by
+//! batches (batch 64, real Fashion-MNIST), alternating `auto`, `direct`, `shifted` and `im2col` round by
 //! round so a drifting machine favours none; medians and ratios.
 //!
 //!     cargo run --release --example conv_ab -- [--threads N] [--rounds R]
@@ -11,19 +11,25 @@ use scratchnet::model::{Sequential, preset};
 use scratchnet::ops::{self, ConvAlgorithm};
 use scratchnet::train::Trainer;
 
-const ALGOS: [ConvAlgorithm; 3] = [ConvAlgorithm::Auto, ConvAlgorithm::Shifted, ConvAlgorithm::Im2col];
+const ALGOS: [ConvAlgorithm; 4] =
+    [ConvAlgorithm::Auto, ConvAlgorithm::Direct, ConvAlgorithm::Shifted, ConvAlgorithm::Im2col];
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
 }
 
-fn report(what: &str, times: [Vec<f64>; 3]) {
+fn report(what: &str, times: [Vec<f64>; 4]) {
     let m = times.map(median);
     for (a, t) in ALGOS.iter().zip(m) {
         println!("{what} {a:?}: {:.0} images/s ({:.1} ms per batch of 64)", 64.0 / t, t * 1e3);
     }
-    println!("{what} auto vs shifted {:.2}x, vs im2col {:.2}x", m[1] / m[0], m[2] / m[0]);
+    println!(
+        "{what} auto vs direct {:.2}x, vs shifted {:.2}x, vs im2col {:.2}x",
+        m[1] / m[0],
+        m[2] / m[0],
+        m[3] / m[0]
+    );
 }
 
 fn main() {
@@ -40,7 +46,7 @@ fn main() {
     let mut t = Trainer::new(Sequential::new(p.spec, 0).unwrap(), p.train);
     let mut m = Sequential::new(preset("cnn").unwrap().spec, 0).unwrap();
     let x = scratchnet::Tensor::randn(&[64, 1, 28, 28], 0.3, &mut scratchnet::Rng::new(0));
-    let (mut train_t, mut infer_t) = ([vec![], vec![], vec![]], [vec![], vec![], vec![]]);
+    let (mut train_t, mut infer_t) = ([vec![], vec![], vec![], vec![]], [vec![], vec![], vec![], vec![]]);
     for round in 0..=rounds {
         for (i, &a) in ALGOS.iter().enumerate() {
             ops::set_conv_algorithm(a);

@@ -111,19 +111,22 @@ pub fn on_worker_for<R: Send>(macs: usize, f: impl FnOnce() -> R + Send) -> R {
 /// Per-layer scratch memory for convolution, reused across steps.
 pub type ConvScratch = cpu::conv::ConvScratch;
 
-/// How convolutions are computed. `Auto` (the default): for stride 1, shifted products fused in
-/// the direct kernel where the CPU has AVX-512, else through `gemm`; im2col otherwise. `Shifted`:
-/// shifted products through `gemm` only. `Im2col`: the original's im2col / col2im everywhere (the
-/// reference).
+/// How convolutions are computed. `Auto` (the default), for stride 1 where the CPU has AVX-512:
+/// Winograd F(2x2, 3x3) for the forward pass and input gradient of 3x3 kernels, the direct kernels
+/// otherwise and for weight gradients; through `gemm` without AVX-512; im2col for other strides.
+/// `Direct`: the direct kernels only. `Shifted`: shifted products through `gemm` only. `Im2col`:
+/// the original's im2col / col2im everywhere (the reference).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ConvAlgorithm {
     Auto,
+    Direct,
     Shifted,
     Im2col,
 }
 
 static CONV_ALGORITHM: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
-const CONV_ALGORITHMS: [ConvAlgorithm; 3] = [ConvAlgorithm::Auto, ConvAlgorithm::Shifted, ConvAlgorithm::Im2col];
+const CONV_ALGORITHMS: [ConvAlgorithm; 4] =
+    [ConvAlgorithm::Auto, ConvAlgorithm::Direct, ConvAlgorithm::Shifted, ConvAlgorithm::Im2col];
 
 /// Sets the convolution algorithm for the whole process.
 pub fn set_conv_algorithm(a: ConvAlgorithm) {

@@ -36,28 +36,39 @@ pub fn available() -> bool {
 }
 
 /// Offsets of the k² taps in a wide layout of row length `wp`: tap (ki, kj) reads pixel p + ki·wp + kj.
-pub fn tap_offsets(g: &Conv2dGeom, wp: usize) -> Vec<usize> {
-    (0..g.k * g.k).map(|t| (t / g.k) * wp + t % g.k).collect()
+pub fn tap_offsets(g: &Conv2dGeom, wp: usize, out: &mut Vec<usize>) {
+    out.clear();
+    out.extend((0..g.k * g.k).map(|t| (t / g.k) * wp + t % g.k));
 }
 
 /// Packs w (f, c, k, k) for the forward pass: row blocks of MR filters (zero-padded), and within a
 /// block, for each channel and tap, the MR filters' weights side by side.
 pub fn pack_forward(w: &[f32], g: &Conv2dGeom, out: &mut Vec<f32>) {
     let kk = g.k * g.k;
-    pack(g.f, g.c, kk, out, |row, red, t| w[(row * g.c + red) * kk + t]);
+    out.clear();
+    pack_append(g.f, g.c, kk, out, |row, red, t| w[(row * g.c + red) * kk + t]);
 }
 
 /// Packs w for the input gradient: rows are input channels, the reduction runs over filters, and
 /// the taps are flipped (tap t reads weight kk - 1 - t).
 pub fn pack_backward(w: &[f32], g: &Conv2dGeom, out: &mut Vec<f32>) {
     let kk = g.k * g.k;
-    pack(g.c, g.f, kk, out, |row, red, t| w[(red * g.c + row) * kk + kk - 1 - t])
+    out.clear();
+    pack_append(g.c, g.f, kk, out, |row, red, t| w[(red * g.c + row) * kk + kk - 1 - t])
 }
 
-fn pack(rows: usize, red: usize, kk: usize, out: &mut Vec<f32>, weight: impl Fn(usize, usize, usize) -> f32) {
-    out.clear();
-    out.resize(rows.div_ceil(MR) * red * kk * MR, 0.0);
-    for (block, dst) in out.chunks_mut(red * kk * MR).enumerate() {
+/// Appends to `out` the packing of a (rows, red, kk) weight array given by `weight(row, j, t)`:
+/// blocks of MR rows (zero-padded); within a block, for each j and t, the MR rows side by side.
+pub fn pack_append(
+    rows: usize,
+    red: usize,
+    kk: usize,
+    out: &mut Vec<f32>,
+    weight: impl Fn(usize, usize, usize) -> f32,
+) {
+    let start = out.len();
+    out.resize(start + rows.div_ceil(MR) * red * kk * MR, 0.0);
+    for (block, dst) in out[start..].chunks_mut(red * kk * MR).enumerate() {
         for (i, v) in dst.iter_mut().enumerate() {
             let (r, t, j) = (i % MR, i / MR % kk, i / (MR * kk));
             let row = block * MR + r;
@@ -299,11 +310,11 @@ mod avx512 {
     ) {
         let masks: [__mmask16; NV] = std::array::from_fn(|v| mask(cols, v));
         let mut acc = [[_mm512_setzero_ps(); NV]; MR];
-        for j in 0..kc {
-            // SAFETY (all pointer arithmetic here): see `taps_product`; masked-off lanes are not read.
-            let row = unsafe { inp.add(j * in_rs) };
-            for &off in offs {
-                let src = unsafe { row.add(off) };
+        // One (input row, tap) step: NV vectors of the shifted row times MR broadcast weights.
+        macro_rules! step {
+            ($src:expr) => {
+                // SAFETY (all pointer arithmetic here): see `taps_product`; masked-off lanes are not read.
+                let src = $src;
                 let x: [__m512; NV] =
                     std::array::from_fn(|v| unsafe { _mm512_maskz_loadu_ps(masks[v], src.add(16 * v)) });
                 for (r, acc_r) in acc.iter_mut().enumerate() {
@@ -313,6 +324,19 @@ mod avx512 {
                     }
                 }
                 w = unsafe { w.add(MR) };
+            };
+        }
+        if let [off] = *offs {
+            // One tap (Winograd's products): no inner loop.
+            for j in 0..kc {
+                step!(unsafe { inp.add(j * in_rs + off) });
+            }
+        } else {
+            for j in 0..kc {
+                let row = unsafe { inp.add(j * in_rs) };
+                for &off in offs {
+                    step!(unsafe { row.add(off) });
+                }
             }
         }
         for (r, acc_r) in acc.iter().enumerate().take(rows) {

@@ -13,28 +13,42 @@
 //! im2col and col2im passes, which cost as much as the products themselves (measured: conv2's
 //! im2col 94 us per image against 172 us for its forward product).
 
-use super::conv_direct;
 use super::gemm::{Mat, gemm};
+use super::{conv_direct, winograd};
 use crate::ops::Conv2dGeom;
 
-/// Weights packed once per layer call for [`conv_direct`], with the taps' offsets; used when the
-/// CPU runs that kernel (else every tap is a `gemm` call).
+/// Weights packed once per layer call for [`conv_direct`], with the taps' offsets, or transformed
+/// for [`winograd`] (3x3 kernels); used when the CPU runs those kernels (else every tap is a
+/// `gemm` call).
 #[derive(Default, Debug, Clone)]
 pub struct Direct {
     packed: Vec<f32>,
     offs: Vec<usize>,
+    winograd: Vec<f32>,
 }
 
 impl Direct {
-    /// For the forward pass (`backward` false) or the input gradient.
-    pub fn prepare(&mut self, w: &[f32], g: &Conv2dGeom, backward: bool) -> &Self {
-        if backward {
+    /// For the forward pass (`backward` false), by Winograd if `wino` (3x3 kernels), or the input
+    /// gradient.
+    pub fn prepare(&mut self, w: &[f32], g: &Conv2dGeom, backward: bool, wino: bool) -> &Self {
+        self.winograd.clear();
+        let kk = g.k * g.k;
+        if wino && !backward {
+            winograd::pack_weights(g.f, g.c, &mut self.winograd, |f, c| {
+                std::array::from_fn(|ki| std::array::from_fn(|kj| w[(f * g.c + c) * kk + ki * 3 + kj]))
+            });
+        } else if backward {
             conv_direct::pack_backward(w, g, &mut self.packed);
         } else {
             conv_direct::pack_forward(w, g, &mut self.packed);
         }
-        self.offs = conv_direct::tap_offsets(g, wide_dims(g).1);
+        conv_direct::tap_offsets(g, wide_dims(g).1, &mut self.offs);
         self
+    }
+
+    /// The Winograd weights, if the forward pass was prepared for Winograd.
+    pub fn winograd(&self) -> Option<&[f32]> {
+        (!self.winograd.is_empty()).then_some(&self.winograd[..])
     }
 }
 

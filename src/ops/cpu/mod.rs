@@ -8,3 +8,4 @@ pub mod gemm;
 pub mod par;
 pub mod pool;
 pub mod softmax;
+pub mod winograd;
