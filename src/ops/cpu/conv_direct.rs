@@ -102,11 +102,13 @@ pub fn taps_product(
     assert!(kc > 0 && inp.len() >= (kc - 1) * in_rs + ncols + max_off, "taps_product: input too short");
     assert!(out.len() >= (m - 1) * out_rs + ncols, "taps_product: output too short");
     assert!(available(), "taps_product needs AVX-512");
+    // Column panels outside: a panel of the input (kc rows of NR columns and the taps' reach)
+    // stays in L1 while every row block uses it.
     #[cfg(target_arch = "x86_64")]
-    for block in 0..m.div_ceil(MR) {
-        let rows = MR.min(m - block * MR);
-        let w = &packed[block * kc * offs.len() * MR..];
-        for p0 in (0..ncols).step_by(NR) {
+    for p0 in (0..ncols).step_by(NR) {
+        for block in 0..m.div_ceil(MR) {
+            let rows = MR.min(m - block * MR);
+            let w = &packed[block * kc * offs.len() * MR..];
             // SAFETY: AVX-512F is present (asserted); the tile reads inp[j·in_rs + p + off] and
             // writes out[(block·MR + r)·out_rs + p] only for p < ncols, j < kc, r < rows, which the
             // asserts above keep in bounds, and reads MR·kc·offs.len() packed weights from `w`.

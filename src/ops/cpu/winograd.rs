@@ -9,9 +9,11 @@
 //! with U = G g Gᵀ transformed once per layer call. The input gradient is the same computation on
 //! dY padded by 2, with the weights transposed and flipped.
 //!
-//! Layout: tiles are numbered u = ty·(tw + 1) + tx: one unused tile per tile row, so that every
-//! transform is one long loop over u with unit strides (it vectorises) instead of short rows.
-//! `even`/`odd` hold the input's even and odd columns for each of the 4 rows a tile row reads.
+//! Layout: tiles are numbered u = ty·tw + tx. The input transform takes 16 tiles of a tile row at
+//! once, splitting the 4 input rows they read into even and odd columns with vector permutes. V
+//! and M keep the 16 components of a channel next to each other ((c, 16, tiles), (m, 16, tiles)):
+//! each transform then writes or reads one small block instead of 16 places far apart (measured:
+//! the input transform was bound by those scattered stores).
 
 // Elsewhere than x86-64 `conv_direct::available()` is false and nothing here runs.
 #![cfg_attr(not(target_arch = "x86_64"), allow(unused_variables, unused_mut))]
@@ -22,9 +24,10 @@ const G: [[f32; 3]; 4] = [[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0
 
 #[derive(Default, Debug, Clone)]
 pub struct Scratch {
-    even: Vec<f32>,
-    odd: Vec<f32>,
-    row: Vec<f32>,
+    /// The input, zero-padded, and the (channels, height, width, pad) it was laid out for: its
+    /// borders are never written, so they stay zero from one call to the next.
+    padded: Vec<f32>,
+    padded_for: (usize, usize, usize, usize),
     v: Vec<f32>,
     m: Vec<f32>,
     out: [Vec<f32>; 4],
@@ -69,46 +72,40 @@ pub fn correlate(
     assert!(conv_direct::available(), "winograd::correlate needs AVX-512");
     let (oh, ow) = (h + 2 * pad - 2, w + 2 * pad - 2);
     let (th, tw) = (oh.div_ceil(2), ow.div_ceil(2));
-    let twp = tw + 1;
-    let tiles = th * twp;
+    let tiles = th * tw;
     let per = m.div_ceil(MR) * kc * MR;
     assert!(inp.len() >= kc * h * w && out.len() >= m * oh * ow && packed.len() >= 16 * per);
-    // even/odd: for input channel j and tile row i (0..4), at u = ty·twp + tx, columns 2tx - pad
-    // and 2tx + 1 - pad of input row 2ty + i - pad (zero outside); one more entry at the end, read
-    // by the last (unused) tile.
-    let lane = tiles + 1;
-    for buf in [&mut s.even, &mut s.odd] {
-        buf.clear();
-        buf.resize(kc * 4 * lane, 0.0);
+    // Padded rows: 2·th + 2 of them (every tile row reads 4), each long enough for 48-float loads
+    // from column 2·tx for every chunk of 16 tiles.
+    let (ph, pw) = (2 * th + 2, 2 * tw + 48);
+    if s.padded_for != (kc, h, w, pad) || s.padded.len() != kc * ph * pw {
+        s.padded.clear();
+        s.padded.resize(kc * ph * pw, 0.0);
+        s.padded_for = (kc, h, w, pad);
     }
-    s.row.clear();
-    s.row.resize(2 * twp + 32, 0.0);
-    for j in 0..kc {
-        for y in 0..h {
-            s.row[pad..pad + w].copy_from_slice(&inp[(j * h + y) * w..][..w]);
-            // Padded row y + pad is row i = (y + pad) - 2·ty of tile rows ty = (y + pad - i) / 2.
-            for i in (0..4).filter(|i| (y + pad) >= *i && (y + pad - i).is_multiple_of(2) && (y + pad - i) / 2 < th) {
-                let at = (j * 4 + i) * lane + (y + pad - i) / 2 * twp;
-                #[cfg(target_arch = "x86_64")]
-                // SAFETY: AVX-512F present (asserted); row has 2·twp + 32 floats, even/odd twp at `at`.
-                unsafe {
-                    avx512::deinterleave(&s.row, &mut s.even[at..at + twp], &mut s.odd[at..at + twp])
-                };
-            }
+    for (plane, src) in s.padded.chunks_mut(ph * pw).zip(inp.chunks(h * w)).take(kc) {
+        for (row, src) in plane[pad * pw..].chunks_mut(pw).zip(src.chunks(w)) {
+            row[pad..pad + w].copy_from_slice(src);
         }
     }
     s.v.resize(16 * kc * tiles, 0.0);
     for j in 0..kc {
-        let e: [&[f32]; 4] = std::array::from_fn(|i| &s.even[(j * 4 + i) * lane..][..lane]);
-        let o: [&[f32]; 4] = std::array::from_fn(|i| &s.odd[(j * 4 + i) * lane..][..lane]);
-        let mut parts = s.v.chunks_mut(kc * tiles);
-        let v: [&mut [f32]; 16] =
-            std::array::from_fn(|_| &mut parts.next().expect("16 components")[j * tiles..][..tiles]);
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: AVX-512F present; e, o hold tiles + 1 floats and v tiles each.
-        unsafe {
-            avx512::input_transform(e, o, v, tiles)
-        };
+        let plane = &s.padded[j * ph * pw..(j + 1) * ph * pw];
+        for ty in 0..th {
+            let at = j * 16 * tiles + ty * tw;
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: AVX-512F present (asserted). Rows 2ty..2ty + 4 < ph of the plane are read
+            // from column 0 to 2·tw + 46 < pw; V is written at at + ξ·tiles + (0..tw) < 16·kc·tiles.
+            unsafe {
+                avx512::input_tile_row(
+                    plane[2 * ty * pw..(2 * ty + 4) * pw].as_ptr(),
+                    pw,
+                    tw,
+                    s.v.as_mut_ptr().add(at),
+                    tiles,
+                )
+            };
+        }
     }
     s.m.resize(16 * m * tiles, 0.0);
     for xi in 0..16 {
@@ -117,18 +114,18 @@ pub fn correlate(
             m,
             kc,
             &[0],
-            &s.v[xi * kc * tiles..(xi + 1) * kc * tiles],
+            &s.v[xi * tiles..],
+            16 * tiles,
             tiles,
-            tiles,
-            &mut s.m[xi * m * tiles..(xi + 1) * m * tiles],
-            tiles,
+            &mut s.m[xi * tiles..],
+            16 * tiles,
         );
     }
     for o in s.out.iter_mut() {
         o.resize(tiles + 16, 0.0);
     }
     for (i, plane) in out.chunks_mut(oh * ow).take(m).enumerate() {
-        let c: [&[f32]; 16] = std::array::from_fn(|xi| &s.m[(xi * m + i) * tiles..][..tiles]);
+        let c: [&[f32]; 16] = std::array::from_fn(|xi| &s.m[(i * 16 + xi) * tiles..][..tiles]);
         let [o00, o01, o10, o11] = &mut s.out;
         #[cfg(target_arch = "x86_64")]
         // SAFETY: AVX-512F present; c holds tiles floats each, the outputs tiles + 16.
@@ -138,7 +135,7 @@ pub fn correlate(
         let b = bias.map_or(0.0, |b| b[i]);
         for (oy, row) in plane.chunks_mut(ow).enumerate() {
             let (ty, a) = (oy / 2, oy % 2);
-            let (r0, r1) = (&s.out[2 * a][ty * twp..], &s.out[2 * a + 1][ty * twp..]);
+            let (r0, r1) = (&s.out[2 * a][ty * tw..], &s.out[2 * a + 1][ty * tw..]);
             #[cfg(target_arch = "x86_64")]
             // SAFETY: AVX-512F present; r0, r1 hold at least tw + 16 floats (row needs tw).
             unsafe {
@@ -156,53 +153,41 @@ mod avx512 {
         ((1u32 << n.min(16)) - 1) as __mmask16
     }
 
-    /// even[x] = row[2x], odd[x] = row[2x + 1] for x < even.len(); row holds 2·len + 32 floats.
+    /// v_ξ[tx] (at v + ξ·v_stride) = (Bᵀ d B)_ξ of the tiles tx < tw of one tile row, whose 4
+    /// input rows start at `rows` with stride `rs`; tile tx reads columns 2tx..2tx + 4.
     #[target_feature(enable = "avx512f")]
-    pub unsafe fn deinterleave(row: &[f32], even: &mut [f32], odd: &mut [f32]) {
-        let n = even.len().min(odd.len());
-        debug_assert!(row.len() >= 2 * n + 32);
+    pub unsafe fn input_tile_row(rows: *const f32, rs: usize, tw: usize, v: *mut f32, v_stride: usize) {
         let ev = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
         let od = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
-        for x in (0..n).step_by(16) {
-            let k = mask(n - x);
-            // SAFETY: 2x + 32 ≤ 2n + 32 ≤ row.len(); stores masked to x + 16 ≤ n.
-            unsafe {
-                let (a, b) = (_mm512_loadu_ps(row.as_ptr().add(2 * x)), _mm512_loadu_ps(row.as_ptr().add(2 * x + 16)));
-                _mm512_mask_storeu_ps(even.as_mut_ptr().add(x), k, _mm512_permutex2var_ps(a, ev, b));
-                _mm512_mask_storeu_ps(odd.as_mut_ptr().add(x), k, _mm512_permutex2var_ps(a, od, b));
-            }
-        }
-    }
-
-    /// v_ξ[u] = (Bᵀ d_u B)_ξ where tile u's columns are e[·][u], o[·][u], e[·][u + 1], o[·][u + 1].
-    #[target_feature(enable = "avx512f")]
-    pub unsafe fn input_transform(e: [&[f32]; 4], o: [&[f32]; 4], v: [&mut [f32]; 16], tiles: usize) {
-        debug_assert!(e.iter().chain(&o).all(|r| r.len() > tiles) && v.iter().all(|r| r.len() >= tiles));
-        for u in (0..tiles).step_by(16) {
-            let k = mask(tiles - u);
-            // Bᵀ over the four rows of one column of 16 tiles.
-            let col = |r: &[&[f32]; 4], at: usize| -> [__m512; 4] {
-                // SAFETY: at + 16 ≤ tiles + 1 where the mask is full, masked lanes are not read.
-                let d: [__m512; 4] =
-                    std::array::from_fn(|i| unsafe { _mm512_maskz_loadu_ps(k, r[i].as_ptr().add(at)) });
+        for tx in (0..tw).step_by(16) {
+            let k = mask(tw - tx);
+            // For each row, columns 2tx + {0, 1, 2, 3} of 16 tiles: the tiles' d[i][0..4].
+            let d: [[__m512; 4]; 4] = std::array::from_fn(|i| {
+                // SAFETY: the caller's bounds: 48 floats from column 2tx of row i.
+                let [a, b, c] = std::array::from_fn(|q| unsafe { _mm512_loadu_ps(rows.add(i * rs + 2 * tx + 16 * q)) });
+                let (e0, o0) = (_mm512_permutex2var_ps(a, ev, b), _mm512_permutex2var_ps(a, od, b));
+                let ci = _mm512_castps_si512(c);
+                let shift = |x: __m512, next: __m512i| {
+                    _mm512_castsi512_ps(_mm512_alignr_epi32::<1>(next, _mm512_castps_si512(x)))
+                };
+                [e0, o0, shift(e0, ci), shift(o0, _mm512_alignr_epi32::<1>(ci, ci))]
+            });
+            // Bᵀ over the rows, for each of the 4 columns; then over the columns.
+            let t: [[__m512; 4]; 4] = std::array::from_fn(|col| {
+                let r = |i: usize| d[i][col];
                 [
-                    _mm512_sub_ps(d[0], d[2]),
-                    _mm512_add_ps(d[1], d[2]),
-                    _mm512_sub_ps(d[2], d[1]),
-                    _mm512_sub_ps(d[1], d[3]),
+                    _mm512_sub_ps(r(0), r(2)),
+                    _mm512_add_ps(r(1), r(2)),
+                    _mm512_sub_ps(r(2), r(1)),
+                    _mm512_sub_ps(r(1), r(3)),
                 ]
-            };
-            let (e0, o0, e1, o1) = (col(&e, u), col(&o, u), col(&e, u + 1), col(&o, u + 1));
+            });
             for a in 0..4 {
-                let outs = [
-                    _mm512_sub_ps(e0[a], e1[a]),
-                    _mm512_add_ps(o0[a], e1[a]),
-                    _mm512_sub_ps(e1[a], o0[a]),
-                    _mm512_sub_ps(o0[a], o1[a]),
-                ];
-                for (b, val) in outs.into_iter().enumerate() {
-                    // SAFETY: masked to u + 16 ≤ tiles.
-                    unsafe { _mm512_mask_storeu_ps(v[4 * a + b].as_ptr().add(u) as *mut f32, k, val) };
+                let (c0, c1, c2, c3) = (t[0][a], t[1][a], t[2][a], t[3][a]);
+                let vals = [_mm512_sub_ps(c0, c2), _mm512_add_ps(c1, c2), _mm512_sub_ps(c2, c1), _mm512_sub_ps(c1, c3)];
+                for (b, val) in vals.into_iter().enumerate() {
+                    // SAFETY: masked to tx + 16 ≤ tw.
+                    unsafe { _mm512_mask_storeu_ps(v.add((4 * a + b) * v_stride + tx), k, val) };
                 }
             }
         }
