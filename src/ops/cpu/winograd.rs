@@ -182,8 +182,8 @@ mod avx512 {
                     _mm512_sub_ps(r(1), r(3)),
                 ]
             });
-            for a in 0..4 {
-                let (c0, c1, c2, c3) = (t[0][a], t[1][a], t[2][a], t[3][a]);
+            let [t0, t1, t2, t3] = t;
+            for (a, (((c0, c1), c2), c3)) in t0.into_iter().zip(t1).zip(t2).zip(t3).enumerate() {
                 let vals = [_mm512_sub_ps(c0, c2), _mm512_add_ps(c1, c2), _mm512_sub_ps(c2, c1), _mm512_sub_ps(c1, c3)];
                 for (b, val) in vals.into_iter().enumerate() {
                     // SAFETY: masked to tx + 16 ≤ tw.
