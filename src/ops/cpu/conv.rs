@@ -349,6 +349,8 @@ mod tests {
             Conv2dGeom { c: 10, h: 9, w: 9, f: 3, k: 5, stride: 1, pad: 1 },
             Conv2dGeom { c: 1, h: 28, w: 28, f: 8, k: 3, stride: 1, pad: 0 },
             Conv2dGeom { c: 16, h: 12, w: 12, f: 8, k: 3, stride: 1, pad: 0 },
+            Conv2dGeom { c: 64, h: 12, w: 12, f: 128, k: 3, stride: 1, pad: 0 },
+            Conv2dGeom { c: 48, h: 7, w: 6, f: 20, k: 3, stride: 1, pad: 1 },
         ];
         let mut rng = Rng::new(11);
         for g in geoms {

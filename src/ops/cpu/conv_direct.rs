@@ -222,18 +222,23 @@ mod avx512 {
     ) {
         // SAFETY: the caller's bounds (see `taps_weight_grad`).
         unsafe {
-            match lanes.div_ceil(16) {
-                1 => wgrad::<8, 1>(dy, dy_rs, rows, x, cs, pixels, lanes, out, out_rs),
-                2 => wgrad::<8, 2>(dy, dy_rs, rows, x, cs, pixels, lanes, out, out_rs),
-                3 => wgrad::<8, 3>(dy, dy_rs, rows, x, cs, pixels, lanes, out, out_rs),
-                _ => wgrad::<6, 4>(dy, dy_rs, rows, x, cs, pixels, lanes, out, out_rs),
+            match lanes {
+                // Channel counts that fill whole vectors load without masks.
+                32 => wgrad::<8, 2, true>(dy, dy_rs, rows, x, cs, pixels, lanes, out, out_rs),
+                64 => wgrad::<6, 4, true>(dy, dy_rs, rows, x, cs, pixels, lanes, out, out_rs),
+                _ => match lanes.div_ceil(16) {
+                    1 => wgrad::<8, 1, false>(dy, dy_rs, rows, x, cs, pixels, lanes, out, out_rs),
+                    2 => wgrad::<8, 2, false>(dy, dy_rs, rows, x, cs, pixels, lanes, out, out_rs),
+                    3 => wgrad::<8, 3, false>(dy, dy_rs, rows, x, cs, pixels, lanes, out, out_rs),
+                    _ => wgrad::<6, 4, false>(dy, dy_rs, rows, x, cs, pixels, lanes, out, out_rs),
+                },
             }
         }
     }
 
     #[target_feature(enable = "avx512f")]
     #[allow(clippy::too_many_arguments)]
-    unsafe fn wgrad<const MF: usize, const NV: usize>(
+    unsafe fn wgrad<const MF: usize, const NV: usize, const FULL: bool>(
         dy: *const f32,
         dy_rs: usize,
         rows: usize,
@@ -255,8 +260,10 @@ mod avx512 {
         }
         for y in 0..oh {
             for p in y * wp..y * wp + ow {
-                let xv: [__m512; NV] =
-                    std::array::from_fn(|v| unsafe { _mm512_maskz_loadu_ps(masks[v], x.add(p * cs + 16 * v)) });
+                let xv: [__m512; NV] = std::array::from_fn(|v| unsafe {
+                    let at = x.add(p * cs + 16 * v);
+                    if FULL { _mm512_loadu_ps(at) } else { _mm512_maskz_loadu_ps(masks[v], at) }
+                });
                 for (acc_r, &row) in acc.iter_mut().zip(&dy_rows) {
                     let d = _mm512_set1_ps(unsafe { *row.add(p) });
                     for (a, &xv) in acc_r.iter_mut().zip(&xv) {
@@ -290,16 +297,17 @@ mod avx512 {
         // SAFETY: the caller's bounds (see `taps_product`).
         unsafe {
             match cols.div_ceil(16) {
-                1 => tile::<1>(w, kc, offs, inp, in_rs, cols, out, out_rs, rows),
-                2 => tile::<2>(w, kc, offs, inp, in_rs, cols, out, out_rs, rows),
-                _ => tile::<{ NR / 16 }>(w, kc, offs, inp, in_rs, cols, out, out_rs, rows),
+                _ if cols >= NR => tile::<{ NR / 16 }, true>(w, kc, offs, inp, in_rs, cols, out, out_rs, rows),
+                1 => tile::<1, false>(w, kc, offs, inp, in_rs, cols, out, out_rs, rows),
+                2 => tile::<2, false>(w, kc, offs, inp, in_rs, cols, out, out_rs, rows),
+                _ => tile::<{ NR / 16 }, false>(w, kc, offs, inp, in_rs, cols, out, out_rs, rows),
             }
         }
     }
 
     #[target_feature(enable = "avx512f")]
     #[allow(clippy::too_many_arguments)]
-    unsafe fn tile<const NV: usize>(
+    unsafe fn tile<const NV: usize, const FULL: bool>(
         mut w: *const f32,
         kc: usize,
         offs: &[usize],
@@ -317,8 +325,13 @@ mod avx512 {
             ($src:expr) => {
                 // SAFETY (all pointer arithmetic here): see `taps_product`; masked-off lanes are not read.
                 let src = $src;
-                let x: [__m512; NV] =
-                    std::array::from_fn(|v| unsafe { _mm512_maskz_loadu_ps(masks[v], src.add(16 * v)) });
+                let x: [__m512; NV] = std::array::from_fn(|v| unsafe {
+                    if FULL {
+                        _mm512_loadu_ps(src.add(16 * v))
+                    } else {
+                        _mm512_maskz_loadu_ps(masks[v], src.add(16 * v))
+                    }
+                });
                 for (r, acc_r) in acc.iter_mut().enumerate() {
                     let wv = _mm512_set1_ps(unsafe { *w.add(r) });
                     for (a, &xv) in acc_r.iter_mut().zip(&x) {
