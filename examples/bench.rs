@@ -5,13 +5,23 @@
 //!
 //!     cargo run --release --example bench -- [--threads N] [--conv auto|direct|shifted|im2col] [--only cnn_train|cnn_infer|mlp_train|mlp_sgd_train]
 //!
-//! `--conv` forces a convolution algorithm (see `ops::ConvAlgorithm`; `--im2col` = `--conv im2col`).
+//! `--conv` forces a convolution algorithm (see `ops::ConvAlgorithm`; `--im2col` = `--conv im2col`);
+//! `--no-fusion` runs every activation as its own layer (`Sequential::set_fusion(false)`).
 
 use std::time::Instant;
 
 use scratchnet::data::{Dataset, discover};
 use scratchnet::model::{Sequential, preset};
 use scratchnet::train::Trainer;
+
+static NO_FUSION: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// A freshly initialised model of the preset, fused or not as asked.
+fn model(spec: scratchnet::model::ModelSpec) -> Sequential {
+    let mut m = Sequential::new(spec, 0).unwrap();
+    m.set_fusion(!NO_FUSION.load(std::sync::atomic::Ordering::Relaxed));
+    m
+}
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -33,6 +43,7 @@ fn main() {
         (Some("auto") | None, _) => {}
         (Some(other), _) => panic!("--conv {other}: expected auto, direct, shifted or im2col"),
     }
+    NO_FUSION.store(args.iter().any(|a| a == "--no-fusion"), std::sync::atomic::Ordering::Relaxed);
     let only = args.iter().position(|a| a == "--only").map(|i| args[i + 1].clone());
     let wanted = |name: &str| only.as_deref().is_none_or(|o| o == name);
     let splits = discover::load("fashion-mnist", None).expect("Fashion-MNIST");
@@ -54,7 +65,7 @@ fn main() {
 /// 7 timed epochs of 20 batches after one warm-up.
 fn cnn_train(train: &Dataset) {
     let p = preset("cnn").unwrap();
-    let mut t = Trainer::new(Sequential::new(p.spec, 0).unwrap(), p.train);
+    let mut t = Trainer::new(model(p.spec), p.train);
     let part = train.clone().take(64 * 20);
     t.run_epoch(&part, &mut |_, _| true).unwrap();
     let step = median(
@@ -76,7 +87,7 @@ fn cnn_train(train: &Dataset) {
 
 /// Evaluation mode, batch 64.
 fn cnn_infer() {
-    let mut m = Sequential::new(preset("cnn").unwrap().spec, 0).unwrap();
+    let mut m = model(preset("cnn").unwrap().spec);
     let x = scratchnet::Tensor::randn(&[64, 1, 28, 28], 0.3, &mut scratchnet::Rng::new(0));
     m.predict(&x).unwrap();
     let inf = median(
@@ -93,7 +104,7 @@ fn cnn_infer() {
 
 fn mlp_train(name: &str, key: &str, reps: usize, data: &Dataset) {
     let p = preset(name).unwrap();
-    let mut t = Trainer::new(Sequential::new(p.spec, 0).unwrap(), p.train);
+    let mut t = Trainer::new(model(p.spec), p.train);
     t.run_epoch(data, &mut |_, _| true).unwrap();
     let secs = median(
         (0..reps)

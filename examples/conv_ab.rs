@@ -1,6 +1,6 @@
-//! The convolution algorithms side by side in one process: CNN training steps and inference
-//! batches (batch 64, real Fashion-MNIST), alternating `auto`, `direct`, `shifted` and `im2col` round by
-//! round so a drifting machine favours none; medians and ratios.
+//! Convolution algorithms and activation fusion side by side in one process: CNN training steps
+//! and inference batches (batch 64, real Fashion-MNIST), alternating the variants round by round
+//! so a drifting machine favours none; medians and ratios to the default (`auto`, fused).
 //!
 //!     cargo run --release --example conv_ab -- [--threads N] [--rounds R]
 
@@ -11,25 +11,30 @@ use scratchnet::model::{Sequential, preset};
 use scratchnet::ops::{self, ConvAlgorithm};
 use scratchnet::train::Trainer;
 
-const ALGOS: [ConvAlgorithm; 4] =
-    [ConvAlgorithm::Auto, ConvAlgorithm::Direct, ConvAlgorithm::Shifted, ConvAlgorithm::Im2col];
+/// (name, algorithm, activations fused into the convolutions)
+const VARIANTS: [(&str, ConvAlgorithm, bool); 5] = [
+    ("auto", ConvAlgorithm::Auto, true),
+    ("auto, unfused", ConvAlgorithm::Auto, false),
+    ("direct", ConvAlgorithm::Direct, true),
+    ("shifted", ConvAlgorithm::Shifted, true),
+    ("im2col", ConvAlgorithm::Im2col, true),
+];
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
 }
 
-fn report(what: &str, times: [Vec<f64>; 4]) {
-    let m = times.map(median);
-    for (a, t) in ALGOS.iter().zip(m) {
-        println!("{what} {a:?}: {:.0} images/s ({:.1} ms per batch of 64)", 64.0 / t, t * 1e3);
+fn report(what: &str, times: Vec<Vec<f64>>) {
+    let m: Vec<f64> = times.into_iter().map(median).collect();
+    for ((name, ..), t) in VARIANTS.iter().zip(&m) {
+        println!(
+            "{what} {name:14} {:6.0} images/s ({:5.1} ms per batch of 64), {:.2}x slower than auto",
+            64.0 / t,
+            t * 1e3,
+            t / m[0]
+        );
     }
-    println!(
-        "{what} auto vs direct {:.2}x, vs shifted {:.2}x, vs im2col {:.2}x",
-        m[1] / m[0],
-        m[2] / m[0],
-        m[3] / m[0]
-    );
 }
 
 fn main() {
@@ -42,20 +47,25 @@ fn main() {
     println!("threads {}, {rounds} rounds", rayon::current_num_threads());
     let train = discover::load("fashion-mnist", None).expect("Fashion-MNIST").train.unwrap();
     let part = train.take(64 * 4);
-    let p = preset("cnn").unwrap();
-    let mut t = Trainer::new(Sequential::new(p.spec, 0).unwrap(), p.train);
-    let mut m = Sequential::new(preset("cnn").unwrap().spec, 0).unwrap();
+    let model = |fused: bool| {
+        let mut m = Sequential::new(preset("cnn").unwrap().spec, 0).unwrap();
+        m.set_fusion(fused);
+        m
+    };
+    let mut trainers: Vec<Trainer> =
+        VARIANTS.iter().map(|&(_, _, fused)| Trainer::new(model(fused), preset("cnn").unwrap().train)).collect();
+    let mut models: Vec<Sequential> = VARIANTS.iter().map(|&(_, _, fused)| model(fused)).collect();
     let x = scratchnet::Tensor::randn(&[64, 1, 28, 28], 0.3, &mut scratchnet::Rng::new(0));
-    let (mut train_t, mut infer_t) = ([vec![], vec![], vec![], vec![]], [vec![], vec![], vec![], vec![]]);
+    let (mut train_t, mut infer_t) = (vec![vec![]; VARIANTS.len()], vec![vec![]; VARIANTS.len()]);
     for round in 0..=rounds {
-        for (i, &a) in ALGOS.iter().enumerate() {
-            ops::set_conv_algorithm(a);
+        for (i, &(_, algo, _)) in VARIANTS.iter().enumerate() {
+            ops::set_conv_algorithm(algo);
             let s = Instant::now();
-            t.run_epoch(&part, &mut |_, _| true).unwrap();
+            trainers[i].run_epoch(&part, &mut |_, _| true).unwrap();
             let step = s.elapsed().as_secs_f64() / 4.0;
             let s = Instant::now();
             for _ in 0..4 {
-                ops::on_worker(|| m.predict(&x).map(|_| ())).unwrap();
+                ops::on_worker(|| models[i].predict(&x).map(|_| ())).unwrap();
             }
             let batch = s.elapsed().as_secs_f64() / 4.0;
             if round > 0 {

@@ -288,3 +288,26 @@ fn sgd_applied_in_backward_matches_gradient_then_step() {
     // A network with a convolution cannot: its parameters need the optimizer.
     assert!(!Sequential::new(small_cnn(), 0).unwrap().fuses_sgd());
 }
+
+#[test]
+fn activations_fused_into_convolutions_change_nothing() {
+    // The original CNN (three convolutions followed by leaky ReLU) with the activations fused,
+    // against every layer run by itself: same losses, gradients and predictions, bit for bit.
+    let spec = scratchnet::model::preset("cnn").unwrap().spec;
+    let mut fused = Sequential::new(spec.clone(), 7).unwrap();
+    let mut plain = Sequential::new(spec, 7).unwrap();
+    plain.set_fusion(false);
+    let x = Tensor::randn(&[6, 1, 28, 28], 0.5, &mut Rng::new(2));
+    let labels: Vec<u32> = (0..6).map(|i| i % 10).collect();
+    let mut results = Vec::new();
+    for m in [&mut fused, &mut plain] {
+        m.input_mut(6).data_mut().copy_from_slice(x.data());
+        m.forward(true, &mut Rng::new(4)).unwrap();
+        let loss = m.backward(&labels, 0.0).unwrap();
+        let mut grads = Vec::new();
+        m.visit_params_mut(&mut |_, p| grads.push(p.grad.data().to_vec()));
+        let probs = m.predict(&x).unwrap().data().to_vec();
+        results.push((loss, grads, probs));
+    }
+    assert_eq!(results[0], results[1]);
+}

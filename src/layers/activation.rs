@@ -16,9 +16,9 @@ impl Layer for LeakyRelu {
         Ok(())
     }
 
-    fn backward(&mut self, x: &Tensor, _y: &Tensor, dy: &Tensor, dx: Option<&mut Tensor>) -> Result<()> {
+    fn backward(&mut self, _x: &Tensor, y: &Tensor, dy: &Tensor, dx: Option<&mut Tensor>) -> Result<()> {
         match dx {
-            Some(dx) => ops::leaky_relu_backward(x, dy, self.slope, dx),
+            Some(dx) => ops::leaky_relu_backward(y, dy, self.slope, dx),
             None => Ok(()),
         }
     }

@@ -1,4 +1,5 @@
-//! 2-D convolution, PyTorch's `nn.Conv2d`, computed by im2col + GEMM (see `ops::cpu::conv`).
+//! 2-D convolution, PyTorch's `nn.Conv2d` (algorithms: see `ops::cpu::conv`), optionally with the
+//! leaky ReLU that follows it fused in.
 
 use super::{Ctx, Layer, Param, ParamMut};
 use crate::error::Result;
@@ -12,6 +13,8 @@ pub struct Conv2d {
     w: Param,
     b: Param,
     scratch: ConvScratch,
+    /// Slope of a leaky ReLU applied to the output (see [`Layer::fuse_leaky_relu`]).
+    activation: Option<f32>,
 }
 
 impl Conv2d {
@@ -19,19 +22,26 @@ impl Conv2d {
     pub fn new(geom: Conv2dGeom, rng: &mut Rng) -> Self {
         let std = (2.0 / geom.patch_len() as f32).sqrt();
         let w = Tensor::randn(&[geom.f, geom.c, geom.k, geom.k], std, rng);
-        Conv2d { geom, w: Param::new(w), b: Param::new(Tensor::zeros(&[geom.f])), scratch: ConvScratch::default() }
+        Conv2d {
+            geom,
+            w: Param::new(w),
+            b: Param::new(Tensor::zeros(&[geom.f])),
+            scratch: ConvScratch::default(),
+            activation: None,
+        }
     }
 }
 
 impl Layer for Conv2d {
     fn forward(&mut self, x: &Tensor, y: &mut Tensor, _ctx: &mut Ctx) -> Result<()> {
-        ops::conv2d(x, &self.w.value, &self.b.value, &self.geom, &mut self.scratch, y)
+        ops::conv2d_act(x, &self.w.value, &self.b.value, &self.geom, self.activation, &mut self.scratch, y)
     }
 
-    fn backward(&mut self, x: &Tensor, _y: &Tensor, dy: &Tensor, dx: Option<&mut Tensor>) -> Result<()> {
-        ops::conv2d_backward(
+    fn backward(&mut self, x: &Tensor, y: &Tensor, dy: &Tensor, dx: Option<&mut Tensor>) -> Result<()> {
+        ops::conv2d_act_backward(
             x,
             &self.w.value,
+            self.activation.map(|slope| (slope, y)),
             dy,
             &self.geom,
             &mut self.scratch,
@@ -39,6 +49,11 @@ impl Layer for Conv2d {
             &mut self.b.grad,
             dx,
         )
+    }
+
+    fn fuse_leaky_relu(&mut self, slope: Option<f32>) -> bool {
+        self.activation = slope;
+        true
     }
 
     fn params(&self) -> Vec<(&'static str, &Tensor)> {

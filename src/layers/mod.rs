@@ -49,6 +49,14 @@ pub trait Layer: Send {
     /// model's first layer has no use for it).
     fn backward(&mut self, x: &Tensor, y: &Tensor, dy: &Tensor, dx: Option<&mut Tensor>) -> Result<()>;
 
+    /// Asks the layer to apply leaky ReLU with `slope` to its own output (None: stop): forward then
+    /// writes the activated output, and backward receives that output as `y` and the gradient of
+    /// it as `dy`. Returns whether the layer does so; [`crate::model::Sequential`] then skips the
+    /// activation layer that follows, saving a pass over the activations each way.
+    fn fuse_leaky_relu(&mut self, _slope: Option<f32>) -> bool {
+        false
+    }
+
     /// Whether [`Layer::backward_sgd`] can update this layer's parameters (layers without any can).
     fn fuses_sgd(&self) -> bool {
         self.params().is_empty()

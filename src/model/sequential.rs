@@ -22,6 +22,9 @@ pub struct Sequential {
     probs: Tensor,
     /// The first view's probabilities while test-time augmentation runs the second.
     view_probs: Tensor,
+    /// fused[i]: layer i applies the leaky ReLU of layer i + 1 itself (writing acts[i + 2]; layer
+    /// i + 1 is skipped and acts[i + 1], grads[i + 1] stay empty).
+    fused: Vec<bool>,
 }
 
 impl Sequential {
@@ -66,14 +69,37 @@ impl Sequential {
             })
             .collect::<Vec<_>>();
         let n = layers.len();
-        Ok(Sequential {
+        let mut model = Sequential {
             spec,
             layers,
             acts: vec![Tensor::default(); n + 1],
             grads: vec![Tensor::default(); n + 1],
             probs: Tensor::default(),
             view_probs: Tensor::default(),
-        })
+            fused: vec![false; n],
+        };
+        model.set_fusion(true);
+        Ok(model)
+    }
+
+    /// Lets layers absorb the leaky ReLU that follows them (on by default; the results are the
+    /// same bit for bit, off is the reference it is tested against).
+    pub fn set_fusion(&mut self, on: bool) {
+        let n = self.layers.len();
+        for i in 0..n {
+            let slope = match self.spec.layers.get(i + 1) {
+                Some(LayerSpec::LeakyRelu { negative_slope }) => Some(*negative_slope),
+                Some(LayerSpec::Relu) => Some(0.0),
+                _ => None,
+            };
+            // A layer absorbed into its predecessor cannot absorb the next one.
+            let free = i == 0 || !self.fused[i - 1];
+            self.fused[i] = self.layers[i].fuse_leaky_relu(slope.filter(|_| on && free));
+            self.fused[i] &= slope.is_some() && on && free;
+        }
+        for t in self.acts.iter_mut().chain(self.grads.iter_mut()) {
+            *t = Tensor::default();
+        }
     }
 
     pub fn spec(&self) -> &ModelSpec {
@@ -94,9 +120,12 @@ impl Sequential {
     /// Runs the input buffer through every layer; returns the logits (n, classes).
     pub fn forward(&mut self, train: bool, rng: &mut Rng) -> Result<&Tensor> {
         let mut ctx = Ctx { train, rng };
-        for (i, layer) in self.layers.iter_mut().enumerate() {
+        let mut i = 0;
+        while i < self.layers.len() {
+            let skip = self.fused[i] as usize;
             let (done, rest) = self.acts.split_at_mut(i + 1);
-            layer.forward(&done[i], &mut rest[0], &mut ctx)?;
+            self.layers[i].forward(&done[i], &mut rest[skip], &mut ctx)?;
+            i += 1 + skip;
         }
         Ok(self.acts.last().unwrap())
     }
@@ -135,9 +164,13 @@ impl Sequential {
             &mut self.grads[last],
         )?;
         for i in (0..last).rev() {
+            if i > 0 && self.fused[i - 1] {
+                continue;
+            }
+            let skip = self.fused[i] as usize;
             let (before, after) = self.grads.split_at_mut(i + 1);
             let dx = if i > 0 { Some(&mut before[i]) } else { None };
-            let (x, y, dy) = (&self.acts[i], &self.acts[i + 1], &after[0]);
+            let (x, y, dy) = (&self.acts[i], &self.acts[i + 1 + skip], &after[skip]);
             match sgd_lr {
                 Some(lr) => self.layers[i].backward_sgd(x, y, dy, dx, lr)?,
                 None => self.layers[i].backward(x, y, dy, dx)?,

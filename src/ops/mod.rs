@@ -215,10 +215,11 @@ pub fn leaky_relu(x: &Tensor, slope: f32, y: &mut Tensor) {
     cpu::elementwise::leaky_relu(x.data(), slope, y.data_mut());
 }
 
-pub fn leaky_relu_backward(x: &Tensor, dy: &Tensor, slope: f32, dx: &mut Tensor) -> Result<()> {
-    same_len("leaky_relu_backward", x, dy)?;
-    dx.resize(x.shape());
-    cpu::elementwise::leaky_relu_backward(x.data(), dy.data(), slope, dx.data_mut());
+/// dL/dx of y = leaky_relu(x), from the output y: dy where y > 0, slope·dy elsewhere.
+pub fn leaky_relu_backward(y: &Tensor, dy: &Tensor, slope: f32, dx: &mut Tensor) -> Result<()> {
+    same_len("leaky_relu_backward", y, dy)?;
+    dx.resize(y.shape());
+    cpu::elementwise::leaky_relu_backward(y.data(), dy.data(), slope, dx.data_mut());
     Ok(())
 }
 
@@ -256,9 +257,23 @@ pub fn conv2d(
     scratch: &mut ConvScratch,
     y: &mut Tensor,
 ) -> Result<()> {
+    conv2d_act(x, w, b, g, None, scratch, y)
+}
+
+/// [`conv2d`] followed by leaky ReLU with `slope` when given, in one pass over each image's
+/// output (fused: the activation costs no extra trip through memory).
+pub fn conv2d_act(
+    x: &Tensor,
+    w: &Tensor,
+    b: &Tensor,
+    g: &Conv2dGeom,
+    slope: Option<f32>,
+    scratch: &mut ConvScratch,
+    y: &mut Tensor,
+) -> Result<()> {
     let n = conv_check(x, w, g)?;
     y.resize(&[n, g.f, g.oh(), g.ow()]);
-    cpu::conv::forward(x.data(), w.data(), b.data(), g, n, conv_algorithm(), scratch, y.data_mut());
+    cpu::conv::forward(x.data(), w.data(), b.data(), g, n, conv_algorithm(), slope, scratch, y.data_mut());
     Ok(())
 }
 
@@ -274,9 +289,29 @@ pub fn conv2d_backward(
     db: &mut Tensor,
     dx: Option<&mut Tensor>,
 ) -> Result<()> {
+    conv2d_act_backward(x, w, None, dy, g, scratch, dw, db, dx)
+}
+
+/// Backward of [`conv2d_act`]: with `act` = (slope, y), dy is the gradient of the activated
+/// output y, turned into the convolution's output gradient image by image.
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_act_backward(
+    x: &Tensor,
+    w: &Tensor,
+    act: Option<(f32, &Tensor)>,
+    dy: &Tensor,
+    g: &Conv2dGeom,
+    scratch: &mut ConvScratch,
+    dw: &mut Tensor,
+    db: &mut Tensor,
+    dx: Option<&mut Tensor>,
+) -> Result<()> {
     let n = conv_check(x, w, g)?;
     if dy.shape() != [n, g.f, g.oh(), g.ow()] {
         return Err(Error::shape("conv2d_backward dy", dy.shape(), &[n, g.f, g.oh(), g.ow()]));
+    }
+    if let Some((_, y)) = act {
+        same_len("conv2d_backward y", y, dy)?;
     }
     let dx = dx.map(|dx| {
         dx.resize(x.shape());
@@ -285,6 +320,7 @@ pub fn conv2d_backward(
     cpu::conv::backward(
         x.data(),
         w.data(),
+        act.map(|(slope, y)| (slope, y.data())),
         dy.data(),
         g,
         n,

@@ -12,6 +12,7 @@
 //! next to the products, and the CNN would otherwise hold ~60 MB of patches per batch.
 
 use super::conv_shift::{self, Direct};
+use super::elementwise::{leaky_relu_grad_here, leaky_relu_here};
 use super::gemm::{Mat, gemm};
 use super::par::{for_each_chunk, for_each_chunk2};
 use super::{conv_direct, winograd};
@@ -51,6 +52,8 @@ pub struct ChunkScratch {
     pad_buf: Vec<f32>,
     pad_grad: Vec<f32>,
     channels_last: Vec<f32>,
+    /// One image's output gradient before a fused activation.
+    dy_act: Vec<f32>,
     wino: winograd::Scratch,
     dw_taps: Vec<f32>,
     dw: Vec<f32>,
@@ -189,6 +192,7 @@ pub fn forward(
     g: &Conv2dGeom,
     n: usize,
     algo: ConvAlgorithm,
+    slope: Option<f32>,
     scratch: &mut ConvScratch,
     y: &mut [f32],
 ) {
@@ -203,27 +207,31 @@ pub fn forward(
             let x_n = &x[img * in_len..(img + 1) * in_len];
             if let Some(u) = packed.and_then(Direct::winograd) {
                 winograd::correlate(x_n, (g.c, g.h, g.w), g.pad, u, g.f, Some(b), &mut s.wino, y_n);
-                continue;
-            }
-            if shift {
+            } else if shift {
                 conv_shift::forward_image(x_n, w, b, g, packed, &mut s.pad_buf, &mut s.wide, y_n);
-                continue;
+            } else {
+                im2col(x_n, g, &mut s.cols);
+                for (row, &bias) in y_n.chunks_mut(p).zip(b) {
+                    row.fill(bias);
+                }
+                gemm(Mat::new(w, g.f, ckk), Mat::new(&s.cols, ckk, p), y_n, p, true);
             }
-            let cols = &mut s.cols;
-            im2col(x_n, g, cols);
-            for (row, &bias) in y_n.chunks_mut(p).zip(b) {
-                row.fill(bias);
+            // The image's output is still in cache.
+            if let Some(slope) = slope {
+                leaky_relu_here(y_n, slope);
             }
-            gemm(Mat::new(w, g.f, ckk), Mat::new(cols, ckk, p), y_n, p, true);
         }
     });
 }
 
 /// Writes the weight and bias gradients to `dw`, `db` and the input gradient to `dx` if given.
+/// With `act` = (slope, y), the output went through leaky ReLU (y, after it) and dy is the
+/// gradient of y: each image's dy is first turned into the gradient before the activation.
 #[allow(clippy::too_many_arguments)]
 pub fn backward(
     x: &[f32],
     w: &[f32],
+    act: Option<(f32, &[f32])>,
     dy: &[f32],
     g: &Conv2dGeom,
     n: usize,
@@ -243,7 +251,12 @@ pub fn backward(
         s.dw_taps.fill(0.0);
         let first = ci * IMAGES_PER_CHUNK;
         for img in first..(first + IMAGES_PER_CHUNK).min(n) {
-            let dy_n = &dy[img * out_len..(img + 1) * out_len];
+            let mut dy_n = &dy[img * out_len..(img + 1) * out_len];
+            if let Some((slope, y)) = act {
+                s.dy_act.resize(out_len, 0.0);
+                leaky_relu_grad_here(&y[img * out_len..(img + 1) * out_len], dy_n, slope, &mut s.dy_act);
+                dy_n = &s.dy_act;
+            }
             if shift {
                 let dx_n = dx_chunk.as_deref_mut().map(|d| &mut d[(img - first) * in_len..(img - first + 1) * in_len]);
                 let x_n = &x[img * in_len..(img + 1) * in_len];
@@ -330,7 +343,39 @@ pub fn forward_direct(x: &[f32], w: &[f32], b: &[f32], g: &Conv2dGeom, n: usize)
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ops::cpu::elementwise::{leaky_relu, leaky_relu_backward};
     use crate::rng::Rng;
+
+    /// Convolution with the activation fused gives bit for bit what the two passes give.
+    #[test]
+    fn fused_leaky_relu_matches_separate_passes() {
+        let mut rng = Rng::new(3);
+        for (g, algo) in [
+            (Conv2dGeom { c: 32, h: 10, w: 9, f: 16, k: 3, stride: 1, pad: 0 }, ConvAlgorithm::Auto),
+            (Conv2dGeom { c: 32, h: 10, w: 9, f: 16, k: 3, stride: 1, pad: 0 }, ConvAlgorithm::Im2col),
+            (Conv2dGeom { c: 1, h: 8, w: 8, f: 8, k: 3, stride: 2, pad: 1 }, ConvAlgorithm::Auto),
+        ] {
+            let n = 6;
+            let x = randn(n * g.in_len(), &mut rng);
+            let w = randn(g.f * g.patch_len(), &mut rng);
+            let b = randn(g.f, &mut rng);
+            let dy = randn(n * g.out_len(), &mut rng);
+            let mut s = ConvScratch::default();
+            let (mut pre, mut post, mut fused) = (vec![0.0; dy.len()], vec![0.0; dy.len()], vec![0.0; dy.len()]);
+            forward(&x, &w, &b, &g, n, algo, None, &mut s, &mut pre);
+            leaky_relu(&pre, 0.01, &mut post);
+            forward(&x, &w, &b, &g, n, algo, Some(0.01), &mut s, &mut fused);
+            assert_eq!(post, fused);
+            let mut dpre = vec![0.0; dy.len()];
+            leaky_relu_backward(&post, &dy, 0.01, &mut dpre);
+            let grads = |act: Option<(f32, &[f32])>, dy: &[f32], s: &mut ConvScratch| {
+                let (mut dw, mut db, mut dx) = (vec![0.0; w.len()], vec![0.0; g.f], vec![0.0; x.len()]);
+                backward(&x, &w, act, dy, &g, n, algo, s, &mut dw, &mut db, Some(&mut dx));
+                [dw, db, dx]
+            };
+            assert_eq!(grads(None, &dpre, &mut s), grads(Some((0.01, &fused)), &dy, &mut s));
+        }
+    }
 
     fn randn(n: usize, rng: &mut Rng) -> Vec<f32> {
         (0..n).map(|_| rng.normal()).collect()
@@ -362,9 +407,9 @@ mod tests {
             let run = |algo| {
                 let mut s = ConvScratch::default();
                 let mut y = vec![0.0; n * g.out_len()];
-                forward(&x, &w, &b, &g, n, algo, &mut s, &mut y);
+                forward(&x, &w, &b, &g, n, algo, None, &mut s, &mut y);
                 let (mut dw, mut db, mut dx) = (vec![7.0; w.len()], vec![7.0; g.f], vec![7.0; x.len()]);
-                backward(&x, &w, &dy, &g, n, algo, &mut s, &mut dw, &mut db, Some(&mut dx));
+                backward(&x, &w, None, &dy, &g, n, algo, &mut s, &mut dw, &mut db, Some(&mut dx));
                 [y, dw, db, dx]
             };
             let reference = run(ConvAlgorithm::Im2col);

@@ -12,21 +12,31 @@ const UPDATE_CHUNK: usize = 1 << 15;
 /// y = x for x >= 0, slope·x otherwise (slope 0 is ReLU).
 pub fn leaky_relu(x: &[f32], slope: f32, y: &mut [f32]) {
     for_each_chunk(y, CHUNK, |i, yc| {
-        for (o, &v) in yc.iter_mut().zip(&x[i * CHUNK..]) {
-            // Branch-free so it vectorises: activations are ~half negative, a branch mispredicts.
-            *o = v.max(0.0) + slope * v.min(0.0);
-        }
+        yc.copy_from_slice(&x[i * CHUNK..i * CHUNK + yc.len()]);
+        leaky_relu_here(yc, slope);
     });
 }
 
-pub fn leaky_relu_backward(x: &[f32], dy: &[f32], slope: f32, dx: &mut [f32]) {
-    for_each_chunk(dx, CHUNK, |i, dc| {
-        for ((o, &v), &d) in dc.iter_mut().zip(&x[i * CHUNK..]).zip(&dy[i * CHUNK..]) {
-            // Slope chosen by the sign bit, branch-free (as the forward pass, -0.0 counts as negative).
-            let negative = (v.to_bits() >> 31) as f32;
-            *o = d * (1.0 + (slope - 1.0) * negative);
-        }
-    });
+/// dx = dy where the activation's output y > 0, slope·dy elsewhere (PyTorch's convention: the
+/// slope at 0). Output, not input: y > 0 exactly when x > 0, and fused layers keep only y.
+pub fn leaky_relu_backward(y: &[f32], dy: &[f32], slope: f32, dx: &mut [f32]) {
+    for_each_chunk(dx, CHUNK, |i, dc| leaky_relu_grad_here(&y[i * CHUNK..], &dy[i * CHUNK..], slope, dc));
+}
+
+/// [`leaky_relu`] in place, on this thread (inside kernels already parallel over images).
+pub fn leaky_relu_here(y: &mut [f32], slope: f32) {
+    for v in y {
+        // Branch-free so it vectorises: activations are ~half negative, a branch mispredicts.
+        *v = v.max(0.0) + slope * v.min(0.0);
+    }
+}
+
+/// [`leaky_relu_backward`] on this thread.
+pub fn leaky_relu_grad_here(y: &[f32], dy: &[f32], slope: f32, dx: &mut [f32]) {
+    for ((o, &v), &d) in dx.iter_mut().zip(y).zip(dy) {
+        let positive = (v > 0.0) as u32 as f32;
+        *o = d * (slope + (1.0 - slope) * positive);
+    }
 }
 
 /// Inverted dropout: mask = (u > p) / (1 - p), y = x·mask. One draw from `rng` keys the call;
