@@ -107,15 +107,17 @@ def train_rate(net, x, y, batch, lr, steps, reps=7, momentum=0.9):
 
 
 @torch.no_grad()
-def infer_rate(net, x, batch, reps=15):
+def infer_rate(net, x, batch, reps=30):
+    """Evaluation mode without autograd (inference_mode), as inference is run."""
     net.eval()
     xb = x[:batch]
-    net(xb)
-    times = []
-    for _ in range(reps):
-        t = time.perf_counter()
+    with torch.inference_mode():
         net(xb)
-        times.append(time.perf_counter() - t)
+        times = []
+        for _ in range(reps):
+            t = time.perf_counter()
+            net(xb)
+            times.append(time.perf_counter() - t)
     return batch / statistics.median(times)
 
 

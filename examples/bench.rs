@@ -91,7 +91,7 @@ fn cnn_infer() {
     let x = scratchnet::Tensor::randn(&[64, 1, 28, 28], 0.3, &mut scratchnet::Rng::new(0));
     m.predict(&x).unwrap();
     let inf = median(
-        (0..15)
+        (0..30)
             .map(|_| {
                 let s = Instant::now();
                 scratchnet::ops::on_worker(|| m.predict(&x).map(|_| ())).unwrap();
