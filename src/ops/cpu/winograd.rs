@@ -30,7 +30,6 @@ pub struct Scratch {
     padded_for: (usize, usize, usize, usize),
     v: Vec<f32>,
     m: Vec<f32>,
-    out: [Vec<f32>; 4],
 }
 
 /// Transforms and packs 3x3 kernels for [`correlate`]: `kernel(row, j)` is the kernel that maps
@@ -75,35 +74,34 @@ pub fn correlate(
     let tiles = th * tw;
     let per = m.div_ceil(MR) * kc * MR;
     assert!(inp.len() >= kc * h * w && out.len() >= m * oh * ow && packed.len() >= 16 * per);
-    // Padded rows: 2·th + 2 of them (every tile row reads 4), each long enough for 48-float loads
-    // from column 2·tx for every chunk of 16 tiles.
-    let (ph, pw) = (2 * th + 2, 2 * tw + 48);
-    if s.padded_for != (kc, h, w, pad) || s.padded.len() != kc * ph * pw {
-        s.padded.clear();
-        s.padded.resize(kc * ph * pw, 0.0);
-        s.padded_for = (kc, h, w, pad);
-    }
-    for (plane, src) in s.padded.chunks_mut(ph * pw).zip(inp.chunks(h * w)).take(kc) {
-        for (row, src) in plane[pad * pw..].chunks_mut(pw).zip(src.chunks(w)) {
-            row[pad..pad + w].copy_from_slice(src);
+    // The rows the tiles read: the input itself when it needs no padding (every tile row's 4
+    // rows exist), else a zero-padded copy of 2·th + 2 rows. Loads are masked to a row's length.
+    let (src, ph, pw) = if pad == 0 && oh.is_multiple_of(2) {
+        (inp, h, w)
+    } else {
+        let (ph, pw) = (2 * th + 2, 2 * tw + 2);
+        if s.padded_for != (kc, h, w, pad) || s.padded.len() != kc * ph * pw {
+            s.padded.clear();
+            s.padded.resize(kc * ph * pw, 0.0);
+            s.padded_for = (kc, h, w, pad);
         }
-    }
+        for (plane, src) in s.padded.chunks_mut(ph * pw).zip(inp.chunks(h * w)).take(kc) {
+            for (row, src) in plane[pad * pw..].chunks_mut(pw).zip(src.chunks(w)) {
+                row[pad..pad + w].copy_from_slice(src);
+            }
+        }
+        (&s.padded[..], ph, pw)
+    };
     s.v.resize(16 * kc * tiles, 0.0);
     for j in 0..kc {
-        let plane = &s.padded[j * ph * pw..(j + 1) * ph * pw];
+        let plane = &src[j * ph * pw..(j + 1) * ph * pw];
         for ty in 0..th {
-            let at = j * 16 * tiles + ty * tw;
+            let rows = &plane[2 * ty * pw..(2 * ty + 4) * pw];
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: AVX-512F present (asserted). Rows 2ty..2ty + 4 < ph of the plane are read
-            // from column 0 to 2·tw + 46 < pw; V is written at at + ξ·tiles + (0..tw) < 16·kc·tiles.
+            // SAFETY: AVX-512F present (asserted). The 4 rows are read within their pw floats;
+            // V is written at (j·16 + ξ)·tiles + ty·tw + (0..tw) < 16·kc·tiles.
             unsafe {
-                avx512::input_tile_row(
-                    plane[2 * ty * pw..(2 * ty + 4) * pw].as_ptr(),
-                    pw,
-                    tw,
-                    s.v.as_mut_ptr().add(at),
-                    tiles,
-                )
+                avx512::input_tile_row(rows, pw, tw, s.v.as_mut_ptr().add(j * 16 * tiles + ty * tw), tiles)
             };
         }
     }
@@ -121,25 +119,15 @@ pub fn correlate(
             16 * tiles,
         );
     }
-    for o in s.out.iter_mut() {
-        o.resize(tiles + 16, 0.0);
-    }
     for (i, plane) in out.chunks_mut(oh * ow).take(m).enumerate() {
-        let c: [&[f32]; 16] = std::array::from_fn(|xi| &s.m[(i * 16 + xi) * tiles..][..tiles]);
-        let [o00, o01, o10, o11] = &mut s.out;
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: AVX-512F present; c holds tiles floats each, the outputs tiles + 16.
-        unsafe {
-            avx512::output_transform(c, [o00, o01, o10, o11], tiles)
-        };
+        let mi = &s.m[i * 16 * tiles..(i + 1) * 16 * tiles];
         let b = bias.map_or(0.0, |b| b[i]);
-        for (oy, row) in plane.chunks_mut(ow).enumerate() {
-            let (ty, a) = (oy / 2, oy % 2);
-            let (r0, r1) = (&s.out[2 * a][ty * tw..], &s.out[2 * a + 1][ty * tw..]);
+        for ty in 0..th {
+            let rows = &mut plane[2 * ty * ow..((2 * ty + 2) * ow).min(oh * ow)];
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: AVX-512F present; r0, r1 hold at least tw + 16 floats (row needs tw).
+            // SAFETY: AVX-512F present; M is read at ξ·tiles + ty·tw + (0..tw) < 16·tiles.
             unsafe {
-                avx512::interleave(r0, r1, b, row)
+                avx512::output_tile_row(mi, tiles, ty * tw, tw, b, rows, ow)
             };
         }
     }
@@ -154,17 +142,24 @@ mod avx512 {
     }
 
     /// v_ξ[tx] (at v + ξ·v_stride) = (Bᵀ d B)_ξ of the tiles tx < tw of one tile row, whose 4
-    /// input rows start at `rows` with stride `rs`; tile tx reads columns 2tx..2tx + 4.
+    /// input rows of `rs` floats follow each other in `rows`; tile tx reads columns 2tx..2tx + 4.
     #[target_feature(enable = "avx512f")]
-    pub unsafe fn input_tile_row(rows: *const f32, rs: usize, tw: usize, v: *mut f32, v_stride: usize) {
+    pub unsafe fn input_tile_row(rows: &[f32], rs: usize, tw: usize, v: *mut f32, v_stride: usize) {
+        debug_assert!(rows.len() >= 4 * rs);
         let ev = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
         let od = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
         for tx in (0..tw).step_by(16) {
             let k = mask(tw - tx);
             // For each row, columns 2tx + {0, 1, 2, 3} of 16 tiles: the tiles' d[i][0..4].
             let d: [[__m512; 4]; 4] = std::array::from_fn(|i| {
-                // SAFETY: the caller's bounds: 48 floats from column 2tx of row i.
-                let [a, b, c] = std::array::from_fn(|q| unsafe { _mm512_loadu_ps(rows.add(i * rs + 2 * tx + 16 * q)) });
+                // 48 floats from column 2tx, zero past the row's end.
+                let [a, b, c] = std::array::from_fn(|q| {
+                    let at = 2 * tx + 16 * q;
+                    // SAFETY: masked to the row: i·rs + at + lanes ≤ (i + 1)·rs ≤ rows.len().
+                    unsafe {
+                        _mm512_maskz_loadu_ps(mask(rs.saturating_sub(at)), rows.as_ptr().add(i * rs + at.min(rs)))
+                    }
+                });
                 let (e0, o0) = (_mm512_permutex2var_ps(a, ev, b), _mm512_permutex2var_ps(a, od, b));
                 let ci = _mm512_castps_si512(c);
                 let shift = |x: __m512, next: __m512i| {
@@ -193,53 +188,50 @@ mod avx512 {
         }
     }
 
-    /// out[2a + b][u] = (Aᵀ M_u A)[a][b], M_u[ξ] = c[ξ][u], Aᵀ = [[1, 1, 1, 0], [0, 1, -1, -1]].
+    /// Output rows 2ty and 2ty + 1 (`rows`, rows of `ow`; the second may be missing at an odd
+    /// end) from the tiles u0..u0 + tw of one output channel's M (16 components, `tiles` apart):
+    /// y = Aᵀ M_u A + bias, Aᵀ = [[1, 1, 1, 0], [0, 1, -1, -1]], written interleaved (x = 2tx + b).
     #[target_feature(enable = "avx512f")]
-    pub unsafe fn output_transform(c: [&[f32]; 16], out: [&mut Vec<f32>; 4], tiles: usize) {
-        debug_assert!(c.iter().all(|r| r.len() >= tiles) && out.iter().all(|r| r.len() >= tiles));
-        for u in (0..tiles).step_by(16) {
-            let k = mask(tiles - u);
-            // SAFETY: masked to u + 16 ≤ tiles.
-            let m: [__m512; 16] = std::array::from_fn(|xi| unsafe { _mm512_maskz_loadu_ps(k, c[xi].as_ptr().add(u)) });
+    pub unsafe fn output_tile_row(
+        mi: &[f32],
+        tiles: usize,
+        u0: usize,
+        tw: usize,
+        bias: f32,
+        rows: &mut [f32],
+        ow: usize,
+    ) {
+        debug_assert!(mi.len() >= 15 * tiles + u0 + tw && rows.len() >= ow);
+        let lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+        let hi = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+        let b = _mm512_set1_ps(bias);
+        for tx in (0..tw).step_by(16) {
+            let k = mask(tw - tx);
+            // SAFETY: masked to u0 + tx + 16 ≤ u0 + tw.
+            let m: [__m512; 16] =
+                std::array::from_fn(|xi| unsafe { _mm512_maskz_loadu_ps(k, mi.as_ptr().add(xi * tiles + u0 + tx)) });
             let add3 = |a, b, c| _mm512_add_ps(_mm512_add_ps(a, b), c);
             let sub3 = |a, b, c| _mm512_sub_ps(_mm512_sub_ps(a, b), c);
             let p0: [__m512; 4] = std::array::from_fn(|a| add3(m[4 * a], m[4 * a + 1], m[4 * a + 2]));
             let p1: [__m512; 4] = std::array::from_fn(|a| sub3(m[4 * a + 1], m[4 * a + 2], m[4 * a + 3]));
-            let vals = [
-                add3(p0[0], p0[1], p0[2]),
-                add3(p1[0], p1[1], p1[2]),
-                sub3(p0[1], p0[2], p0[3]),
-                sub3(p1[1], p1[2], p1[3]),
+            let y = [
+                [add3(p0[0], p0[1], p0[2]), add3(p1[0], p1[1], p1[2])],
+                [sub3(p0[1], p0[2], p0[3]), sub3(p1[1], p1[2], p1[3])],
             ];
-            for (o, val) in out.iter().zip(vals) {
-                // SAFETY: masked to u + 16 ≤ tiles ≤ o.len().
-                unsafe { _mm512_mask_storeu_ps(o.as_ptr().add(u) as *mut f32, k, val) };
-            }
-        }
-    }
-
-    /// row[2x] = r0[x] + b, row[2x + 1] = r1[x] + b, for 2x (+ 1) < row.len(); r0, r1 hold at
-    /// least row.len() / 2 + 16 floats.
-    #[target_feature(enable = "avx512f")]
-    pub unsafe fn interleave(r0: &[f32], r1: &[f32], b: f32, row: &mut [f32]) {
-        let n = row.len();
-        debug_assert!(r0.len().min(r1.len()) >= n / 2 + 16);
-        let lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
-        let hi = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
-        let bias = _mm512_set1_ps(b);
-        for x in (0..n.div_ceil(2)).step_by(16) {
-            // SAFETY: loads x + 16 ≤ n / 2 + 16 + ... within r0, r1; stores masked to row.len().
-            unsafe {
-                let a = _mm512_add_ps(_mm512_loadu_ps(r0.as_ptr().add(x)), bias);
-                let c = _mm512_add_ps(_mm512_loadu_ps(r1.as_ptr().add(x)), bias);
-                let at = 2 * x;
-                _mm512_mask_storeu_ps(row.as_mut_ptr().add(at), mask(n - at), _mm512_permutex2var_ps(a, lo, c));
-                if n > at + 16 {
-                    _mm512_mask_storeu_ps(
-                        row.as_mut_ptr().add(at + 16),
-                        mask(n - at - 16),
-                        _mm512_permutex2var_ps(a, hi, c),
-                    );
+            for (a, [y0, y1]) in y.into_iter().enumerate() {
+                let Some(row) = rows.get_mut(a * ow..(a + 1) * ow) else { continue };
+                let (y0, y1) = (_mm512_add_ps(y0, b), _mm512_add_ps(y1, b));
+                let at = 2 * tx;
+                // SAFETY: both stores masked to the row's ow floats.
+                unsafe {
+                    _mm512_mask_storeu_ps(row.as_mut_ptr().add(at), mask(ow - at), _mm512_permutex2var_ps(y0, lo, y1));
+                    if ow > at + 16 {
+                        _mm512_mask_storeu_ps(
+                            row.as_mut_ptr().add(at + 16),
+                            mask(ow - at - 16),
+                            _mm512_permutex2var_ps(y0, hi, y1),
+                        );
+                    }
                 }
             }
         }
