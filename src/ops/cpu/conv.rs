@@ -92,8 +92,8 @@ impl ConvScratch {
                     s.dw_taps.resize(g.f * g.patch_len(), 0.0);
                 } else {
                     s.dcols.resize(patch, 0.0);
+                    s.dw.resize(g.f * g.patch_len(), 0.0);
                 }
-                s.dw.resize(g.f * g.patch_len(), 0.0);
                 s.db.resize(g.f, 0.0);
             }
         }
@@ -246,9 +246,12 @@ pub fn backward(
     let (scratch, packing) = scratch.prepare(n, g, algo, true);
     let packed = direct(g, algo).then(|| packing.prepare(w, g, true, false));
     let chunk_work = |ci: usize, s: &mut ChunkScratch, mut dx_chunk: Option<&mut [f32]>| {
-        s.dw.fill(0.0);
+        if shift {
+            s.dw_taps.fill(0.0);
+        } else {
+            s.dw.fill(0.0);
+        }
         s.db.fill(0.0);
-        s.dw_taps.fill(0.0);
         let first = ci * IMAGES_PER_CHUNK;
         for img in first..(first + IMAGES_PER_CHUNK).min(n) {
             let mut dy_n = &dy[img * out_len..(img + 1) * out_len];
@@ -289,9 +292,6 @@ pub fn backward(
                 col2im(&s.dcols, g, dx_n);
             }
         }
-        if shift {
-            conv_shift::add_taps(&s.dw_taps, g, &mut s.dw);
-        }
     };
     match dx {
         Some(dx) => {
@@ -299,11 +299,25 @@ pub fn backward(
         }
         None => for_each_chunk(scratch, 1, |ci, s| chunk_work(ci, &mut s[0], None)),
     }
+    // Partial gradients summed in chunk order; shifted products sum them by tap, contiguous,
+    // and reorder once.
     dw.fill(0.0);
     db.fill(0.0);
+    if let [first, rest @ ..] = scratch
+        && shift
+    {
+        for s in rest.iter() {
+            for (a, v) in first.dw_taps.iter_mut().zip(&s.dw_taps) {
+                *a += v;
+            }
+        }
+        conv_shift::add_taps(&first.dw_taps, g, dw);
+    }
     for s in scratch.iter() {
-        for (a, v) in dw.iter_mut().zip(&s.dw) {
-            *a += v;
+        if !shift {
+            for (a, v) in dw.iter_mut().zip(&s.dw) {
+                *a += v;
+            }
         }
         for (a, v) in db.iter_mut().zip(&s.db) {
             *a += v;

@@ -155,10 +155,13 @@ pub fn backward_image(
     // dY wide, each row preceded by `lead` zeros and followed by zeros up to the row stride.
     let (lead, rs) = if direct.is_some() { (front(g), hp * wp + front(g)) } else { (0, oh * wp) };
     for ((plane, wide_plane), acc) in dy.chunks(oh * ow).zip(wide.chunks_mut(rs)).zip(db.iter_mut()) {
-        wide_plane.fill(0.0);
-        for (row, wide_row) in plane.chunks(ow).zip(wide_plane[lead..].chunks_mut(wp)) {
+        let (front, rows) = wide_plane.split_at_mut(lead);
+        front.fill(0.0);
+        for (row, wide_row) in plane.chunks(ow).zip(rows.chunks_mut(wp)) {
             wide_row[..ow].copy_from_slice(row);
+            wide_row[ow..].fill(0.0);
         }
+        rows[oh * wp..].fill(0.0);
         *acc += plane.iter().sum::<f32>();
     }
     let dy_wide = Mat::strided(&wide[lead..], g.f, cols, rs);
