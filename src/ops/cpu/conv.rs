@@ -206,7 +206,8 @@ pub fn forward(
             let img = ci * IMAGES_PER_CHUNK + j;
             let x_n = &x[img * in_len..(img + 1) * in_len];
             if let Some(u) = packed.and_then(Direct::winograd) {
-                winograd::correlate(x_n, (g.c, g.h, g.w), g.pad, u, g.f, Some(b), &mut s.wino, y_n);
+                winograd::correlate(x_n, (g.c, g.h, g.w), g.pad, u, g.f, Some(b), slope, &mut s.wino, y_n);
+                continue;
             } else if shift {
                 conv_shift::forward_image(x_n, w, b, g, packed, &mut s.pad_buf, &mut s.wide, y_n);
             } else {

@@ -25,12 +25,21 @@ pub struct Direct {
     packed: Vec<f32>,
     offs: Vec<usize>,
     winograd: Vec<f32>,
+    /// The weights and the pass the packing was made from: inference calls reuse it.
+    source: Vec<f32>,
+    made_for: Option<(Conv2dGeom, bool, bool)>,
 }
 
 impl Direct {
     /// For the forward pass (`backward` false), by Winograd if `wino` (3x3 kernels), or the input
     /// gradient.
     pub fn prepare(&mut self, w: &[f32], g: &Conv2dGeom, backward: bool, wino: bool) -> &Self {
+        if self.made_for == Some((*g, backward, wino)) && self.source == w {
+            return self;
+        }
+        self.source.clear();
+        self.source.extend_from_slice(w);
+        self.made_for = Some((*g, backward, wino));
         self.winograd.clear();
         let kk = g.k * g.k;
         if wino && !backward {

@@ -52,13 +52,8 @@ fn forward_2x2(x_p: &[f32], g: &Pool2dGeom, y_p: &mut [f32], a_p: &mut [u32]) {
     let ow = g.ow();
     #[cfg(target_arch = "x86_64")]
     if super::conv_direct::available() {
-        for (oy, (y_row, a_row)) in y_p.chunks_exact_mut(ow).zip(a_p.chunks_exact_mut(ow)).enumerate() {
-            let top = 2 * oy * g.w;
-            // SAFETY: AVX-512F is present; the rows hold 2·ow floats each (asserted by slicing).
-            unsafe {
-                avx512::row_2x2(&x_p[top..top + 2 * ow], &x_p[top + g.w..top + g.w + 2 * ow], top, g.w, y_row, a_row)
-            };
-        }
+        // SAFETY: AVX-512F is present.
+        unsafe { avx512::plane_2x2(x_p, g.w, ow, y_p, a_p) };
         return;
     }
     for (oy, (y_row, a_row)) in y_p.chunks_exact_mut(ow).zip(a_p.chunks_exact_mut(ow)).enumerate() {
@@ -100,13 +95,35 @@ pub fn backward(dy: &[f32], argmax: &[u32], g: &Pool2dGeom, dx: &mut [f32]) {
 mod avx512 {
     use std::arch::x86_64::*;
 
-    /// One output row of 2x2 / stride-2 pooling from input rows r0, r1 (2·y.len() floats each),
-    /// with the same choice as the scalar loop: candidates in scan order, `>` keeps the first.
+    /// 2x2 / stride-2 pooling of one plane (rows of `w`) into rows of `ow` outputs, with the same
+    /// choice as the scalar loop: candidates in scan order, `>` keeps the first.
     #[target_feature(enable = "avx512f")]
-    pub unsafe fn row_2x2(r0: &[f32], r1: &[f32], top: usize, w: usize, y: &mut [f32], at: &mut [u32]) {
-        let n = y.len().min(at.len()).min(r0.len() / 2).min(r1.len() / 2);
+    pub unsafe fn plane_2x2(x: &[f32], w: usize, ow: usize, y: &mut [f32], at: &mut [u32]) {
         let ev = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
         let od = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+        for (oy, (y_row, a_row)) in y.chunks_exact_mut(ow).zip(at.chunks_exact_mut(ow)).enumerate() {
+            let top = 2 * oy * w;
+            let (r0, r1) = (&x[top..top + 2 * ow], &x[top + w..top + w + 2 * ow]);
+            // SAFETY: the caller's (AVX-512F); the rows hold 2·ow floats each (sliced above).
+            unsafe { row_2x2(r0, r1, top, w, y_row, a_row, (ev, od)) };
+        }
+    }
+
+    /// One output row from input rows r0, r1 (2·y.len() floats each); `idx`: the even and odd
+    /// lane permutations.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn row_2x2(
+        r0: &[f32],
+        r1: &[f32],
+        top: usize,
+        w: usize,
+        y: &mut [f32],
+        at: &mut [u32],
+        idx: (__m512i, __m512i),
+    ) {
+        let (ev, od) = idx;
+        let n = y.len().min(at.len()).min(r0.len() / 2).min(r1.len() / 2);
         let mask = |n: usize| ((1u32 << n.min(16)) - 1) as __mmask16;
         for x in (0..n).step_by(16) {
             let k = mask(n - x);

@@ -54,8 +54,8 @@ pub fn pack_weights(rows: usize, red: usize, out: &mut Vec<f32>, kernel: impl Fn
 }
 
 /// out (m, oh, ow) = Σ_j Σ_{ki,kj} kernel(i, j)[ki][kj] · inp(j, oy + ki - pad, ox + kj - pad),
-/// for inp (kc, h, w) zero outside, oh = h + 2·pad - 2 (ow alike), plus bias[i] if given; with
-/// `packed` from [`pack_weights`]. Overwrites `out`. Needs AVX-512 (the transforms and products
+/// for inp (kc, h, w) zero outside, oh = h + 2·pad - 2 (ow alike), plus bias[i] if given, through
+/// leaky ReLU with `slope` if given; with `packed` from [`pack_weights`]. Overwrites `out`. Needs AVX-512 (the transforms and products
 /// use it), like [`conv_direct`].
 #[allow(clippy::too_many_arguments)]
 pub fn correlate(
@@ -65,6 +65,7 @@ pub fn correlate(
     packed: &[f32],
     m: usize,
     bias: Option<&[f32]>,
+    slope: Option<f32>,
     s: &mut Scratch,
     out: &mut [f32],
 ) {
@@ -127,7 +128,7 @@ pub fn correlate(
             #[cfg(target_arch = "x86_64")]
             // SAFETY: AVX-512F present; M is read at ξ·tiles + ty·tw + (0..tw) < 16·tiles.
             unsafe {
-                avx512::output_tile_row(mi, tiles, ty * tw, tw, b, rows, ow)
+                avx512::output_tile_row(mi, tiles, ty * tw, tw, (b, slope), rows, ow)
             };
         }
     }
@@ -190,14 +191,15 @@ mod avx512 {
 
     /// Output rows 2ty and 2ty + 1 (`rows`, rows of `ow`; the second may be missing at an odd
     /// end) from the tiles u0..u0 + tw of one output channel's M (16 components, `tiles` apart):
-    /// y = Aᵀ M_u A + bias, Aᵀ = [[1, 1, 1, 0], [0, 1, -1, -1]], written interleaved (x = 2tx + b).
+    /// y = Aᵀ M_u A + bias (then leaky ReLU with `slope` if given), Aᵀ = [[1, 1, 1, 0],
+    /// [0, 1, -1, -1]], written interleaved (x = 2tx + b).
     #[target_feature(enable = "avx512f")]
     pub unsafe fn output_tile_row(
         mi: &[f32],
         tiles: usize,
         u0: usize,
         tw: usize,
-        bias: f32,
+        (bias, slope): (f32, Option<f32>),
         rows: &mut [f32],
         ow: usize,
     ) {
@@ -220,7 +222,15 @@ mod avx512 {
             ];
             for (a, [y0, y1]) in y.into_iter().enumerate() {
                 let Some(row) = rows.get_mut(a * ow..(a + 1) * ow) else { continue };
-                let (y0, y1) = (_mm512_add_ps(y0, b), _mm512_add_ps(y1, b));
+                // Leaky ReLU as `elementwise::leaky_relu_here` computes it: max(v, 0) + slope·min(v, 0).
+                let act = |v: __m512| match slope {
+                    Some(s) => _mm512_add_ps(
+                        _mm512_max_ps(v, _mm512_setzero_ps()),
+                        _mm512_mul_ps(_mm512_set1_ps(s), _mm512_min_ps(v, _mm512_setzero_ps())),
+                    ),
+                    None => v,
+                };
+                let (y0, y1) = (act(_mm512_add_ps(y0, b)), act(_mm512_add_ps(y1, b)));
                 let at = 2 * tx;
                 // SAFETY: both stores masked to the row's ow floats.
                 unsafe {
