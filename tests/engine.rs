@@ -307,6 +307,12 @@ fn activations_fused_into_convolutions_change_nothing() {
         let mut grads = Vec::new();
         m.visit_params_mut(&mut |_, p| grads.push(p.grad.data().to_vec()));
         let probs = m.predict(&x).unwrap().data().to_vec();
+        // Evaluation hands dropout's and flatten's buffers on instead of copying them: a training
+        // step and another prediction in between change nothing.
+        m.forward(true, &mut Rng::new(5)).unwrap();
+        m.backward(&labels, 0.0).unwrap();
+        assert_eq!(m.predict(&x).unwrap().data(), &probs[..]);
+        assert!(m.backward(&labels, 0.0).is_err(), "backward after an evaluation pass is refused");
         results.push((loss, grads, probs));
     }
     assert_eq!(results[0], results[1]);

@@ -1,6 +1,6 @@
 //! Inverted dropout: scales kept units by 1/(1-p) in training so evaluation is the identity.
 
-use super::{Ctx, Layer};
+use super::{Ctx, Layer, PassThrough};
 use crate::error::{Error, Result};
 use crate::ops;
 use crate::tensor::Tensor;
@@ -26,6 +26,12 @@ impl Layer for Dropout {
             self.mask = Tensor::default();
             ops::copy_reshaped(x, x.shape(), y)
         }
+    }
+
+    fn eval_passes_through(&mut self) -> Option<PassThrough> {
+        // As an evaluation-mode forward pass: no mask, so a backward pass after it is an error.
+        self.mask = Tensor::default();
+        Some(PassThrough::Same)
     }
 
     fn backward(&mut self, _x: &Tensor, _y: &Tensor, dy: &Tensor, dx: Option<&mut Tensor>) -> Result<()> {

@@ -41,6 +41,15 @@ pub struct ParamMut<'a> {
     pub decay: bool,
 }
 
+/// How a layer hands its input on in evaluation mode ([`Layer::eval_passes_through`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PassThrough {
+    /// Unchanged.
+    Same,
+    /// Reshaped to (n, everything else).
+    Flatten,
+}
+
 pub trait Layer: Send {
     /// x (n, ...) -> y (n, ...).
     fn forward(&mut self, x: &Tensor, y: &mut Tensor, ctx: &mut Ctx) -> Result<()>;
@@ -55,6 +64,12 @@ pub trait Layer: Send {
     /// activation layer that follows, saving a pass over the activations each way.
     fn fuse_leaky_relu(&mut self, _slope: Option<f32>) -> bool {
         false
+    }
+
+    /// Whether, in evaluation mode, the layer only hands its input on (dropout), or flattens it
+    /// (flatten): [`crate::model::Sequential`] then moves the buffer instead of copying it.
+    fn eval_passes_through(&mut self) -> Option<PassThrough> {
+        None
     }
 
     /// Whether [`Layer::backward_sgd`] can update this layer's parameters (layers without any can).

@@ -4,7 +4,7 @@
 use super::spec::{LayerSpec, ModelSpec};
 use super::tta::Tta;
 use crate::error::{Error, Result};
-use crate::layers::{Conv2d, Ctx, Dense, Dropout, Flatten, Layer, LeakyRelu, MaxPool2d, ParamMut};
+use crate::layers::{Conv2d, Ctx, Dense, Dropout, Flatten, Layer, LeakyRelu, MaxPool2d, ParamMut, PassThrough};
 use crate::ops::{self, Conv2dGeom, Pool2dGeom};
 use crate::rng::Rng;
 use crate::tensor::Tensor;
@@ -124,7 +124,20 @@ impl Sequential {
         while i < self.layers.len() {
             let skip = self.fused[i] as usize;
             let (done, rest) = self.acts.split_at_mut(i + 1);
-            self.layers[i].forward(&done[i], &mut rest[skip], &mut ctx)?;
+            // In evaluation nothing reads a layer's input again (backward does not run), so a
+            // layer that only hands it on gets the buffer itself. Never the model's input buffer.
+            let pass = if train || i == 0 || skip == 1 { None } else { self.layers[i].eval_passes_through() };
+            match pass {
+                Some(how) => {
+                    std::mem::swap(&mut done[i], &mut rest[0]);
+                    if how == PassThrough::Flatten {
+                        let n = rest[0].shape().first().copied().unwrap_or(0);
+                        let rest_len = rest[0].len().checked_div(n).unwrap_or(0);
+                        rest[0].reshape(&[n, rest_len])?;
+                    }
+                }
+                None => self.layers[i].forward(&done[i], &mut rest[skip], &mut ctx)?,
+            }
             i += 1 + skip;
         }
         Ok(self.acts.last().unwrap())
