@@ -94,8 +94,8 @@ impl Sequential {
             };
             // A layer absorbed into its predecessor cannot absorb the next one.
             let free = i == 0 || !self.fused[i - 1];
-            self.fused[i] = self.layers[i].fuse_leaky_relu(slope.filter(|_| on && free));
-            self.fused[i] &= slope.is_some() && on && free;
+            let asked = slope.filter(|_| on && free);
+            self.fused[i] = self.layers[i].fuse_leaky_relu(asked) && asked.is_some();
         }
         for t in self.acts.iter_mut().chain(self.grads.iter_mut()) {
             *t = Tensor::default();
