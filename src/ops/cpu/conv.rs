@@ -205,20 +205,23 @@ pub fn forward(
         for (j, y_n) in y_chunk.chunks_mut(out_len).enumerate() {
             let img = ci * IMAGES_PER_CHUNK + j;
             let x_n = &x[img * in_len..(img + 1) * in_len];
-            if let Some(u) = packed.and_then(Direct::winograd) {
+            // Winograd applies the activation in its output transform; the other paths here,
+            // while the image's output is still in cache.
+            let activated = if let Some(u) = packed.and_then(Direct::winograd) {
                 winograd::correlate(x_n, (g.c, g.h, g.w), g.pad, u, g.f, Some(b), slope, &mut s.wino, y_n);
-                continue;
+                true
             } else if shift {
                 conv_shift::forward_image(x_n, w, b, g, packed, &mut s.pad_buf, &mut s.wide, y_n);
+                false
             } else {
                 im2col(x_n, g, &mut s.cols);
                 for (row, &bias) in y_n.chunks_mut(p).zip(b) {
                     row.fill(bias);
                 }
                 gemm(Mat::new(w, g.f, ckk), Mat::new(&s.cols, ckk, p), y_n, p, true);
-            }
-            // The image's output is still in cache.
-            if let Some(slope) = slope {
+                false
+            };
+            if let (Some(slope), false) = (slope, activated) {
                 leaky_relu_here(y_n, slope);
             }
         }

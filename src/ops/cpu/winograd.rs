@@ -6,8 +6,9 @@
 //!   V_ξ (c, tiles)  = Bᵀ d B, component ξ of every input tile      (input transform)
 //!   M_ξ (m, tiles)  = U_ξ (m, c) · V_ξ                             (16 products, direct kernel)
 //!   Y               = Aᵀ M A                                       (output transform)
-//! with U = G g Gᵀ transformed once per layer call. The input gradient is the same computation on
-//! dY padded by 2, with the weights transposed and flipped.
+//! with U = G g Gᵀ transformed once per layer call. Used for the forward pass; the input gradient
+//! would be the same computation on dY padded by 2 with the weights transposed and flipped, but
+//! measured slower there than the direct kernel (see docs/ARCHITECTURE.md).
 //!
 //! Layout: tiles are numbered u = ty·tw + tx. The input transform takes 16 tiles of a tile row at
 //! once, splitting the 4 input rows they read into even and odd columns with vector permutes. V
