@@ -7,8 +7,9 @@ use std::path::{Path, PathBuf};
 use scratchnet::data::discover::{self, SplitFiles};
 use scratchnet::data::{DatasetKind, csv, gz, idx};
 
+/// The official MNIST test set, shipped in the repository (see its README for source and licence).
 fn mnist_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/mnist")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/mnist")
 }
 
 fn mean_pixel(px: &[u8]) -> f64 {
