@@ -6,7 +6,14 @@ use clap::Parser;
 use cli::{Cli, Command};
 
 fn main() {
-    let cli = Cli::parse();
+    // Not `Cli::parse()`: it panics when --help goes to a closed pipe.
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            std::process::exit(e.exit_code());
+        }
+    };
     let result = match cli.command {
         Command::Train(a) => cli::train::run(*a),
         Command::Evaluate(a) => cli::evaluate::run(a),
@@ -14,8 +21,11 @@ fn main() {
         Command::Inspect(a) => cli::inspect::run(a),
     };
     if let Err(e) = result {
-        eprintln!("error: {e:#}");
-        let code = e.downcast_ref::<cli::train::Interrupted>().map_or(1, |_| 130);
-        std::process::exit(code);
+        if e.downcast_ref::<cli::train::Interrupted>().is_some() {
+            cli::out::errln!("{e:#}");
+            std::process::exit(130);
+        }
+        cli::out::errln!("error: {e:#}");
+        std::process::exit(1);
     }
 }

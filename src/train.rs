@@ -25,9 +25,14 @@ pub struct EpochStats {
     /// Running accuracy over the epoch's batches (dropout active), as a fraction.
     pub train_accuracy: f64,
     pub test_accuracy: Option<f64>,
+    /// Mean cross-entropy on the test set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_loss: Option<f64>,
     /// Accuracy on the validation split held out of the training set (`--validation`), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub validation_accuracy: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validation_loss: Option<f64>,
     /// The training pass alone, without evaluation.
     pub seconds: f64,
     pub images_per_second: f64,
@@ -46,6 +51,17 @@ pub struct TrainState {
     pub seen: u64,
     pub seconds: f64,
     pub history: Vec<EpochStats>,
+}
+
+/// Where an epoch stands after a batch, for progress displays.
+#[derive(Clone, Copy, Debug)]
+pub struct Progress {
+    /// Batches done in this epoch, 1-based.
+    pub batch: usize,
+    pub batches: usize,
+    /// Running mean loss and accuracy over the epoch's batches so far.
+    pub loss: f64,
+    pub accuracy: f64,
 }
 
 pub struct Trainer {
@@ -118,6 +134,15 @@ impl Trainer {
         data: &Dataset,
         on_batch: &mut (dyn FnMut(usize, usize) -> bool + Send),
     ) -> Result<Option<EpochStats>> {
+        self.run_epoch_with(data, &mut |p| on_batch(p.batch, p.batches))
+    }
+
+    /// [`Trainer::run_epoch`] with the running loss and accuracy passed to `on_batch`.
+    pub fn run_epoch_with(
+        &mut self,
+        data: &Dataset,
+        on_batch: &mut (dyn FnMut(&Progress) -> bool + Send),
+    ) -> Result<Option<EpochStats>> {
         let macs = self.model.spec().forward_macs() * self.config.batch_size;
         crate::ops::on_worker_for(macs, || self.run_epoch_here(data, on_batch))
     }
@@ -125,7 +150,7 @@ impl Trainer {
     fn run_epoch_here(
         &mut self,
         data: &Dataset,
-        on_batch: &mut (dyn FnMut(usize, usize) -> bool + Send),
+        on_batch: &mut (dyn FnMut(&Progress) -> bool + Send),
     ) -> Result<Option<EpochStats>> {
         if data.is_empty() {
             return Err(Error::Data("the training set is empty".into()));
@@ -174,7 +199,13 @@ impl Trainer {
             st.seen += idx.len() as u64;
             st.batch += 1;
             st.seconds += start.elapsed().as_secs_f64();
-            if !on_batch(st.batch, total) && st.batch < total {
+            let progress = Progress {
+                batch: st.batch,
+                batches: total,
+                loss: st.loss_sum / st.seen as f64,
+                accuracy: st.correct as f64 / st.seen as f64,
+            };
+            if !on_batch(&progress) && st.batch < total {
                 return Ok(None);
             }
         }
@@ -188,7 +219,9 @@ impl Trainer {
             train_loss: st.loss_sum / st.seen as f64,
             train_accuracy: st.correct as f64 / st.seen as f64,
             test_accuracy: None,
+            test_loss: None,
             validation_accuracy: None,
+            validation_loss: None,
             seconds: st.seconds,
             images_per_second: st.seen as f64 / st.seconds.max(1e-9),
         };

@@ -10,6 +10,7 @@ use scratchnet::model::Tta;
 use scratchnet::model_file::ModelInfo;
 use scratchnet::train::evaluate_tta;
 
+use super::out::{errln, outln};
 use super::{DataArgs, percent};
 
 #[derive(Args)]
@@ -47,6 +48,10 @@ pub struct EvaluateArgs {
 pub fn run(a: EvaluateArgs) -> Result<()> {
     super::init_threads(a.threads)?;
     super::set_im2col(a.im2col);
+    super::check_limit(a.limit)?;
+    if let Some(p) = &a.confusion {
+        super::out::check_writable("--confusion", p)?;
+    }
     let (mut loaded, model_name) = super::default_model::load_or_builtin(a.model.as_deref())?;
     let dataset = a.data.dataset.clone().unwrap_or_else(|| loaded.info.dataset.clone());
     let splits = discover::load(&dataset, a.data.data_dir.as_deref())?;
@@ -56,7 +61,7 @@ pub fn run(a: EvaluateArgs) -> Result<()> {
     }
     super::ensure_fits(&loaded.info.spec, &test, &splits.origin)?;
     if splits.kind.name() != loaded.info.dataset {
-        eprintln!("note: the model was trained on {}, this is {}", loaded.info.dataset, splits.kind.name());
+        errln!("note: the model was trained on {}, this is {}", loaded.info.dataset, splits.kind.name());
     }
     let tta = super::tta_or(a.tta.as_deref(), loaded.info.tta);
     let ev = evaluate_tta(&mut loaded.model, &test, scratchnet::train::EVAL_BATCH, tta)?;
@@ -76,35 +81,39 @@ pub fn run(a: EvaluateArgs) -> Result<()> {
             "classes": classes,
             "confusion": ev.confusion,
         });
-        println!("{out}");
+        outln!("{out}");
     } else {
         let views = if tta == Tta::HFlip { ", each averaged with its mirror image" } else { "" };
-        println!("{model_name} on {} {} set ({} images{views})", splits.origin, a.split, test.len());
-        println!("accuracy {}   mean loss {:.4}\n", percent(ev.accuracy), ev.loss);
-        println!("{:<14} accuracy", "class");
-        for (c, v) in classes.iter().zip(&ev.per_class) {
-            println!("{c:<14} {}", percent(*v));
-        }
-        println!("\nconfusion matrix (rows: true class, columns: predicted)");
-        let short: Vec<String> = classes.iter().map(|c| c.chars().take(6).collect()).collect();
-        print!("{:<14}", "");
-        for s in &short {
-            print!("{s:>7}");
-        }
-        println!();
-        for (c, row) in classes.iter().zip(&ev.confusion) {
-            print!("{c:<14}");
-            for v in row {
-                print!("{v:>7}");
-            }
-            println!();
+        outln!("{model_name} on {} {} set ({} images{views})", splits.origin, a.split, test.len());
+        outln!("accuracy {}   mean loss {:.4}\n", percent(ev.accuracy), ev.loss);
+        for line in table(classes, &ev.per_class, &ev.confusion) {
+            outln!("{line}");
         }
     }
     if let Some(p) = &a.confusion {
         super::plot::confusion(&ev.confusion, classes, ev.accuracy, p)?;
-        eprintln!("confusion matrix written to {}", p.display());
+        errln!("confusion matrix written to {}", p.display());
     }
     Ok(())
+}
+
+/// Per-class accuracy and the confusion matrix as text. The matrix's columns are numbered like its
+/// rows, so every class keeps its whole name however long it is.
+fn table(classes: &[String], per_class: &[f64], confusion: &[Vec<u64>]) -> Vec<String> {
+    let rows: Vec<String> = classes.iter().enumerate().map(|(i, c)| format!("{i:>2} {c}")).collect();
+    let width = rows.iter().map(|r| r.chars().count()).max().unwrap_or(0) + 2;
+    let count_width = confusion.iter().flatten().map(|v| v.to_string().len()).max().unwrap_or(1).max(2) + 2;
+    let mut lines = vec![format!("{:<width$}accuracy", "class")];
+    lines.extend(rows.iter().zip(per_class).map(|(r, v)| format!("{r:<width$}{}", percent(*v))));
+    lines.push(String::new());
+    lines.push("confusion matrix (rows: true class; columns: predicted class, numbered as the rows)".into());
+    let header: String = (0..classes.len()).map(|j| format!("{j:>count_width$}")).collect();
+    lines.push(format!("{:<width$}{header}", ""));
+    for (r, row) in rows.iter().zip(confusion) {
+        let counts: String = row.iter().map(|v| format!("{v:>count_width$}")).collect();
+        lines.push(format!("{r:<width$}{counts}"));
+    }
+    lines
 }
 
 /// The images `--split` names. The validation split is the one the model's training held out: the

@@ -3,6 +3,7 @@
 pub mod default_model;
 pub mod evaluate;
 pub mod inspect;
+pub mod out;
 pub mod plot;
 pub mod predict;
 pub mod train;
@@ -25,6 +26,7 @@ pub struct Cli {
 #[derive(Subcommand)]
 pub enum Command {
     /// Train a preset or a spec.json network and save it as .safetensors
+    #[command(allow_negative_numbers = true)]
     Train(Box<train::TrainArgs>),
     /// Accuracy, loss, per-class accuracy and confusion matrix on a test set
     Evaluate(evaluate::EvaluateArgs),
@@ -45,12 +47,27 @@ pub struct DataArgs {
     pub data_dir: Option<PathBuf>,
 }
 
-/// Sets the number of worker threads (default: all cores).
+/// Sets the number of worker threads (default: all cores); warns above the core count, where
+/// threads take turns on the cores and every parallel loop waits for the slowest.
 pub fn init_threads(threads: Option<usize>) -> anyhow::Result<()> {
     if let Some(t) = threads {
         anyhow::ensure!(t >= 1, "--threads must be at least 1");
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if t > cores {
+            out::errln!(
+                "warning: --threads {t} is more than the {} here; the extra threads take turns on the cores and slow \
+                 the run down (results do not change)",
+                train::plural(cores, "core")
+            );
+        }
         rayon::ThreadPoolBuilder::new().num_threads(t).build_global()?;
     }
+    Ok(())
+}
+
+/// Fails unless `--limit N` is at least 1.
+pub fn check_limit(limit: Option<usize>) -> anyhow::Result<()> {
+    anyhow::ensure!(limit != Some(0), "--limit must be at least 1");
     Ok(())
 }
 

@@ -4,7 +4,8 @@
 use std::path::Path;
 use std::sync::Once;
 
-use anyhow::{Result, anyhow};
+use anyhow::{Context, Result, anyhow};
+use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::{FontStyle, register_font};
 use scratchnet::train::EpochStats;
@@ -22,16 +23,39 @@ fn err<E: std::fmt::Display>(e: E) -> anyhow::Error {
     anyhow!("drawing the chart: {e}")
 }
 
+type Area<'a> = DrawingArea<BitMapBackend<'a>, Shift>;
+
+/// Draws a picture of `size` in memory and writes it to `path` as PNG, atomically (a temporary
+/// file renamed), so a failed write never leaves half a picture and always names the file.
+fn render(size: (u32, u32), path: &Path, draw: impl FnOnce(&Area) -> Result<()>) -> Result<()> {
+    init_font();
+    let mut buf = vec![0u8; size.0 as usize * size.1 as usize * 3];
+    {
+        let root = BitMapBackend::with_buffer(&mut buf, size).into_drawing_area();
+        draw(&root).with_context(|| format!("drawing {}", path.display()))?;
+        root.present().map_err(err)?;
+    }
+    let img = image::RgbImage::from_raw(size.0, size.1, buf).context("picture buffer size")?;
+    let mut png = Vec::new();
+    img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .with_context(|| format!("encoding {}", path.display()))?;
+    scratchnet::model_file::write_atomic(path, &png)?;
+    Ok(())
+}
+
 /// Loss (left) and accuracy (right) per epoch.
 pub fn curves(history: &[EpochStats], title: &str, path: &Path) -> Result<()> {
-    init_font();
     anyhow::ensure!(!history.is_empty(), "no finished epoch to plot");
-    let root = BitMapBackend::new(path, (1200, 480)).into_drawing_area();
+    render((1200, 480), path, |root| draw_curves(root, history, title))
+}
+
+fn draw_curves(root: &Area, history: &[EpochStats], title: &str) -> Result<()> {
     root.fill(&WHITE).map_err(err)?;
     let root = root.titled(&format!("scratchnet: {title}"), ("sans-serif", 24)).map_err(err)?;
     let (left, right) = root.split_horizontally(600);
     let n = history.last().unwrap().epoch as f64;
-    let max_loss = history.iter().map(|s| s.train_loss).fold(0.0, f64::max) * 1.05;
+    let losses = history.iter().flat_map(|s| [Some(s.train_loss), s.test_loss, s.validation_loss]).flatten();
+    let max_loss = losses.fold(0.0, f64::max) * 1.05;
     let mut c = ChartBuilder::on(&left)
         .margin(15)
         .x_label_area_size(40)
@@ -44,6 +68,22 @@ pub fn curves(history: &[EpochStats], title: &str, path: &Path) -> Result<()> {
         .map_err(err)?
         .label("train loss")
         .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLUE));
+    let test: Vec<(f64, f64)> = history.iter().filter_map(|s| s.test_loss.map(|l| (s.epoch as f64, l))).collect();
+    if !test.is_empty() {
+        c.draw_series(LineSeries::new(test, RED.stroke_width(2)))
+            .map_err(err)?
+            .label("test loss")
+            .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], RED));
+    }
+    let green = RGBColor(0, 150, 60);
+    let val: Vec<(f64, f64)> =
+        history.iter().filter_map(|s| s.validation_loss.map(|l| (s.epoch as f64, l))).collect();
+    if !val.is_empty() {
+        c.draw_series(LineSeries::new(val, green.stroke_width(2)))
+            .map_err(err)?
+            .label("validation loss")
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], green));
+    }
     c.configure_series_labels().border_style(BLACK).background_style(WHITE).draw().map_err(err)?;
 
     let accs = history.iter().flat_map(|s| [Some(s.train_accuracy), s.test_accuracy, s.validation_accuracy]).flatten();
@@ -86,19 +126,30 @@ pub fn curves(history: &[EpochStats], title: &str, path: &Path) -> Result<()> {
         .background_style(WHITE)
         .draw()
         .map_err(err)?;
-    root.present().map_err(err)?;
     Ok(())
 }
 
 /// Row-normalised confusion matrix as a heat map, with class names and per-cell percentages.
 pub fn confusion(counts: &[Vec<u64>], classes: &[String], accuracy: f64, path: &Path) -> Result<()> {
-    init_font();
     let k = classes.len();
     let cell = 64i32;
     let (left, top) = (130i32, 70i32);
     let size = (left as u32 + cell as u32 * k as u32 + 30, top as u32 + cell as u32 * k as u32 + 110);
-    let root = BitMapBackend::new(path, size).into_drawing_area();
-    root.fill(&WHITE).map_err(err)?;
+    render(size, path, |root| {
+        root.fill(&WHITE).map_err(err)?;
+        draw_confusion(root, counts, classes, accuracy, size, (left, top, cell))
+    })
+}
+
+fn draw_confusion(
+    root: &Area,
+    counts: &[Vec<u64>],
+    classes: &[String],
+    accuracy: f64,
+    size: (u32, u32),
+    (left, top, cell): (i32, i32, i32),
+) -> Result<()> {
+    let k = classes.len();
     let title = format!("confusion matrix (row-normalised), accuracy {:.2}%", 100.0 * accuracy);
     root.draw(&Text::new(title, (20, 20), ("sans-serif", 20).into_font())).map_err(err)?;
     for (i, row) in counts.iter().enumerate() {
@@ -134,6 +185,5 @@ pub fn confusion(counts: &[Vec<u64>], classes: &[String], accuracy: f64, path: &
     root.draw(&Text::new("predicted class", (left + k as i32 * cell / 2 - 50, size.1 as i32 - 22), axis.clone()))
         .map_err(err)?;
     root.draw(&Text::new("true class (rows), % of row", (8, top - 22), axis)).map_err(err)?;
-    root.present().map_err(err)?;
     Ok(())
 }

@@ -7,6 +7,8 @@ use clap::Args;
 use scratchnet::Tensor;
 use scratchnet::data::picture::{self, Style};
 
+use super::out::{errln, outln, stdout_closed};
+
 #[derive(Args)]
 pub struct PredictArgs {
     /// Model file (.safetensors; default: the built-in Fashion-MNIST CNN)
@@ -42,10 +44,15 @@ pub fn run(a: PredictArgs) -> Result<()> {
     } else {
         Style::Digit
     };
-    let k = a.top_k.clamp(1, info.classes.len());
+    anyhow::ensure!(a.top_k >= 1, "--top-k must be at least 1");
+    let k = a.top_k.min(info.classes.len());
     let tta = super::tta_or(a.tta.as_deref(), info.tta);
     let mut failed = 0;
     for path in &a.images {
+        if stdout_closed() {
+            // Nobody reads the results any more (`predict *.png | head -n 2`).
+            break;
+        }
         let result = picture::load(path, style, h, w).and_then(|px| {
             let x = Tensor::from_vec(
                 &[1, 1, h, w],
@@ -56,7 +63,10 @@ pub fn run(a: PredictArgs) -> Result<()> {
         let probs = match result {
             Ok(p) => p,
             Err(e) => {
-                eprintln!("error: {e:#}");
+                errln!("error: {e:#}");
+                if a.json {
+                    outln!("{}", serde_json::json!({"file": path.display().to_string(), "error": format!("{e:#}")}));
+                }
                 failed += 1;
                 continue;
             }
@@ -68,11 +78,11 @@ pub fn run(a: PredictArgs) -> Result<()> {
                 .iter()
                 .map(|&i| serde_json::json!({"index": i, "class": info.classes[i], "probability": probs[i]}))
                 .collect();
-            println!("{}", serde_json::json!({"file": path.display().to_string(), "top": top}));
+            outln!("{}", serde_json::json!({"file": path.display().to_string(), "top": top}));
         } else {
             let parts: Vec<String> =
                 order[..k].iter().map(|&i| format!("{} {:.1}%", info.classes[i], 100.0 * probs[i])).collect();
-            println!("{}: {}", path.display(), parts.join(", "));
+            outln!("{}: {}", path.display(), parts.join(", "));
         }
     }
     anyhow::ensure!(failed == 0, "{failed} of {} pictures could not be classified", a.images.len());
