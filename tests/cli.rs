@@ -4,43 +4,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use assert_cmd::cargo::CommandCargoExt;
-
-fn cmd() -> Command {
-    let mut c = Command::cargo_bin("scratchnet").unwrap();
-    c.env_remove("SCRATCHNET_DATA");
-    c
-}
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn run(c: &mut Command) -> Run {
-    let out = c.output().unwrap();
-    let r = Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    };
-    assert!(!r.stderr.contains("panicked") && !r.stderr.contains("RUST_BACKTRACE"), "panic: {}", r.stderr);
-    r
-}
-
-fn ok(c: &mut Command) -> Run {
-    let r = run(c);
-    assert_eq!(r.code, 0, "stdout: {}\nstderr: {}", r.stdout, r.stderr);
-    r
-}
-
-fn fails(c: &mut Command, needle: &str) -> Run {
-    let r = run(c);
-    assert_ne!(r.code, 0, "expected failure, got: {}", r.stdout);
-    assert!(r.stderr.contains(needle), "expected '{needle}' in: {}", r.stderr);
-    r
-}
+mod common;
+use common::{Run, cmd, fails, ok, tensors};
 
 /// A directory kept for the whole test run, with a 1-epoch MLP trained on all of Fashion-MNIST.
 fn trained() -> &'static (tempfile::TempDir, PathBuf, serde_json::Value) {
@@ -59,8 +24,13 @@ fn trained() -> &'static (tempfile::TempDir, PathBuf, serde_json::Value) {
             .arg("--plot")
             .arg(&plot));
         assert!(r.stdout.contains("epoch   1/1") && r.stdout.contains("img/s"), "{}", r.stdout);
-        let line = std::fs::read_to_string(&metrics).unwrap();
-        let m: serde_json::Value = serde_json::from_str(line.lines().next().unwrap()).unwrap();
+        let text = std::fs::read_to_string(&metrics).unwrap();
+        let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        // A header record says where a run starts and with what settings, then one line per epoch.
+        assert_eq!(lines[0]["run"]["preset"], "mlp-dropout", "{text}");
+        assert_eq!(lines[0]["run"]["config"]["epochs"], 1, "{text}");
+        let m = lines[1].clone();
         assert!(image::open(&plot).unwrap().width() > 500);
         (dir, model, m)
     })
@@ -69,7 +39,9 @@ fn trained() -> &'static (tempfile::TempDir, PathBuf, serde_json::Value) {
 #[test]
 fn one_epoch_mlp_reaches_80_percent_on_fashion_mnist() {
     let (_, model, m) = trained();
-    for key in ["epoch", "lr", "train_loss", "train_accuracy", "test_accuracy", "seconds", "images_per_second"] {
+    for key in
+        ["epoch", "lr", "train_loss", "train_accuracy", "test_accuracy", "test_loss", "seconds", "images_per_second"]
+    {
         assert!(m.get(key).is_some(), "metrics lack {key}: {m}");
     }
     let acc = m["test_accuracy"].as_f64().unwrap();
@@ -95,6 +67,8 @@ fn evaluate_prints_tables_json_and_a_heat_map() {
     let png = dir.path().join("cm.png");
     let r = ok(cmd().args(["evaluate", "--model"]).arg(model).arg("--confusion").arg(&png));
     assert!(r.stdout.contains("confusion matrix") && r.stdout.contains("Ankle boot") && r.stdout.contains("accuracy"));
+    // Whole class names, in the per-class table and as the matrix's row labels.
+    assert_eq!(r.stdout.matches("T-shirt/top").count(), 2, "{}", r.stdout);
     assert!(image::open(&png).unwrap().height() > 500);
 }
 
@@ -186,7 +160,7 @@ fn bad_flags_missing_data_and_corrupt_models_fail_cleanly() {
             .arg(empty.path()),
         "not found; looked in",
     );
-    let mnist = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/mnist");
+    let mnist = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/mnist");
     fails(cmd().args(["train", "--model", "mlp", "--dataset"]).arg(&mnist), "holds no training set");
     let spec = dir.path().join("bad.json");
     std::fs::write(&spec, r#"{"input":[1,28,28],"layers":[{"type":"linear","in_features":784,"out_features":10}]}"#)
@@ -217,11 +191,6 @@ fn bad_flags_missing_data_and_corrupt_models_fail_cleanly() {
     );
 }
 
-fn tensors(path: &Path) -> Vec<(String, Vec<f32>)> {
-    let m = scratchnet::model_file::load(path).unwrap();
-    m.model.named_params().into_iter().map(|(n, t)| (n, t.data().to_vec())).collect()
-}
-
 #[test]
 fn resumed_run_ends_with_the_same_weights() {
     let dir = tempfile::tempdir().unwrap();
@@ -232,7 +201,7 @@ fn resumed_run_ends_with_the_same_weights() {
     assert!(p("part.ckpt.safetensors").exists());
     fails(
         cmd().args(["train", "--lr", "0.1", "--resume"]).arg(p("part.ckpt.safetensors")),
-        "--lr cannot be changed when resuming",
+        "--lr 0.1 differs from the checkpoint's 0.01",
     );
     let r = ok(cmd()
         .args(["train", "--quiet", "--limit", "3000", "--epochs", "3", "--resume"])
@@ -248,7 +217,7 @@ fn resumed_run_ends_with_the_same_weights() {
     let r = ok(cmd().arg("inspect").arg(p("resumed.safetensors")));
     assert!(r.stdout.contains("preset mlp-dropout") && r.stdout.contains("3 epochs"), "{}", r.stdout);
     let r = ok(cmd().arg("inspect").arg(p("part.ckpt.safetensors")));
-    assert!(r.stdout.contains("checkpoint") && r.stdout.contains("1 epochs"), "{}", r.stdout);
+    assert!(r.stdout.contains("checkpoint") && r.stdout.contains("1 epoch,"), "{}", r.stdout);
 }
 
 #[test]
@@ -300,7 +269,9 @@ fn cosine_schedule_with_warm_up_sets_each_epochs_rate() {
     let lrs: Vec<f64> = std::fs::read_to_string(&metrics)
         .unwrap()
         .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["lr"].as_f64().unwrap())
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v.get("run").is_none())
+        .map(|v| v["lr"].as_f64().unwrap())
         .collect();
     // Warm-up epoch at half the rate, then a half cosine from 0.1 down to 0 over epochs 2-5.
     let want = [0.05, 0.1, 0.075, 0.025, 0.0];
