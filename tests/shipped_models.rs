@@ -7,7 +7,7 @@ use std::process::Command;
 use assert_cmd::cargo::CommandCargoExt;
 
 /// The original project's published test accuracy for its CNN. Its recipe reaches 93.35% here in
-/// PyTorch (../shared/REFERENCE.md) and 93.32% in scratchnet; the shipped CNN (an improved recipe,
+/// PyTorch (docs/REFERENCE.md) and 93.32% in scratchnet; the shipped CNN (an improved recipe,
 /// see the README) must beat the published figure.
 const ORIGINAL_PUBLISHED_TEST_ACCURACY: f64 = 0.9417;
 
