@@ -21,16 +21,21 @@ fn count() {
     }
 }
 
+// SAFETY: every call is passed on unchanged to the system allocator, which upholds the trait's
+// contract; counting allocates nothing.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, l: Layout) -> *mut u8 {
         count();
+        // SAFETY: the caller's promises about `l` are the ones System.alloc needs.
         unsafe { System.alloc(l) }
     }
     unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        // SAFETY: `p` came from this allocator, i.e. from System, with layout `l`.
         unsafe { System.dealloc(p, l) }
     }
     unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
         count();
+        // SAFETY: `p` came from System with layout `l`; the caller guarantees `n` is valid.
         unsafe { System.realloc(p, l, n) }
     }
 }

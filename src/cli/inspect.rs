@@ -61,10 +61,7 @@ pub fn run(a: InspectArgs) -> Result<()> {
     }
     outln!("parameters: {}", info.spec.num_params());
     if info.tta != scratchnet::model::Tta::None {
-        outln!(
-            "predictions: test-time augmentation '{}' (each image averaged with its mirror image)",
-            info.tta.name()
-        );
+        outln!("predictions: test-time augmentation '{}' (each image averaged with its mirror image)", info.tta.name());
     }
     match &info.training {
         Some(t) => {

@@ -76,8 +76,7 @@ fn draw_curves(root: &Area, history: &[EpochStats], title: &str) -> Result<()> {
             .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], RED));
     }
     let green = RGBColor(0, 150, 60);
-    let val: Vec<(f64, f64)> =
-        history.iter().filter_map(|s| s.validation_loss.map(|l| (s.epoch as f64, l))).collect();
+    let val: Vec<(f64, f64)> = history.iter().filter_map(|s| s.validation_loss.map(|l| (s.epoch as f64, l))).collect();
     if !val.is_empty() {
         c.draw_series(LineSeries::new(val, green.stroke_width(2)))
             .map_err(err)?

@@ -237,7 +237,12 @@ pub struct ModelChoice {
 
 pub fn resolve_model(arg: &str) -> Result<ModelChoice> {
     if let Some(p) = preset(arg) {
-        return Ok(ModelChoice { name: p.name.to_string(), preset: Some(p.name.to_string()), spec: p.spec, config: p.train });
+        return Ok(ModelChoice {
+            name: p.name.to_string(),
+            preset: Some(p.name.to_string()),
+            spec: p.spec,
+            config: p.train,
+        });
     }
     let path = Path::new(arg);
     if path.extension().is_some_and(|e| e == "json") || path.is_file() {

@@ -235,7 +235,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
             let b = indicatif::ProgressBar::new(trainer.batches_per_epoch(&train) as u64);
             b.set_style(
                 indicatif::ProgressStyle::with_template(
-                    "epoch {prefix} [{bar:30}] {pos}/{len} batches {msg}, {elapsed} elapsed, eta {eta}",
+                    "epoch {prefix} [{bar:30}] {pos}/{len} batches{msg}, {elapsed} elapsed, eta {eta}",
                 )
                 .expect("valid template")
                 .progress_chars("=> "),
@@ -249,7 +249,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
                 b.set_position(p.batch as u64);
                 // A few hundred updates per epoch are plenty for the eye.
                 if p.batch % p.batches.div_ceil(200).max(1) == 0 || p.batch == p.batches {
-                    b.set_message(format!("loss {:.4} acc {}", p.loss, super::percent(p.accuracy)));
+                    b.set_message(format!(", loss {:.4} acc {}", p.loss, super::percent(p.accuracy)));
                 }
             }
             !stop.load(Ordering::SeqCst)
@@ -277,14 +277,18 @@ pub fn run(a: TrainArgs) -> Result<()> {
             ));
         };
         let what = if validation.is_some() { "the test and validation sets" } else { "the test set" };
-        let spin = spinner(show_bar && (test.is_some() || validation.is_some()), format!("epoch {epoch_msg}: evaluating on {what}"));
+        let spin = spinner(
+            show_bar && (test.is_some() || validation.is_some()),
+            format!("epoch {epoch_msg}: evaluating on {what}"),
+        );
         evaluate_into(&mut stats, &mut trainer, test, validation.as_ref(), info.tta)?;
         if let Some(s) = spin {
             s.finish_and_clear();
         }
         outln!("{}", epoch_line(&stats, total_epochs));
         if let Some((f, p)) = &mut metrics {
-            writeln!(f, "{}", serde_json::to_string(&stats)?).with_context(|| format!("writing --metrics {}", p.display()))?;
+            writeln!(f, "{}", serde_json::to_string(&stats)?)
+                .with_context(|| format!("writing --metrics {}", p.display()))?;
         }
         trainer.state.history.push(stats);
         if run.checkpoint_every.is_some_and(|n| n > 0 && trainer.state.epoch % n == 0) {
