@@ -166,3 +166,143 @@ fn broken_files_give_errors_that_name_file_and_position() {
     assert!(m.contains("label 12 is outside"), "{m}");
     assert!(csv_err("").contains("no image rows"));
 }
+
+/// IDX bytes: unsigned-byte type, `dims`, then `data`.
+fn idx(dims: &[u32], data: &[u8]) -> Vec<u8> {
+    let mut b = vec![0, 0, 8, dims.len() as u8];
+    for d in dims {
+        b.extend_from_slice(&d.to_be_bytes());
+    }
+    b.extend_from_slice(data);
+    b
+}
+
+/// A split of `labels.len()` h x w images in `dir`, as gzip IDX files named with `prefix`.
+fn idx_split(dir: &Path, prefix: &str, labels: &[u8], h: u32, w: u32) {
+    let n = labels.len() as u32;
+    let pixels: Vec<u8> = (0..n * h * w).map(|i| (i * 37 % 256) as u8).collect();
+    write(dir, &format!("{prefix}-images-idx3-ubyte.gz"), &gzip(&idx(&[n, h, w], &pixels)));
+    write(dir, &format!("{prefix}-labels-idx1-ubyte.gz"), &gzip(&idx(&[n], labels)));
+}
+
+fn load_err(dataset: &str, dir: Option<&Path>) -> String {
+    discover::load(dataset, dir).map(|_| ()).unwrap_err().to_string()
+}
+
+/// The first 16 labels of the official Fashion-MNIST test set, then some more.
+const FASHION_TEST_START: [u8; 18] = [9, 2, 1, 1, 6, 1, 4, 6, 5, 7, 4, 5, 7, 3, 4, 1, 0, 0];
+/// Labels of no official file.
+const OTHER_LABELS: [u8; 18] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1, 2, 3, 4, 5, 6, 7];
+
+#[test]
+fn partial_folders_name_what_is_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(mnist_dir().join("t10k-images-idx3-ubyte.gz"), dir.path().join("t10k-images-idx3-ubyte.gz")).unwrap();
+    let m = load_err(dir.path().to_str().unwrap(), None);
+    assert!(
+        m.contains("holds t10k-images-idx3-ubyte.gz but not its labels, t10k-labels-idx1-ubyte[.gz]")
+            && m.contains("the test set needs both files"),
+        "{m}"
+    );
+    // The same through a name: the folder is not skipped in silence.
+    assert_eq!(load_err("mnist", Some(dir.path())), m);
+
+    // A complete test set beside half a training set.
+    let dir = tempfile::tempdir().unwrap();
+    idx_split(dir.path(), "t10k", &OTHER_LABELS, 28, 28);
+    write(dir.path(), "train-labels-idx1-ubyte", &idx(&[2], &[1, 2]));
+    let m = load_err(dir.path().to_str().unwrap(), None);
+    assert!(m.contains("holds train-labels-idx1-ubyte but not its images, train-images-idx3-ubyte[.gz]"), "{m}");
+
+    // Only a training set: loads, and asking for the test set says which files are absent.
+    let dir = tempfile::tempdir().unwrap();
+    idx_split(dir.path(), "train", &OTHER_LABELS, 28, 28);
+    let s = discover::load("mnist", Some(dir.path())).unwrap();
+    let m = s.test().unwrap_err().to_string();
+    assert!(m.contains("holds no test set") && m.contains("t10k-labels-idx1-ubyte[.gz]"), "{m}");
+}
+
+#[test]
+fn a_directory_dataset_is_identified_or_asked_for_never_guessed() {
+    // The official MNIST test files, in a folder whose name says nothing: told by their labels.
+    let s = discover::load(mnist_dir().to_str().unwrap(), None).unwrap();
+    assert_eq!(s.kind, DatasetKind::Mnist);
+    let anon = tempfile::tempdir().unwrap();
+    idx_split(anon.path(), "t10k", &FASHION_TEST_START, 28, 28);
+    let s = discover::load(anon.path().to_str().unwrap(), None).unwrap();
+    assert_eq!(s.kind, DatasetKind::FashionMnist);
+    assert_eq!(s.test().unwrap().classes[9], "Ankle boot");
+    assert_eq!(discover::locate(anon.path().to_str().unwrap(), None).unwrap().2, DatasetKind::FashionMnist);
+
+    // Labels of no official file and a folder name that says nothing: an error asking for the name.
+    let unknown = tempfile::tempdir().unwrap();
+    idx_split(unknown.path(), "t10k", &OTHER_LABELS, 28, 28);
+    let d = unknown.path().display().to_string();
+    for m in [load_err(&d, None), discover::locate(&d, None).map(|_| ()).unwrap_err().to_string()] {
+        assert!(
+            m.contains("cannot tell whether")
+                && m.contains(&format!("--dataset mnist --data-dir {d}"))
+                && m.contains("--dataset fashion-mnist"),
+            "{m}"
+        );
+    }
+    // Named, it loads as named.
+    let s = discover::load("fashion-mnist", Some(unknown.path())).unwrap();
+    assert_eq!((s.kind, s.test().unwrap().classes[0].as_str()), (DatasetKind::FashionMnist, "T-shirt/top"));
+    // A name the labels contradict is refused.
+    let m = load_err("fashion-mnist", Some(&mnist_dir()));
+    assert!(m.contains("given as fashion-mnist but holds mnist") && m.contains("official MNIST test set"), "{m}");
+
+    // Names that do tell: a Kaggle CSV's, a folder path naming fashion.
+    let kaggle = tempfile::tempdir().unwrap();
+    let rows: String = OTHER_LABELS.iter().map(|l| format!("{l},0,1,2,3\n")).collect();
+    write(kaggle.path(), "fashion-mnist_test.csv", format!("label,a,b,c,d\n{rows}").as_bytes());
+    assert_eq!(discover::load(kaggle.path().to_str().unwrap(), None).unwrap().kind, DatasetKind::FashionMnist);
+    let plain = tempfile::tempdir().unwrap();
+    write(plain.path(), "test.csv", rows.as_bytes());
+    assert!(load_err(plain.path().to_str().unwrap(), None).contains("cannot tell"));
+    let fashion = unknown.path().join("my-fashion-set");
+    std::fs::create_dir(&fashion).unwrap();
+    idx_split(&fashion, "t10k", &OTHER_LABELS, 28, 28);
+    assert_eq!(discover::load(fashion.to_str().unwrap(), None).unwrap().kind, DatasetKind::FashionMnist);
+}
+
+#[test]
+fn training_and_test_images_must_be_the_same_size() {
+    let dir = tempfile::tempdir().unwrap();
+    idx_split(dir.path(), "train", &OTHER_LABELS, 27, 29);
+    idx_split(dir.path(), "t10k", &OTHER_LABELS, 28, 28);
+    let m = load_err("mnist", Some(dir.path()));
+    let (train, test) = (dir.path().join("train-images-idx3-ubyte.gz"), dir.path().join("t10k-images-idx3-ubyte.gz"));
+    assert!(m.contains(&format!("{} holds 27x29 images but {} holds 28x28", train.display(), test.display())), "{m}");
+    // Each split alone names its image file for later messages.
+    std::fs::remove_file(dir.path().join("t10k-labels-idx1-ubyte.gz")).unwrap();
+    std::fs::remove_file(&test).unwrap();
+    let s = discover::load("mnist", Some(dir.path())).unwrap();
+    assert_eq!(s.train_source, Some(train.display().to_string()));
+    assert_eq!((s.train().unwrap().height, s.train().unwrap().width), (27, 29));
+}
+
+#[test]
+fn gzip_idx_inflating_past_its_header_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    // The header declares 2 images; the stream goes on with 32 MiB of zeros (32 KiB compressed).
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    e.write_all(&idx(&[2, 28, 28], &[0; 2 * 784])).unwrap();
+    let zeros = vec![0u8; 1 << 20];
+    for _ in 0..32 {
+        e.write_all(&zeros).unwrap();
+    }
+    let images = write(dir.path(), "t10k-images-idx3-ubyte.gz", &e.finish().unwrap());
+    let labels = write(dir.path(), "t10k-labels-idx1-ubyte.gz", &gzip(&idx(&[2], &[1, 2])));
+    let m = discover::load_split(&SplitFiles::Idx { images, labels }, DatasetKind::Mnist)
+        .map(|_| ())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        m.contains("t10k-images-idx3-ubyte.gz")
+            && m.contains("unexpected bytes after the 1568 values")
+            && m.contains("inflates to more than its header declares"),
+        "{m}"
+    );
+}

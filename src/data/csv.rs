@@ -2,7 +2,7 @@
 //! `label,pixel1,...,pixel784` with integers 0-255. Parsed as a stream of lines with a hand-written
 //! integer scanner: a 60k-row file (~110 MB) takes about a second, not tens.
 
-use std::io::BufRead;
+use std::io::{BufRead, Read};
 
 use crate::error::{Error, Position, Result};
 
@@ -14,6 +14,11 @@ pub struct CsvImages {
     pub pixels_per_row: usize,
 }
 
+/// The longest row read: label and a 1024x1024 image at 6 bytes a value ("255.0,") fit. Bounds
+/// the line buffer, so a file without newlines (or a gzip stream inflating to one) is refused
+/// rather than held whole.
+pub const MAX_ROW_BYTES: usize = 8 << 20;
+
 /// Reads a Kaggle-layout CSV. `classes` bounds the labels; `source` names the file in errors.
 pub fn parse<R: BufRead>(mut reader: R, source: &str, classes: usize) -> Result<CsvImages> {
     let io = |e: std::io::Error| Error::Io(format!("{source}: {e}"));
@@ -23,10 +28,17 @@ pub fn parse<R: BufRead>(mut reader: R, source: &str, classes: usize) -> Result<
     let mut columns: Option<usize> = None;
     loop {
         line.clear();
-        if reader.read_until(b'\n', &mut line).map_err(io)? == 0 {
+        if (&mut reader).take(MAX_ROW_BYTES as u64 + 1).read_until(b'\n', &mut line).map_err(io)? == 0 {
             break;
         }
         row += 1;
+        if line.len() > MAX_ROW_BYTES {
+            return Err(Error::format(
+                source,
+                Position::Row(row),
+                format!("longer than {MAX_ROW_BYTES} bytes; expected label,pixel,... lines"),
+            ));
+        }
         let text = trim_line(&line);
         if text.is_empty() {
             continue;
@@ -96,7 +108,7 @@ fn parse_row(text: &[u8], source: &str, row: u64, classes: usize, out: &mut CsvI
                 return Err(Error::format(
                     source,
                     Position::RowColumn(row, 1),
-                    format!("label {value} is outside the {classes} classes (0-{})", classes - 1),
+                    format!("label {value} is outside the {classes} classes (0-{})", classes.saturating_sub(1)),
                 ));
             }
             out.labels.push(value);
@@ -174,6 +186,8 @@ mod tests {
         assert!(m("11,2,3,4,5\n").contains("label 11 is outside"));
         assert!(m("1,2,3\n").contains("expected a label and a square image"));
         assert!(m("").contains("no image rows"));
+        let long = format!("1,{}\n", "0,".repeat(MAX_ROW_BYTES / 2));
+        assert!(m(&long).contains("row 1: longer than 8388608 bytes"), "{}", m(&long));
         assert!(m("label,a,b,c,d\n").contains("no image rows"));
     }
 }

@@ -50,12 +50,22 @@ pub struct Dataset {
 }
 
 impl Dataset {
+    /// Fails unless there is one label per image and every label names one of `classes`.
     pub fn new(images: Vec<u8>, labels: Vec<u8>, height: usize, width: usize, classes: Vec<String>) -> Result<Self> {
-        if images.len() != labels.len() * height * width {
+        let pixels = height.checked_mul(width);
+        if pixels.and_then(|p| p.checked_mul(labels.len())) != Some(images.len()) {
             return Err(Error::Data(format!(
                 "{} images of {height}x{width} but {} labels",
-                images.len() / (height * width).max(1),
+                images.len() / pixels.unwrap_or(usize::MAX).max(1),
                 labels.len()
+            )));
+        }
+        if let Some(i) = labels.iter().position(|&l| l as usize >= classes.len()) {
+            return Err(Error::Data(format!(
+                "label {} at index {i} is outside the {} classes (0-{})",
+                labels[i],
+                classes.len(),
+                classes.len().saturating_sub(1)
             )));
         }
         Ok(Dataset { images, labels, height, width, classes })
@@ -168,22 +178,50 @@ pub struct Splits {
     pub test: Option<Dataset>,
     /// Where it came from, for messages.
     pub origin: String,
+    /// The file holding each split's images (its CSV file in that layout), for messages.
+    pub train_source: Option<String>,
+    pub test_source: Option<String>,
 }
 
 impl Splits {
     pub fn train(&self) -> Result<&Dataset> {
-        self.train
-            .as_ref()
-            .ok_or_else(|| Error::Data(format!("{} holds no training set (only a test set)", self.origin)))
+        self.train.as_ref().ok_or_else(|| {
+            Error::Data(format!(
+                "{} holds no training set (only a test set): no train-images-idx3-ubyte[.gz] and \
+                 train-labels-idx1-ubyte[.gz], nor a Kaggle {}_train.csv",
+                self.origin,
+                self.kind.name()
+            ))
+        })
     }
     pub fn test(&self) -> Result<&Dataset> {
-        self.test.as_ref().ok_or_else(|| Error::Data(format!("{} holds no test set", self.origin)))
+        self.test.as_ref().ok_or_else(|| {
+            Error::Data(format!(
+                "{} holds no test set: no t10k-images-idx3-ubyte[.gz] and t10k-labels-idx1-ubyte[.gz], nor a \
+                 Kaggle {}_test.csv",
+                self.origin,
+                self.kind.name()
+            ))
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn labels_must_name_a_class() {
+        let classes = || vec!["a".to_string(), "b".to_string(), "c".to_string()];
+        assert!(Dataset::new(vec![0; 8], vec![0, 2], 2, 2, classes()).is_ok());
+        let m = Dataset::new(vec![0; 12], vec![0, 2, 3], 2, 2, classes()).unwrap_err().to_string();
+        assert_eq!(m, "label 3 at index 2 is outside the 3 classes (0-2)");
+        let m = Dataset::new(vec![0; 8], vec![1, 7], 2, 2, vec![]).unwrap_err().to_string();
+        assert!(m.contains("label 1 at index 0"), "{m}");
+        let m = Dataset::new(vec![0; 8], vec![1], 2, 2, classes()).unwrap_err().to_string();
+        assert_eq!(m, "2 images of 2x2 but 1 labels");
+        assert!(Dataset::new(vec![], vec![0], usize::MAX, 2, classes()).is_err());
+    }
 
     #[test]
     fn jitter_shifts_and_mirrors() {

@@ -1,6 +1,9 @@
 //! The IDX format of MNIST and Fashion-MNIST: a 4-byte magic (0, 0, type, rank), `rank` big-endian
 //! u32 dimensions, then the values. Only unsigned bytes (type 0x08) occur in these datasets.
 
+use std::io::Read;
+
+use super::gz;
 use crate::error::{Error, Position, Result};
 
 /// An unsigned-byte IDX array: its dimensions and its values, row-major.
@@ -22,8 +25,8 @@ fn type_name(code: u8) -> &'static str {
     }
 }
 
-/// Parses raw (already inflated) IDX bytes. `source` names the file in errors.
-pub fn parse(bytes: &[u8], source: &str) -> Result<IdxArray> {
+/// The header at the start of `bytes`: (dimensions, header length in bytes).
+fn header(bytes: &[u8], source: &str) -> Result<(Vec<usize>, usize)> {
     let err = |at, msg: String| Error::format(source, at, msg);
     if bytes.is_empty() {
         return Err(err(Position::Start, "empty file; expected an IDX header".into()));
@@ -51,35 +54,104 @@ pub fn parse(bytes: &[u8], source: &str) -> Result<IdxArray> {
     if rank == 0 {
         return Err(err(Position::Byte(3), "rank 0; expected at least one dimension".into()));
     }
-    let header = 4 + 4 * rank;
-    if bytes.len() < header {
+    let len = 4 + 4 * rank;
+    if bytes.len() < len {
         return Err(err(
             Position::Byte(bytes.len() as u64),
-            format!("truncated header: {rank} dimensions need {header} bytes, file has {}", bytes.len()),
+            format!("truncated header: {rank} dimensions need {len} bytes, file has {}", bytes.len()),
         ));
     }
-    let dims: Vec<usize> =
-        bytes[4..header].chunks_exact(4).map(|d| u32::from_be_bytes([d[0], d[1], d[2], d[3]]) as usize).collect();
-    // Checked: a corrupt header may claim more than fits in memory; we compare, never allocate, the claim.
-    let declared = dims.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d));
-    let present = bytes.len() - header;
-    match declared {
-        Some(n) if n == present => Ok(IdxArray { dims, data: bytes[header..].to_vec() }),
-        Some(n) if n > present => Err(err(
-            Position::Byte(bytes.len() as u64),
-            format!("truncated: dimensions {dims:?} declare {n} values, the file holds {present}"),
-        )),
-        Some(n) => Err(err(
-            Position::Byte((header + n) as u64),
-            format!("{} unexpected bytes after the {n} values that dimensions {dims:?} declare", present - n),
-        )),
-        None => Err(err(Position::Byte(4), format!("dimensions {dims:?} overflow"))),
-    }
+    let dims = bytes[4..len].chunks_exact(4).map(|d| u32::from_be_bytes([d[0], d[1], d[2], d[3]]) as usize).collect();
+    Ok((dims, len))
 }
 
-/// Labels file: rank 1, every label < `classes`.
+/// The number of values `dims` declare. Checked: a corrupt header may claim more than fits in
+/// memory; callers compare the claim with the data, never allocate it.
+fn declared(dims: &[usize], source: &str) -> Result<usize> {
+    dims.iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .ok_or_else(|| Error::format(source, Position::Byte(4), format!("dimensions {dims:?} overflow")))
+}
+
+fn truncated(source: &str, dims: &[usize], header: usize, n: usize, present: usize) -> Error {
+    Error::format(
+        source,
+        Position::Byte((header + present) as u64),
+        format!("truncated: dimensions {dims:?} declare {n} values, the file holds {present}"),
+    )
+}
+
+/// Parses raw (already inflated) IDX bytes. `source` names the file in errors.
+pub fn parse(bytes: &[u8], source: &str) -> Result<IdxArray> {
+    let (dims, header) = header(bytes, source)?;
+    let n = declared(&dims, source)?;
+    let present = bytes.len() - header;
+    if n > present {
+        return Err(truncated(source, &dims, header, n, present));
+    }
+    if n < present {
+        return Err(Error::format(
+            source,
+            Position::Byte((header + n) as u64),
+            format!("{} unexpected bytes after the {n} values that dimensions {dims:?} declare", present - n),
+        ));
+    }
+    Ok(IdxArray { dims, data: bytes[header..].to_vec() })
+}
+
+/// How far past the declared values a gzip stream is read to tell the size of the excess.
+const SLACK: usize = 1 << 16;
+
+/// Parses IDX bytes, raw or gzip. A gzip stream is inflated header first, then only as far as
+/// the values the header declares (plus [`SLACK`] to report an excess): a stream that inflates
+/// to far more (a gzip bomb) is refused without being held in memory.
+pub fn read(bytes: &[u8], source: &str) -> Result<IdxArray> {
+    if !gz::is_gzip(bytes) {
+        return parse(bytes, source);
+    }
+    let mut dec = flate2::read::MultiGzDecoder::new(bytes);
+    let mut head = Vec::new();
+    gz::read_up_to(&mut dec, &mut head, 4).map_err(|e| gz::corrupt(source, e, head.len()))?;
+    if let Some(&rank) = head.get(3) {
+        let len = 4 + 4 * rank as usize;
+        gz::read_up_to(&mut dec, &mut head, len).map_err(|e| gz::corrupt(source, e, head.len()))?;
+    }
+    let (dims, header) = header(&head, source)?;
+    let n = declared(&dims, source)?;
+    let mut data = Vec::new();
+    gz::read_up_to(&mut dec, &mut data, n).map_err(|e| gz::corrupt(source, e, header + data.len()))?;
+    if data.len() < n {
+        return Err(truncated(source, &dims, header, n, data.len()));
+    }
+    // The end of the stream, where the decoder also checks the CRC, must come next.
+    let mut extra = 0usize;
+    let mut buf = [0u8; 4096];
+    while extra <= SLACK {
+        match dec.read(&mut buf) {
+            Ok(0) => break,
+            Ok(k) => extra += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) if extra == 0 => return Err(gz::corrupt(source, e, header + n)),
+            Err(_) => break,
+        }
+    }
+    if extra > 0 {
+        let count = if extra > SLACK { format!("more than {SLACK}") } else { extra.to_string() };
+        return Err(Error::format(
+            source,
+            Position::Byte((header + n) as u64),
+            format!(
+                "{count} unexpected bytes after the {n} values that dimensions {dims:?} declare \
+                 (the gzip data inflates to more than its header declares; read no further)"
+            ),
+        ));
+    }
+    Ok(IdxArray { dims, data })
+}
+
+/// Labels file (raw or gzip): rank 1, every label < `classes`.
 pub fn parse_labels(bytes: &[u8], source: &str, classes: usize) -> Result<Vec<u8>> {
-    let a = parse(bytes, source)?;
+    let a = read(bytes, source)?;
     if a.dims.len() != 1 {
         return Err(Error::format(
             source,
@@ -91,15 +163,19 @@ pub fn parse_labels(bytes: &[u8], source: &str, classes: usize) -> Result<Vec<u8
         return Err(Error::format(
             source,
             Position::Byte(8 + i as u64),
-            format!("label {} at index {i} is outside the {classes} classes (0-{})", a.data[i], classes - 1),
+            format!(
+                "label {} at index {i} is outside the {classes} classes (0-{})",
+                a.data[i],
+                classes.saturating_sub(1)
+            ),
         ));
     }
     Ok(a.data)
 }
 
-/// Images file: rank 3 (count, height, width). Returns (pixels, height, width).
+/// Images file (raw or gzip): rank 3 (count, height, width). Returns (pixels, height, width).
 pub fn parse_images(bytes: &[u8], source: &str) -> Result<(Vec<u8>, usize, usize)> {
-    let a = parse(bytes, source)?;
+    let a = read(bytes, source)?;
     match a.dims[..] {
         [_, h, w] if h > 0 && w > 0 => Ok((a.data, h, w)),
         _ => Err(Error::format(
@@ -149,6 +225,49 @@ mod tests {
         assert!(msg(&idx(&[2], &[1, 2, 3])).contains("1 unexpected bytes"));
         // A header claiming ~2^96 values must fail cleanly, not try to allocate them.
         assert!(msg(&idx(&[u32::MAX, u32::MAX, u32::MAX], &[])).contains("overflow"));
+    }
+
+    fn gzip(bytes: &[u8]) -> Vec<u8> {
+        use std::io::Write;
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(bytes).unwrap();
+        e.finish().unwrap()
+    }
+
+    #[test]
+    fn gzip_reads_what_the_header_declares_and_no_more() {
+        let two = idx(&[2, 28, 28], &[7; 2 * 784]);
+        assert_eq!(read(&gzip(&two), "g").unwrap(), parse(&two, "g").unwrap());
+        let m = read(&gzip(&two[..two.len() - 5]), "g").unwrap_err().to_string();
+        assert!(m.contains("truncated") && m.contains("1568 values, the file holds 1563"), "{m}");
+        let m = read(&gzip(&two[..10]), "g").unwrap_err().to_string();
+        assert!(m.contains("truncated header"), "{m}");
+        let mut longer = two.clone();
+        longer.extend_from_slice(&[0; 100]);
+        let m = read(&gzip(&longer), "g").unwrap_err().to_string();
+        assert!(m.contains("100 unexpected bytes after the 1568 values") && m.contains("byte offset 1584"), "{m}");
+
+        // A bomb: the header declares 2 images, the stream inflates to 64 MiB of zeros (64 KiB
+        // compressed). Refused after reading SLACK bytes past the declared values.
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        std::io::Write::write_all(&mut e, &two[..16]).unwrap();
+        let zeros = vec![0u8; 1 << 20];
+        for _ in 0..64 {
+            std::io::Write::write_all(&mut e, &zeros).unwrap();
+        }
+        let bomb = e.finish().unwrap();
+        assert!(bomb.len() < 1 << 17, "{}", bomb.len());
+        let m = parse_images(&bomb, "bomb.gz").unwrap_err().to_string();
+        assert!(m.contains("bomb.gz") && m.contains("more than 65536 unexpected bytes"), "{m}");
+
+        // A header claiming 2^32 images backed by a few bytes: truncated, nothing reserved for the claim.
+        let m = read(&gzip(&idx(&[u32::MAX, 28, 28], &[1; 10])), "g").unwrap_err().to_string();
+        assert!(m.contains("truncated") && m.contains("the file holds 10"), "{m}");
+        // Corrupt CRC after complete data.
+        let mut bad = gzip(&two);
+        let crc = bad.len() - 8;
+        bad[crc] ^= 0xff;
+        assert!(read(&bad, "g").unwrap_err().to_string().contains("corrupt gzip"));
     }
 
     #[test]

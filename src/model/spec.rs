@@ -40,6 +40,30 @@ pub enum LayerSpec {
     Relu,
 }
 
+/// The most values a spec may ask of one tensor: an image's activation (or a convolution's padded
+/// input or im2col matrix), one parameter, and all parameters together. 2^28 f32 is 1 GiB. Rust
+/// aborts the process when an allocation fails, so a size beyond memory (a typo such as
+/// `out_features: 10000000000`) must be refused here, naming the layer; the networks this library
+/// trains on a CPU hold 10^5-10^7 values per tensor, and training keeps four copies of the
+/// parameters (value, gradient, two Adam moments): 4 GiB at the cap.
+pub const MAX_TENSOR_VALUES: usize = 1 << 28;
+
+/// The number of values of `shape`, None when it overflows.
+fn values(shape: &[usize]) -> Option<usize> {
+    shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d))
+}
+
+/// `shape`'s value count when within [`MAX_TENSOR_VALUES`], else why not.
+fn within_cap(what: &str, shape: &[usize]) -> std::result::Result<usize, String> {
+    match values(shape) {
+        Some(n) if n <= MAX_TENSOR_VALUES => Ok(n),
+        Some(n) => Err(format!(
+            "{what} {shape:?} holds {n} values; the limit is {MAX_TENSOR_VALUES} (2^28, 1 GiB of f32) per tensor"
+        )),
+        None => Err(format!("{what} {shape:?} holds more values than a usize counts (the product overflows)")),
+    }
+}
+
 fn one() -> usize {
     1
 }
@@ -89,10 +113,14 @@ impl LayerSpec {
                 if k == 0 || stride == 0 || out_channels == 0 {
                     return bad("kernel_size, stride and out_channels must be positive".into());
                 }
-                if h + 2 * padding < k || w + 2 * padding < k {
+                let padded = |d: usize| padding.checked_mul(2).and_then(|p| p.checked_add(d));
+                let (Some(ph), Some(pw)) = (padded(h), padded(w)) else {
+                    return bad(format!("padding {padding} overflows the padded input size"));
+                };
+                if ph < k || pw < k {
                     return bad(format!("kernel larger than the padded {h}x{w} input"));
                 }
-                Ok(vec![out_channels, (h + 2 * padding - k) / stride + 1, (w + 2 * padding - k) / stride + 1])
+                Ok(vec![out_channels, (ph - k) / stride + 1, (pw - k) / stride + 1])
             }
             LayerSpec::MaxPool2d { kernel_size: k, stride } => {
                 let &[c, h, w] = input else {
@@ -110,7 +138,10 @@ impl LayerSpec {
                 }
                 Ok(input.to_vec())
             }
-            LayerSpec::Flatten => Ok(vec![input.iter().product()]),
+            LayerSpec::Flatten => match values(input) {
+                Some(n) => Ok(vec![n]),
+                None => bad(format!("flattening {input:?} overflows")),
+            },
             LayerSpec::Linear { in_features, out_features } => {
                 if input != [in_features] {
                     return bad(format!("input has shape {input:?}; expected [{in_features}] (add a flatten layer?)"));
@@ -144,12 +175,35 @@ impl ModelSpec {
         if self.input.contains(&0) {
             return Err(Error::Spec(format!("input shape {:?} has a zero dimension", self.input)));
         }
+        within_cap("input", &self.input).map_err(Error::Spec)?;
         let mut shapes = vec![self.input.to_vec()];
+        let mut total_params = 0usize;
         for (i, layer) in self.layers.iter().enumerate() {
+            let named = |msg: String| Error::Spec(format!("layer {i}: {}: {msg}", layer.describe()));
             let next = layer.output_shape(shapes.last().unwrap()).map_err(|e| match e {
                 Error::Spec(msg) => Error::Spec(format!("layer {i}: {msg}")),
                 other => other,
             })?;
+            // Sizes are checked before anything is allocated (Sequential::new allocates the
+            // parameters, the first batch the activations).
+            within_cap("output (per image)", &next).map_err(named)?;
+            if let LayerSpec::Conv2d { in_channels: c, kernel_size: k, padding, .. } = *layer {
+                let inp = shapes.last().unwrap();
+                // output_shape checked that the padded sides fit a usize.
+                let padded = [c, inp[1] + 2 * padding, inp[2] + 2 * padding];
+                within_cap("padded input (per image)", &padded).map_err(named)?;
+                within_cap("im2col matrix (per image)", &[c, k, k, next[1], next[2]]).map_err(named)?;
+            }
+            for (name, shape) in layer.param_shapes() {
+                let n = within_cap(name, &shape).map_err(named)?;
+                total_params = total_params.saturating_add(n);
+                if total_params > MAX_TENSOR_VALUES {
+                    return Err(named(format!(
+                        "with its {name} the network has {total_params} parameters; the limit is \
+                         {MAX_TENSOR_VALUES} (2^28, 1 GiB of f32) for the whole network"
+                    )));
+                }
+            }
             shapes.push(next);
         }
         match shapes.last().map(Vec::as_slice) {
@@ -173,8 +227,9 @@ impl ModelSpec {
             .collect()
     }
 
+    /// Saturating: an unvalidated spec may describe more than a usize counts.
     pub fn num_params(&self) -> usize {
-        self.param_shapes().iter().map(|(_, s)| s.iter().product::<usize>()).sum()
+        self.param_shapes().iter().fold(0usize, |n, (_, s)| n.saturating_add(values(s).unwrap_or(usize::MAX)))
     }
 
     /// Multiply-adds of one image's forward pass (convolutions and linear layers); a backward
@@ -185,13 +240,15 @@ impl ModelSpec {
             .iter()
             .zip(shapes.windows(2))
             .map(|(l, io)| match *l {
+                // Within the caps shapes() checked, but the product of two capped sizes may
+                // still pass 2^32 on 32-bit targets (wasm32).
                 LayerSpec::Conv2d { in_channels, kernel_size: k, .. } => {
-                    io[1].iter().product::<usize>() * in_channels * k * k
+                    values(&[values(&io[1]).unwrap_or(usize::MAX), in_channels, k, k]).unwrap_or(usize::MAX)
                 }
-                LayerSpec::Linear { in_features, out_features } => in_features * out_features,
+                LayerSpec::Linear { in_features, out_features } => in_features.saturating_mul(out_features),
                 _ => 0,
             })
-            .sum()
+            .fold(0usize, usize::saturating_add)
     }
 
     pub fn from_json(text: &str) -> Result<Self> {
@@ -213,6 +270,45 @@ mod tests {
         assert!(err.contains("layer 0") && err.contains("add a flatten layer"), "{err}");
         let err = ModelSpec::from_json(r#"{"input":[1,28,28],"layers":[{"type":"conv3d"}]}"#).unwrap_err().to_string();
         assert!(err.contains("conv3d"), "{err}");
+    }
+
+    /// A spec asking for more than memory holds is refused, naming the layer and the size, before
+    /// anything is allocated (the test would abort the process otherwise).
+    #[test]
+    fn huge_layers_are_refused_before_allocation() {
+        let err = |json: &str| ModelSpec::from_json(json).unwrap_err().to_string();
+        let spec = |layers: &str| format!(r#"{{"input":[1,28,28],"layers":[{layers}]}}"#);
+        let linear = r#"{"type":"flatten"},{"type":"linear","in_features":784,"out_features":10000000000}"#;
+        let m = err(&spec(linear));
+        assert!(m.contains("layer 1: Linear(784, 10000000000)") && m.contains("10000000000 values"), "{m}");
+        // Each weight alone fits (2^28 values at most); their sum does not.
+        let two = r#"{"type":"flatten"},{"type":"linear","in_features":784,"out_features":16384},
+            {"type":"linear","in_features":16384,"out_features":16384},{"type":"linear","in_features":16384,"out_features":10}"#;
+        let m = err(&spec(two));
+        assert!(m.contains("layer 2: Linear(16384, 16384): with its weight the network has 281296896"), "{m}");
+        let conv = |c: &str, pad: &str| {
+            format!(r#"{{"type":"conv2d","in_channels":1,"out_channels":{c},"kernel_size":3,"padding":{pad}}}"#)
+        };
+        let m = err(&spec(&conv("8", "100000")));
+        assert!(m.contains("layer 0: Conv2d(1, 8, kernel_size=3") && m.contains("[8, 200026, 200026]"), "{m}");
+        let m = err(&spec(&conv("8", &usize::MAX.to_string())));
+        assert!(m.contains("layer 0: Conv2d(1, 8") && m.contains("overflows"), "{m}");
+        let m = err(&spec(&conv("1000000000", "0")));
+        assert!(m.contains("layer 0: Conv2d(1, 1000000000") && m.contains("676000000000 values"), "{m}");
+        // A large kernel over a small output: the im2col matrix is what would not fit.
+        let m = err(r#"{"input":[10000,28,28],"layers":[
+            {"type":"conv2d","in_channels":10000,"out_channels":1,"kernel_size":14},
+            {"type":"flatten"},{"type":"linear","in_features":225,"out_features":10}]}"#);
+        assert!(m.contains("layer 0") && m.contains("im2col matrix (per image) [10000, 14, 14, 15, 15]"), "{m}");
+        assert!(err(r#"{"input":[100000,100000,100000],"layers":[]}"#).contains("input [100000, 100000, 100000]"));
+
+        // Sequential::new relies on the same validation.
+        let huge = ModelSpec {
+            input: [1, 28, 28],
+            layers: vec![LayerSpec::Flatten, LayerSpec::Linear { in_features: 784, out_features: 1 << 40 }],
+        };
+        let m = crate::model::Sequential::new(huge, 0).err().unwrap().to_string();
+        assert!(m.contains("layer 1: Linear(784, 1099511627776)"), "{m}");
     }
 
     #[test]
