@@ -106,20 +106,46 @@ fn mlp_learns_synthetic_bars_with_adam() {
     assert!(acc > 0.9, "test accuracy {acc}");
 }
 
+/// Random images: enough where what is learnt does not matter.
+fn noise(n: usize, side: usize, classes: usize, seed: u64) -> Dataset {
+    let mut rng = Rng::new(seed);
+    let images = (0..n * side * side).map(|_| (rng.uniform() * 256.0) as u8).collect();
+    let labels = (0..n).map(|_| rng.below(classes) as u8).collect();
+    Dataset::new(images, labels, side, side, (0..classes).map(|c| c.to_string()).collect()).unwrap()
+}
+
+/// Trains on pools of 1, 2 and 3 threads and compares the weights' bits (`==` on floats would
+/// let 0.0 and -0.0 pass).
+fn assert_same_bits_on_1_2_3_threads(what: &str, spec: &ModelSpec, cfg: &TrainConfig, data: &Dataset) {
+    let run = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        pool.install(|| {
+            let w = weights(&train(spec.clone(), cfg.clone(), data));
+            w.iter().map(|p| p.iter().map(|v| v.to_bits()).collect::<Vec<u32>>()).collect::<Vec<_>>()
+        })
+    };
+    let one = run(1);
+    for threads in [2, 3] {
+        let other = run(threads);
+        for (i, (a, b)) in one.iter().zip(&other).enumerate() {
+            if let Some(j) = (0..a.len()).find(|&j| a[j] != b[j]) {
+                let (x, y) = (f32::from_bits(a[j]), f32::from_bits(b[j]));
+                panic!("{what}: one thread vs {threads}: parameter {i}[{j}] {x:e} vs {y:e}");
+            }
+        }
+        assert_eq!(one.len(), other.len());
+    }
+}
+
 #[test]
 fn same_seed_gives_identical_weights_whatever_the_thread_count() {
     let data = bars(300, 4);
-    let run = |threads: usize| {
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-        pool.install(|| weights(&train(small_cnn(), config(2), &data)))
-    };
-    let one = run(1);
-    assert_eq!(one, run(1), "same seed, same thread count");
-    assert_eq!(one, run(2), "one thread vs two");
-    assert_eq!(one, run(3), "one thread vs three");
+    let one = weights(&train(small_cnn(), config(2), &data));
+    assert_eq!(one, weights(&train(small_cnn(), config(2), &data)), "same seed, same thread count");
     let mut other = config(2);
     other.seed = 4;
     assert_ne!(one, weights(&train(small_cnn(), other, &data)), "another seed differs");
+    assert_same_bits_on_1_2_3_threads("small CNN", &small_cnn(), &config(2), &data);
 
     // Large enough for the paths that split work differently: products from 2M multiply-adds
     // (split into blocks; the batch's 40M multiply-adds also keep the pool awake), shifted-product
@@ -139,13 +165,24 @@ fn same_seed_gives_identical_weights_whatever_the_thread_count() {
             Linear { in_features: 1024, out_features: 4 },
         ],
     };
-    let run = |threads: usize| {
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-        pool.install(|| weights(&train(wide.clone(), config(1), &data)))
-    };
-    let one = run(1);
-    assert_eq!(one, run(2), "wide network: one thread vs two");
-    assert_eq!(one, run(3), "wide network: one thread vs three");
+    assert_same_bits_on_1_2_3_threads("wide network", &wide, &config(1), &data);
+}
+
+/// The shipped networks at batch 64: the MLP's products are split into blocks 64 wide, where the
+/// `gemm` crate blocks the inner dimension differently than for the whole product, so the split
+/// must not depend on the thread count; its batches also keep the pool awake where there are
+/// cores for it. The CNN adds the direct and Winograd convolutions and its 3200-512 layer.
+#[test]
+fn shipped_networks_give_identical_weights_on_1_2_3_threads() {
+    use scratchnet::model::presets::{cnn_spec, mlp_spec};
+    let mut cfg = config(1);
+    cfg.batch_size = 64;
+    let mlp_macs = mlp_spec(0.0).forward_macs() * 64;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+    assert_eq!(pool.install(|| scratchnet::ops::keeps_pool_awake(mlp_macs)), cores >= 2);
+    assert_same_bits_on_1_2_3_threads("MLP", &mlp_spec(0.0), &cfg, &noise(512, 28, 10, 6));
+    assert_same_bits_on_1_2_3_threads("CNN", &cnn_spec(), &cfg, &noise(128, 28, 10, 7));
 }
 
 #[test]

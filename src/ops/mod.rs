@@ -103,7 +103,8 @@ pub fn keeps_pool_awake(macs: usize) -> bool {
 }
 
 /// Runs batched work of `macs` multiply-adds per batch on a pool worker, keeping the pool awake
-/// when [`keeps_pool_awake`] says so.
+/// when [`keeps_pool_awake`] says so. Which of the two only changes scheduling: the thread count
+/// it depends on must never reach the results.
 pub fn on_worker_for<R: Send>(macs: usize, f: impl FnOnce() -> R + Send) -> R {
     if keeps_pool_awake(macs) { on_worker_awake(f) } else { on_worker(f) }
 }

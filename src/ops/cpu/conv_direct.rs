@@ -109,9 +109,11 @@ pub fn taps_product(
         for block in 0..m.div_ceil(MR) {
             let rows = MR.min(m - block * MR);
             let w = &packed[block * kc * offs.len() * MR..];
-            // SAFETY: AVX-512F is present (asserted); the tile reads inp[j·in_rs + p + off] and
-            // writes out[(block·MR + r)·out_rs + p] only for p < ncols, j < kc, r < rows, which the
-            // asserts above keep in bounds, and reads MR·kc·offs.len() packed weights from `w`.
+            // SAFETY: AVX-512F was asserted above. `tile_any`'s bounds, from the asserts above:
+            // `w` starts block·kc·offs.len()·MR floats into `packed`, which holds m.div_ceil(MR)
+            // such blocks; p0 < ncols, so inp[p0 + j·in_rs + off + col] and
+            // out[(block·MR + r)·out_rs + p0 + col] for col < ncols - p0, j < kc, r < rows ≤ MR
+            // (block·MR + r < m) are inside `inp` and `out`; `out` is a unique borrow.
             unsafe {
                 avx512::tile_any(
                     w.as_ptr(),
@@ -170,9 +172,11 @@ pub fn taps_weight_grad(
             let lanes = (c - c0).min(64);
             let mf = avx512::wgrad_rows(lanes);
             for f0 in (0..f).step_by(mf) {
-                // SAFETY: AVX-512F is present (asserted). The tile reads dy[(f0 + r)·dy_rs + p] and
-                // xt[(p + off)·cs + c0 + l] for r < rows, p < ncols, l < lanes, and reads and
-                // writes dw[(t·f + f0 + r)·c + c0 + l]: in bounds by the asserts above.
+                // SAFETY: AVX-512F was asserted above; 1 ≤ mf.min(f - f0) ≤ mf = wgrad_rows(lanes)
+                // and lanes ≤ 64. The tile reads dy[(f0 + r)·dy_rs + p] and
+                // xt[(p + off)·cs + c0 + l], reads and writes dw[(t·f + f0 + r)·c + c0 + l], for
+                // r < rows, p < ncols, l < lanes (c0 + l < c): in bounds by the asserts above, and
+                // `dw` is a unique borrow.
                 unsafe {
                     avx512::wgrad_tile(
                         dy.as_ptr().add(f0 * dy_rs),
@@ -206,7 +210,13 @@ mod avx512 {
         if lanes > 48 { 6 } else { 8 }
     }
 
-    /// Weight-gradient tile: `rows` (≤ [`wgrad_rows`]) filters by `lanes` (≤ 64) channels.
+    /// Weight-gradient tile: `rows` filters by `lanes` channels. out[r·out_rs + l] +=
+    /// Σ_p dy[r·dy_rs + p] · x[p·cs + l] over the pixels p = y·wp + x, y < oh, x < ow.
+    ///
+    /// # Safety
+    /// The CPU has AVX-512F; 1 ≤ rows ≤ [`wgrad_rows`]`(lanes)`, 1 ≤ lanes ≤ 64. For r < rows,
+    /// l < lanes and those pixels p: dy[r·dy_rs + p] and x[p·cs + l] are readable, and
+    /// out[r·out_rs + l] is readable, writable and not accessed by anyone else during the call.
     #[target_feature(enable = "avx512f")]
     #[allow(clippy::too_many_arguments)]
     pub unsafe fn wgrad_tile(
@@ -220,7 +230,8 @@ mod avx512 {
         out: *mut f32,
         out_rs: usize,
     ) {
-        // SAFETY: the caller's bounds (see `taps_weight_grad`).
+        // SAFETY: the caller's promises; each arm's MF is wgrad_rows(lanes) (8, or 6 from 49 lanes)
+        // and its NV vectors of 16 cover `lanes` (whole vectors, unmasked, only when lanes = 16·NV).
         unsafe {
             match lanes {
                 // Channel counts that fill whole vectors load without masks.
@@ -236,6 +247,11 @@ mod avx512 {
         }
     }
 
+    /// [`wgrad_tile`] with MF accumulator rows of NV vectors.
+    ///
+    /// # Safety
+    /// As [`wgrad_tile`], with rows ≤ MF and 16·(NV - 1) < lanes ≤ 16·NV (lanes = 16·NV if FULL),
+    /// so every vector's pointer is inside the row and masked-off lanes are the only ones past it.
     #[target_feature(enable = "avx512f")]
     #[allow(clippy::too_many_arguments)]
     unsafe fn wgrad<const MF: usize, const NV: usize, const FULL: bool>(
@@ -251,20 +267,26 @@ mod avx512 {
     ) {
         let masks: [__mmask16; NV] = std::array::from_fn(|v| mask(lanes, v));
         // Rows past `rows` repeat the last one and are not stored.
+        // SAFETY: row r.min(rows - 1) < rows (rows ≥ 1) of dy, as the caller promises.
         let dy_rows: [*const f32; MF] = std::array::from_fn(|r| unsafe { dy.add(r.min(rows - 1) * dy_rs) });
         let mut acc = [[_mm512_setzero_ps(); NV]; MF];
         for (r, acc_r) in acc.iter_mut().enumerate().take(rows) {
             for (v, a) in acc_r.iter_mut().enumerate() {
+                // SAFETY: r < rows, and lanes 16·v + (0..16) masked to < lanes, in the caller's
+                // `out`; 16·v < lanes keeps the pointer inside the row.
                 *a = unsafe { _mm512_maskz_loadu_ps(masks[v], out.add(r * out_rs + 16 * v)) };
             }
         }
         for y in 0..oh {
             for p in y * wp..y * wp + ow {
+                // SAFETY: one of the caller's pixels p; channels 16·v + (0..16) masked to < lanes,
+                // or all of them when FULL (lanes = 16·NV).
                 let xv: [__m512; NV] = std::array::from_fn(|v| unsafe {
                     let at = x.add(p * cs + 16 * v);
                     if FULL { _mm512_loadu_ps(at) } else { _mm512_maskz_loadu_ps(masks[v], at) }
                 });
                 for (acc_r, &row) in acc.iter_mut().zip(&dy_rows) {
+                    // SAFETY: `row` is one of the caller's dy rows and p one of its pixels.
                     let d = _mm512_set1_ps(unsafe { *row.add(p) });
                     for (a, &xv) in acc_r.iter_mut().zip(&xv) {
                         *a = _mm512_fmadd_ps(d, xv, *a);
@@ -274,13 +296,21 @@ mod avx512 {
         }
         for (r, acc_r) in acc.iter().enumerate().take(rows) {
             for (v, &a) in acc_r.iter().enumerate() {
+                // SAFETY: as the loads from `out` above.
                 unsafe { _mm512_mask_storeu_ps(out.add(r * out_rs + 16 * v), masks[v], a) };
             }
         }
     }
 
-    /// One MR x NR tile, or narrower for the last columns (its first `cols` columns and `rows`
-    /// rows are stored).
+    /// One MR x NR tile, or narrower for the last columns: out[r·out_rs + col] =
+    /// Σ_j Σ_t w[(j·offs.len() + t)·MR + r] · inp[j·in_rs + offs[t] + col], stored for r < rows,
+    /// col < cols.min(NR).
+    ///
+    /// # Safety
+    /// The CPU has AVX-512F; cols ≥ 1, rows ≤ MR. `w` holds kc·offs.len()·MR readable floats; for
+    /// j < kc, t < offs.len(), col < cols.min(NR), inp[j·in_rs + offs[t] + col] is readable; for
+    /// r < rows and those columns, out[r·out_rs + col] is writable and not accessed by anyone else
+    /// during the call.
     #[target_feature(enable = "avx512f")]
     #[allow(clippy::too_many_arguments)]
     pub unsafe fn tile_any(
@@ -294,7 +324,8 @@ mod avx512 {
         out_rs: usize,
         rows: usize,
     ) {
-        // SAFETY: the caller's bounds (see `taps_product`).
+        // SAFETY: the caller's promises; each arm's NV vectors of 16 cover min(cols, NR) columns,
+        // unmasked (FULL) only when cols ≥ NR = 16·NV.
         unsafe {
             match cols.div_ceil(16) {
                 _ if cols >= NR => tile::<{ NR / 16 }, true>(w, kc, offs, inp, in_rs, cols, out, out_rs, rows),
@@ -305,6 +336,12 @@ mod avx512 {
         }
     }
 
+    /// [`tile_any`] with NV vectors of columns.
+    ///
+    /// # Safety
+    /// As [`tile_any`], with cols ≥ 16·NV if FULL, else 16·(NV - 1) < cols ≤ 16·NV: every vector's
+    /// pointer is then inside the columns the caller vouches for, and masked-off lanes are the
+    /// only ones past them.
     #[target_feature(enable = "avx512f")]
     #[allow(clippy::too_many_arguments)]
     unsafe fn tile<const NV: usize, const FULL: bool>(
@@ -320,11 +357,13 @@ mod avx512 {
     ) {
         let masks: [__mmask16; NV] = std::array::from_fn(|v| mask(cols, v));
         let mut acc = [[_mm512_setzero_ps(); NV]; MR];
-        // One (input row, tap) step: NV vectors of the shifted row times MR broadcast weights.
+        // One (input row j, tap) step: NV vectors of the shifted row times MR broadcast weights;
+        // `src` = inp + j·in_rs + offs[t], `w` at step j·offs.len() + t.
         macro_rules! step {
             ($src:expr) => {
-                // SAFETY (all pointer arithmetic here): see `taps_product`; masked-off lanes are not read.
                 let src = $src;
+                // SAFETY: columns 16·v + (0..16) of one of the caller's (j, t) rows, masked to
+                // < cols unless FULL.
                 let x: [__m512; NV] = std::array::from_fn(|v| unsafe {
                     if FULL {
                         _mm512_loadu_ps(src.add(16 * v))
@@ -333,29 +372,36 @@ mod avx512 {
                     }
                 });
                 for (r, acc_r) in acc.iter_mut().enumerate() {
+                    // SAFETY: weight r < MR of this step's MR, inside the caller's kc·offs.len()·MR.
                     let wv = _mm512_set1_ps(unsafe { *w.add(r) });
                     for (a, &xv) in acc_r.iter_mut().zip(&x) {
                         *a = _mm512_fmadd_ps(wv, xv, *a);
                     }
                 }
+                // SAFETY: to the next step's weights, at most one past the caller's last.
                 w = unsafe { w.add(MR) };
             };
         }
         if let [off] = *offs {
             // One tap (Winograd's products): no inner loop.
             for j in 0..kc {
+                // SAFETY: column 0 of row (j, offs[0]), which the caller vouches for (cols ≥ 1).
                 step!(unsafe { inp.add(j * in_rs + off) });
             }
         } else {
             for j in 0..kc {
+                // SAFETY: j < kc: between `inp` and row (j, offs[0])'s first column, both inside
+                // the caller's input.
                 let row = unsafe { inp.add(j * in_rs) };
                 for &off in offs {
+                    // SAFETY: column 0 of row (j, off), which the caller vouches for (cols ≥ 1).
                     step!(unsafe { row.add(off) });
                 }
             }
         }
         for (r, acc_r) in acc.iter().enumerate().take(rows) {
             for (v, &a) in acc_r.iter().enumerate() {
+                // SAFETY: r < rows, columns 16·v + (0..16) masked to < cols (16·v < cols).
                 unsafe { _mm512_mask_storeu_ps(out.add(r * out_rs + 16 * v), masks[v], a) };
             }
         }

@@ -70,8 +70,9 @@ pub fn gemm_scaled(a: Mat, b: Mat, c: &mut [f32], c_rs: usize, accumulate: bool,
     if vector_product(a, b, c, c_rs, accumulate, s) {
         return;
     }
-    // SAFETY: the asserts above keep every index the kernel touches inside the three slices, and
-    // `c` does not alias `a` or `b` (it is a unique borrow).
+    // SAFETY: by the asserts above, c[i·c_rs + j] (i < m, j < n) is inside `c`, and every index
+    // the views of `a` and `b` reach is inside their slices; `c` is a unique borrow, so nothing
+    // else reads or writes it during the call.
     unsafe { raw_gemm(a, b, c.as_mut_ptr(), c_rs, accumulate, s) }
 }
 
@@ -83,7 +84,9 @@ pub fn gemm_scaled(a: Mat, b: Mat, c: &mut [f32], c_rs: usize, accumulate: bool,
 unsafe fn raw_gemm(a: Mat, b: Mat, c: *mut f32, c_rs: usize, accumulate: bool, s: f32) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     IN_GEMM.with(|f| f.set(true));
-    // SAFETY: as the caller promises.
+    // SAFETY: the caller vouches for every element these views and strides reach: c's with
+    // column stride 1 and row stride c_rs, a's and b's with their own strides (the crate takes
+    // column stride, then row stride).
     unsafe {
         gemm::gemm(
             m,
@@ -174,35 +177,44 @@ fn dot(x: &[f32], y: &[f32]) -> f32 {
     acc.iter().sum::<f32>() + tail
 }
 
-/// Products with at least this many multiply-adds are split into blocks run in parallel.
+/// Products with at least this many multiply-adds are split into blocks, run in parallel.
 const PARALLEL_MIN_MACS: usize = 1 << 21;
 
 /// Blocks a product is split into: one per 4M multiply-adds, 2 to 8. Every block repacks the
-/// operand it shares with the others, so small products get few blocks; the count depends on the
-/// shape alone, never on the thread count, so results do not either.
+/// operand it shares with the others, so small products get few blocks. The count depends on the
+/// shape alone, never on the thread count: the `gemm` crate chooses how to block the inner
+/// dimension (so the order of its sums) from a product's shape, so the blocks' shapes fix the
+/// results' bits.
 fn blocks(macs: usize) -> usize {
     (macs >> 22).clamp(2, 8)
 }
 
 /// The output pointer shared by the blocks of one product, each writing its own columns.
 struct Out(*mut f32);
-// SAFETY: only used by `gemm_par`, whose blocks write disjoint elements.
+// SAFETY: `gemm_par` makes it from its `c`, borrowed mutably until its parallel loop has ended,
+// so the pointer stays valid on whichever thread holds it.
 unsafe impl Send for Out {}
+// SAFETY: shared only by `gemm_par`'s blocks, which write disjoint columns through it.
 unsafe impl Sync for Out {}
 impl Out {
-    fn at(&self, offset: usize) -> *mut f32 {
-        // SAFETY: callers stay inside the output they were given.
+    /// The element `offset` floats past the start.
+    ///
+    /// # Safety
+    /// `offset` is at most the length of the slice the pointer was taken from.
+    unsafe fn at(&self, offset: usize) -> *mut f32 {
+        // SAFETY: in bounds (or one past the end), as the caller promises.
         unsafe { self.0.add(offset) }
     }
 }
 
-/// c(m, n) [+]= s·a·b; when large, split along the longer side of c into independent products.
+/// c(m, n) [+]= s·a·b; when large, split along the longer side of c into independent products,
+/// which one thread runs in turn (the split must not depend on the thread count, see [`blocks`]).
 /// Every block packs the whole of the other operand, so splitting the short side repacks the
 /// large one per block: the CNN's 3200-512 dense layer ran 2x slower on two threads than on one
 /// with 16-row blocks of its 64 rows (measured).
 pub fn gemm_par(a: Mat, b: Mat, c: &mut [f32], accumulate: bool, s: f32) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
-    if m * k * n < PARALLEL_MIN_MACS || super::par::threads() == 1 {
+    if m * k * n < PARALLEL_MIN_MACS {
         return gemm_scaled(a, b, c, n, accumulate, s);
     }
     let blocks = blocks(m * k * n);
@@ -221,8 +233,10 @@ pub fn gemm_par(a: Mat, b: Mat, c: &mut [f32], accumulate: bool, s: f32) {
     super::par::for_each_index(n.div_ceil(cols), |i| {
         let j0 = i * cols;
         let b_blk = Mat { data: &b.data[j0 * b.cs..], cols: cols.min(n - j0), ..b };
-        // SAFETY: block i writes columns j0..j0 + cols of rows 0..m of c, inside c (asserted
-        // above) and disjoint from every other block's; a and b are only read.
+        // SAFETY: j0 < n ≤ c.len() (asserted above). Block i writes c[r·n + j0 + j] for r < m,
+        // j < b_blk.cols ≤ n - j0: inside c (c.len() ≥ m·n, asserted) and disjoint from every
+        // other block's columns; `c` stays borrowed mutably through the loop. b_blk's view
+        // reaches no further than b's (max_index asserted); a and b are only read.
         unsafe { raw_gemm(a, b_blk, out.at(j0), n, accumulate, s) }
     });
 }

@@ -52,7 +52,7 @@ fn forward_2x2(x_p: &[f32], g: &Pool2dGeom, y_p: &mut [f32], a_p: &mut [u32]) {
     let ow = g.ow();
     #[cfg(target_arch = "x86_64")]
     if super::conv_direct::available() {
-        // SAFETY: AVX-512F is present.
+        // SAFETY: AVX-512F was detected just above; plane_2x2 bounds its accesses by the slices.
         unsafe { avx512::plane_2x2(x_p, g.w, ow, y_p, a_p) };
         return;
     }
@@ -97,6 +97,9 @@ mod avx512 {
 
     /// 2x2 / stride-2 pooling of one plane (rows of `w`) into rows of `ow` outputs, with the same
     /// choice as the scalar loop: candidates in scan order, `>` keeps the first.
+    ///
+    /// # Safety
+    /// The CPU has AVX-512F. (Memory accesses are checked against the slices.)
     #[target_feature(enable = "avx512f")]
     pub unsafe fn plane_2x2(x: &[f32], w: usize, ow: usize, y: &mut [f32], at: &mut [u32]) {
         let ev = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
@@ -104,13 +107,16 @@ mod avx512 {
         for (oy, (y_row, a_row)) in y.chunks_exact_mut(ow).zip(at.chunks_exact_mut(ow)).enumerate() {
             let top = 2 * oy * w;
             let (r0, r1) = (&x[top..top + 2 * ow], &x[top + w..top + w + 2 * ow]);
-            // SAFETY: the caller's (AVX-512F); the rows hold 2·ow floats each (sliced above).
+            // SAFETY: AVX-512F, as the caller promises.
             unsafe { row_2x2(r0, r1, top, w, y_row, a_row, (ev, od)) };
         }
     }
 
     /// One output row from input rows r0, r1 (2·y.len() floats each); `idx`: the even and odd
     /// lane permutations.
+    ///
+    /// # Safety
+    /// The CPU has AVX-512F. (Memory accesses stay within the slices.)
     #[target_feature(enable = "avx512f")]
     #[inline]
     unsafe fn row_2x2(
@@ -131,11 +137,12 @@ mod avx512 {
             let floats = 2 * (n - x).min(16);
             let (ka, kb) = (mask(floats), mask(floats.saturating_sub(16)));
             let ld = |r: &[f32]| -> (__m512, __m512) {
-                // SAFETY: masked to 2x + floats ≤ 2n ≤ r.len().
+                // SAFETY: lanes masked to 2x + (0..floats), below 2n ≤ r.len(); the second pointer
+                // clamped to the row's end, where its mask reads nothing (floats ≤ 16).
                 let (a, b) = unsafe {
                     (
                         _mm512_maskz_loadu_ps(ka, r.as_ptr().add(2 * x)),
-                        _mm512_maskz_loadu_ps(kb, r.as_ptr().add(2 * x + 16)),
+                        _mm512_maskz_loadu_ps(kb, r.as_ptr().add((2 * x + 16).min(r.len()))),
                     )
                 };
                 (_mm512_permutex2var_ps(a, ev, b), _mm512_permutex2var_ps(a, od, b))
@@ -148,7 +155,7 @@ mod avx512 {
                 best = _mm512_mask_blend_ps(take, best, v);
                 arg = _mm512_mask_blend_epi32(take, arg, _mm512_add_epi32(i0, _mm512_set1_epi32(d)));
             }
-            // SAFETY: masked to n ≤ y.len(), at.len().
+            // SAFETY: lanes masked to x + (0..16) < n ≤ y.len(), at.len().
             unsafe {
                 _mm512_mask_storeu_ps(y.as_mut_ptr().add(x), k, best);
                 _mm512_mask_storeu_epi32(at.as_mut_ptr().add(x) as *mut i32, k, arg);

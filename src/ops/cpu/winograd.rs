@@ -71,6 +71,7 @@ pub fn correlate(
     out: &mut [f32],
 ) {
     assert!(conv_direct::available(), "winograd::correlate needs AVX-512");
+    assert!(h + 2 * pad >= 3 && w + 2 * pad >= 3, "winograd::correlate: image smaller than its kernel");
     let (oh, ow) = (h + 2 * pad - 2, w + 2 * pad - 2);
     let (th, tw) = (oh.div_ceil(2), ow.div_ceil(2));
     let tiles = th * tw;
@@ -100,8 +101,9 @@ pub fn correlate(
         for ty in 0..th {
             let rows = &plane[2 * ty * pw..(2 * ty + 4) * pw];
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: AVX-512F present (asserted). The 4 rows are read within their pw floats;
-            // V is written at (j·16 + ξ)·tiles + ty·tw + (0..tw) < 16·kc·tiles.
+            // SAFETY: AVX-512F was asserted above; `rows` holds 4·pw floats (sliced); V is
+            // written at (j·16 + ξ)·tiles + ty·tw + (0..tw), below (j·16 + 16)·tiles ≤ s.v.len()
+            // as ty < th and tiles = th·tw; s.v is borrowed mutably, nothing else touches it.
             unsafe {
                 avx512::input_tile_row(rows, pw, tw, s.v.as_mut_ptr().add(j * 16 * tiles + ty * tw), tiles)
             };
@@ -127,7 +129,8 @@ pub fn correlate(
         for ty in 0..th {
             let rows = &mut plane[2 * ty * ow..((2 * ty + 2) * ow).min(oh * ow)];
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: AVX-512F present; M is read at ξ·tiles + ty·tw + (0..tw) < 16·tiles.
+            // SAFETY: AVX-512F was asserted above; `mi` holds 16·tiles ≥ 15·tiles + ty·tw + tw
+            // floats (ty < th); tw = ow.div_ceil(2).
             unsafe {
                 avx512::output_tile_row(mi, tiles, ty * tw, tw, (b, slope), rows, ow)
             };
@@ -144,7 +147,12 @@ mod avx512 {
     }
 
     /// v_ξ[tx] (at v + ξ·v_stride) = (Bᵀ d B)_ξ of the tiles tx < tw of one tile row, whose 4
-    /// input rows of `rs` floats follow each other in `rows`; tile tx reads columns 2tx..2tx + 4.
+    /// input rows of `rs` floats follow each other in `rows`; tile tx reads columns 2tx..2tx + 4
+    /// (zero past a row's end).
+    ///
+    /// # Safety
+    /// The CPU has AVX-512F; rows.len() ≥ 4·rs; v[ξ·v_stride + tx] for ξ < 16, tx < tw is
+    /// writable and not accessed by anyone else during the call.
     #[target_feature(enable = "avx512f")]
     pub unsafe fn input_tile_row(rows: &[f32], rs: usize, tw: usize, v: *mut f32, v_stride: usize) {
         debug_assert!(rows.len() >= 4 * rs);
@@ -157,7 +165,8 @@ mod avx512 {
                 // 48 floats from column 2tx, zero past the row's end.
                 let [a, b, c] = std::array::from_fn(|q| {
                     let at = 2 * tx + 16 * q;
-                    // SAFETY: masked to the row: i·rs + at + lanes ≤ (i + 1)·rs ≤ rows.len().
+                    // SAFETY: masked to the row: i·rs + at + lanes ≤ (i + 1)·rs ≤ rows.len() (the
+                    // caller's), and the pointer clamped to the row's end where no lane is read.
                     unsafe {
                         _mm512_maskz_loadu_ps(mask(rs.saturating_sub(at)), rows.as_ptr().add(i * rs + at.min(rs)))
                     }
@@ -183,7 +192,7 @@ mod avx512 {
             for (a, (((c0, c1), c2), c3)) in t0.into_iter().zip(t1).zip(t2).zip(t3).enumerate() {
                 let vals = [_mm512_sub_ps(c0, c2), _mm512_add_ps(c1, c2), _mm512_sub_ps(c2, c1), _mm512_sub_ps(c1, c3)];
                 for (b, val) in vals.into_iter().enumerate() {
-                    // SAFETY: masked to tx + 16 ≤ tw.
+                    // SAFETY: masked to lanes tx + (0..16) < tw, which the caller vouches for.
                     unsafe { _mm512_mask_storeu_ps(v.add((4 * a + b) * v_stride + tx), k, val) };
                 }
             }
@@ -194,6 +203,10 @@ mod avx512 {
     /// end) from the tiles u0..u0 + tw of one output channel's M (16 components, `tiles` apart):
     /// y = Aᵀ M_u A + bias (then leaky ReLU with `slope` if given), Aᵀ = [[1, 1, 1, 0],
     /// [0, 1, -1, -1]], written interleaved (x = 2tx + b).
+    ///
+    /// # Safety
+    /// The CPU has AVX-512F; mi.len() ≥ 15·tiles + u0 + tw; 1 ≤ tw ≤ ow.div_ceil(2), so each
+    /// tile's first column 2tx is inside a row.
     #[target_feature(enable = "avx512f")]
     pub unsafe fn output_tile_row(
         mi: &[f32],
@@ -204,13 +217,14 @@ mod avx512 {
         rows: &mut [f32],
         ow: usize,
     ) {
-        debug_assert!(mi.len() >= 15 * tiles + u0 + tw && rows.len() >= ow);
+        debug_assert!(mi.len() >= 15 * tiles + u0 + tw && rows.len() >= ow && 2 * tw <= ow + 1);
         let lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
         let hi = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
         let b = _mm512_set1_ps(bias);
         for tx in (0..tw).step_by(16) {
             let k = mask(tw - tx);
-            // SAFETY: masked to u0 + tx + 16 ≤ u0 + tw.
+            // SAFETY: masked to lanes u0 + tx + (0..16) < u0 + tw; ξ·tiles + u0 + tw ≤ mi.len()
+            // for ξ < 16, as the caller promises.
             let m: [__m512; 16] =
                 std::array::from_fn(|xi| unsafe { _mm512_maskz_loadu_ps(k, mi.as_ptr().add(xi * tiles + u0 + tx)) });
             let add3 = |a, b, c| _mm512_add_ps(_mm512_add_ps(a, b), c);
@@ -233,7 +247,8 @@ mod avx512 {
                 };
                 let (y0, y1) = (act(_mm512_add_ps(y0, b)), act(_mm512_add_ps(y1, b)));
                 let at = 2 * tx;
-                // SAFETY: both stores masked to the row's ow floats.
+                // SAFETY: `row` holds ow floats (sliced); at = 2tx < ow as tx < tw ≤ ow.div_ceil(2)
+                // (the caller's), and both stores are masked to the lanes before ow.
                 unsafe {
                     _mm512_mask_storeu_ps(row.as_mut_ptr().add(at), mask(ow - at), _mm512_permutex2var_ps(y0, lo, y1));
                     if ow > at + 16 {
