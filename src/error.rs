@@ -37,6 +37,10 @@ pub enum Error {
 
     #[error("{0}")]
     Data(String),
+
+    /// No adapter or driver, a lost device, an allocation the device refused.
+    #[error("GPU: {0}")]
+    Gpu(String),
 }
 
 /// Where in a file a format error was found.

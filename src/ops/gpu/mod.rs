@@ -1,0 +1,30 @@
+//! The GPU backend: wgpu compute shaders (WGSL) through Vulkan, Metal or DX12.
+//!
+//! [`Gpu`] holds the device; [`GpuBuffer`]s live on it. Kernels are free functions with the
+//! semantics of the CPU kernels in [`crate::ops::cpu`]; they record work and return at once, and
+//! [`Gpu::download`] (or [`Gpu::flush`]) submits it. Lengths are explicit, since a tensor may use
+//! the start of a larger buffer. An output must not also be passed as an input of the same call.
+//!
+//! ```no_run
+//! use scratchnet::ops::gpu::{self, Gpu};
+//! # fn main() -> scratchnet::Result<()> {
+//! let gpu = Gpu::new()?;
+//! let x = gpu.upload(&[-1.0, 2.0])?;
+//! let y = gpu.zeros(2)?;
+//! gpu::leaky_relu(&x, 2, 0.1, &y)?;
+//! assert_eq!(gpu.download(&y)?, [-0.1, 2.0]);
+//! # Ok(())
+//! # }
+//! ```
+
+mod device;
+mod elementwise;
+
+pub use device::{AdapterSummary, Gpu, GpuBuffer};
+pub use elementwise::{
+    add_row_bias, add_sum_rows, average_into, axpy, copy, dropout, fill, flip_width, leaky_relu, leaky_relu_backward,
+    mul, sum_rows,
+};
+
+#[cfg(test)]
+mod tests;
