@@ -57,6 +57,10 @@ struct Inner {
     params: wgpu::Buffer,
     kernels: Mutex<HashMap<String, Arc<Kernel>>>,
     rec: Mutex<Recorder>,
+    /// Scratch memory for kernels' intermediate results, one per recording thread: a thread's
+    /// calls are recorded in order, so its next use sees the previous one finished.
+    /// (Buffers, not `GpuBuffer`s: those hold the context, a cycle.)
+    scratch: Mutex<HashMap<std::thread::ThreadId, (Arc<wgpu::Buffer>, usize)>>,
 }
 
 #[derive(Default)]
@@ -222,6 +226,7 @@ impl Gpu {
                 params,
                 kernels: Mutex::default(),
                 rec: Mutex::default(),
+                scratch: Mutex::default(),
             }),
         })
     }
@@ -399,6 +404,17 @@ impl Gpu {
             }
             self.inner.queue.submit([encoder.finish()]);
         }
+    }
+
+    /// Scratch memory of at least `len` values for this thread's next kernels (see `Inner::scratch`).
+    pub(crate) fn scratch(&self, len: usize) -> Result<GpuBuffer> {
+        let id = std::thread::current().id();
+        if let Some((buf, n)) = lock(&self.inner.scratch).get(&id).filter(|(_, n)| *n >= len) {
+            return Ok(GpuBuffer { buf: buf.clone(), len: *n, gpu: self.clone() });
+        }
+        let b = self.zeros(len.next_power_of_two())?;
+        lock(&self.inner.scratch).insert(id, (b.buf.clone(), b.len));
+        Ok(b)
     }
 
     /// Entry point `entry` of the module `module` (the name of its source and specialisation),

@@ -17,14 +17,18 @@
 //! # }
 //! ```
 
+mod conv;
 mod device;
 mod elementwise;
+mod gemm;
 
+pub use conv::{conv2d, conv2d_backward};
 pub use device::{AdapterSummary, Gpu, GpuBuffer};
 pub use elementwise::{
     add_row_bias, add_sum_rows, average_into, axpy, copy, dropout, fill, flip_width, leaky_relu, leaky_relu_backward,
     mul, sum_rows,
 };
+pub use gemm::{GpuMat, matmul};
 
 #[cfg(test)]
 mod tests;

@@ -197,3 +197,162 @@ fn flip_width_mirrors_rows() {
         bits_eq("flip_width", &gpu.download(&g).unwrap(), &want);
     }
 }
+
+fn mat(d: &[f32], rows: usize, cols: usize, trans: bool) -> cpu::gemm::Mat<'_> {
+    let x = cpu::gemm::Mat::new(d, rows, cols);
+    if trans { x.t() } else { x }
+}
+
+fn abs(v: &[f32]) -> Vec<f32> {
+    v.iter().map(|x| x.abs()).collect()
+}
+
+/// c = op(a)·op(b) on the CPU, any strides (the reference for products and their scales).
+fn naive(a: cpu::gemm::Mat, b: cpu::gemm::Mat) -> Vec<f32> {
+    let mut c = vec![0.0; a.rows * b.cols];
+    for i in 0..a.rows {
+        for j in 0..b.cols {
+            c[i * b.cols + j] = (0..a.cols).map(|p| a.data[i * a.rs + p * a.cs] as f64 * b.data[p * b.rs + j * b.cs] as f64).sum::<f64>() as f32;
+        }
+    }
+    c
+}
+
+#[test]
+fn matmul_matches_the_cpu_for_every_transpose() {
+    let Some(gpu) = gpu() else { return };
+    let mut rng = Rng::new(5);
+    let mut worst = 0.0f32;
+    for (m, n, k) in [(1, 1, 1), (1, 37, 5), (1, 130, 70), (5, 1, 9), (67, 65, 33), (128, 64, 17), (3, 20, 0), (64, 10, 300), (100, 3, 129)] {
+        for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+            for (accumulate, s) in [(false, 1.0), (true, -0.3)] {
+                let (a_off, c_off) = (5, 3);
+                let a = randn(a_off + m * k, &mut rng);
+                let b = randn(k * n, &mut rng);
+                let c0 = randn(c_off + m * n, &mut rng);
+                // Stored shapes: a (m, k) or (k, m) when transposed.
+                let (ar, ac) = if ta { (k, m) } else { (m, k) };
+                let (br, bc) = if tb { (n, k) } else { (k, n) };
+                let mut want = c0[c_off..].to_vec();
+                cpu::gemm::gemm_par(mat(&a[a_off..], ar, ac, ta), mat(&b, br, bc, tb), &mut want, accumulate, s);
+                let terms = naive(mat(&abs(&a[a_off..]), ar, ac, ta), mat(&abs(&b), br, bc, tb));
+                let scale: Vec<f32> = terms
+                    .iter()
+                    .zip(&c0[c_off..])
+                    .map(|(t, c)| s.abs() * t + if accumulate { c.abs() } else { 0.0 })
+                    .collect();
+
+                let (ga, gb, gc) = (gpu.upload(&a).unwrap(), gpu.upload(&b).unwrap(), gpu.upload(&c0).unwrap());
+                let gm = |buf, r, c, t| {
+                    let x = GpuMat::new(buf, r, c);
+                    if t { x.t() } else { x }
+                };
+                matmul(gm(&ga, ar, ac, ta).at(a_off), gm(&gb, br, bc, tb), &gc, c_off, accumulate, s).unwrap();
+                let got = gpu.download(&gc).unwrap();
+                assert_eq!(got[..c_off], c0[..c_off], "values before the output untouched");
+                let what = format!("matmul {m}x{n}x{k} t{}{} acc {accumulate}", ta as u8, tb as u8);
+                let e = rel_close(&what, &got[c_off..], &want, &scale, 1e-5);
+                worst = worst.max(e);
+            }
+        }
+    }
+    eprintln!("matmul: max relative error {worst:.2e}");
+}
+
+/// Odd geometries: padding 0/1/2, odd sizes, k = 2, 3, 5, strides 1, 2 and 3.
+const CONV_GEOMS: [Conv2dGeom; 9] = [
+    Conv2dGeom { c: 1, h: 7, w: 9, f: 4, k: 3, stride: 1, pad: 0 },
+    Conv2dGeom { c: 2, h: 8, w: 8, f: 5, k: 3, stride: 2, pad: 1 },
+    Conv2dGeom { c: 3, h: 9, w: 7, f: 3, k: 5, stride: 1, pad: 2 },
+    Conv2dGeom { c: 4, h: 6, w: 5, f: 6, k: 2, stride: 2, pad: 0 },
+    Conv2dGeom { c: 1, h: 28, w: 28, f: 8, k: 3, stride: 1, pad: 0 },
+    Conv2dGeom { c: 5, h: 10, w: 11, f: 7, k: 5, stride: 2, pad: 2 },
+    Conv2dGeom { c: 8, h: 7, w: 7, f: 3, k: 3, stride: 1, pad: 1 },
+    Conv2dGeom { c: 3, h: 5, w: 5, f: 2, k: 5, stride: 1, pad: 0 },
+    Conv2dGeom { c: 2, h: 4, w: 4, f: 3, k: 3, stride: 3, pad: 1 },
+];
+
+use crate::ops::{ConvAlgorithm, Conv2dGeom};
+
+#[test]
+fn conv2d_forward_matches_the_cpu() {
+    let Some(gpu) = gpu() else { return };
+    let mut rng = Rng::new(6);
+    for g in CONV_GEOMS {
+        for n in [1, 3] {
+            let x = randn(n * g.in_len(), &mut rng);
+            let w = randn(g.f * g.patch_len(), &mut rng);
+            let b = randn(g.f, &mut rng);
+            let scale = cpu::conv::forward_direct(&abs(&x), &abs(&w), &abs(&b), &g, n);
+            let (gx, gw, gb, gy) =
+                (gpu.upload(&x).unwrap(), gpu.upload(&w).unwrap(), gpu.upload(&b).unwrap(), gpu.zeros(n * g.out_len()).unwrap());
+            for slope in [None, Some(0.01)] {
+                let mut want = vec![0.0; n * g.out_len()];
+                let mut s = cpu::conv::ConvScratch::default();
+                cpu::conv::forward(&x, &w, &b, &g, n, ConvAlgorithm::Im2col, slope, &mut s, &mut want);
+                conv2d(&gx, &gw, &gb, n, &g, slope, &gy).unwrap();
+                let what = format!("conv2d n={n} {g:?} act {}", slope.is_some());
+                rel_close(&what, &gpu.download(&gy).unwrap(), &want, &scale, 1e-5);
+            }
+        }
+    }
+}
+
+/// The CPU's backward pass (im2col, the reference) against the GPU's, with `splits` partial sums
+/// of the weight gradient when given.
+fn conv_backward_case(gpu: &Gpu, g: Conv2dGeom, n: usize, act: bool, splits: Option<usize>, rng: &mut Rng) -> f32 {
+    let x = randn(n * g.in_len(), rng);
+    let w = randn(g.f * g.patch_len(), rng);
+    let b = randn(g.f, rng);
+    let dy = randn(n * g.out_len(), rng);
+    let slope = 0.1;
+    let mut s = cpu::conv::ConvScratch::default();
+    let mut y = vec![0.0; dy.len()];
+    cpu::conv::forward(&x, &w, &b, &g, n, ConvAlgorithm::Im2col, act.then_some(slope), &mut s, &mut y);
+    let grads = |x: &[f32], w: &[f32], y: Option<&[f32]>, dy: &[f32], s: &mut cpu::conv::ConvScratch| {
+        let (mut dw, mut db, mut dx) = (vec![0.0; w.len()], vec![0.0; g.f], vec![0.0; x.len()]);
+        let act = y.map(|y| (slope, y));
+        cpu::conv::backward(x, w, act, dy, &g, n, ConvAlgorithm::Im2col, s, &mut dw, &mut db, Some(&mut dx));
+        [dw, db, dx]
+    };
+    let want = grads(&x, &w, act.then_some(&y[..]), &dy, &mut s);
+    // Σ|terms|: the same sums over magnitudes (|leaky_relu'| ≤ 1 bounds the activation's factor).
+    let scale = grads(&abs(&x), &abs(&w), None, &abs(&dy), &mut s);
+
+    let up = |v: &[f32]| gpu.upload(v).unwrap();
+    let (gx, gw, gy, gdy) = (up(&x), up(&w), up(&y), up(&dy));
+    let (gdw, gdb, gdx) = (up(&vec![7.0; w.len()]), up(&vec![7.0; g.f]), up(&vec![7.0; x.len()]));
+    let gact = act.then_some((slope, &gy));
+    match splits {
+        Some(k) => conv::backward_split(&gx, &gw, gact, &gdy, n, &g, &gdw, &gdb, Some(&gdx), k).unwrap(),
+        None => conv2d_backward(&gx, &gw, gact, &gdy, n, &g, &gdw, &gdb, Some(&gdx)).unwrap(),
+    }
+    let mut worst = 0.0f32;
+    for ((what, got), (want, scale)) in
+        ["dw", "db", "dx"].iter().zip([&gdw, &gdb, &gdx]).zip(want.iter().zip(&scale))
+    {
+        let label = format!("conv2d_backward {what} n={n} act {act} splits {splits:?} {g:?}");
+        worst = worst.max(rel_close(&label, &gpu.download(got).unwrap(), want, scale, 1e-5));
+    }
+    worst
+}
+
+#[test]
+fn conv2d_backward_matches_the_cpu() {
+    let Some(gpu) = gpu() else { return };
+    let mut rng = Rng::new(7);
+    let mut worst = 0.0f32;
+    for g in CONV_GEOMS {
+        for n in [1, 3] {
+            for act in [false, true] {
+                worst = worst.max(conv_backward_case(&gpu, g, n, act, None, &mut rng));
+            }
+        }
+    }
+    // Weight gradients summed in several splits: forced, and chosen by size.
+    worst = worst.max(conv_backward_case(&gpu, CONV_GEOMS[2], 3, true, Some(3), &mut rng));
+    let big = Conv2dGeom { c: 2, h: 30, w: 30, f: 4, k: 3, stride: 1, pad: 1 };
+    assert!(conv::dw_splits(big.f, big.patch_len(), 3 * big.out_plane()) > 1);
+    worst = worst.max(conv_backward_case(&gpu, big, 3, false, None, &mut rng));
+    eprintln!("conv2d_backward: max relative error {worst:.2e}");
+}
