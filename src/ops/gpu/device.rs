@@ -121,7 +121,7 @@ pub(crate) enum Bind<'a> {
 }
 
 impl Bind<'_> {
-    fn buffer(&self) -> &GpuBuffer {
+    pub(crate) fn buffer(&self) -> &GpuBuffer {
         match self {
             Bind::R(b) | Bind::W(b) => b,
         }

@@ -21,6 +21,9 @@ mod conv;
 mod device;
 mod elementwise;
 mod gemm;
+mod optim;
+mod pool;
+mod softmax;
 
 pub use conv::{conv2d, conv2d_backward};
 pub use device::{AdapterSummary, Gpu, GpuBuffer};
@@ -29,6 +32,9 @@ pub use elementwise::{
     mul, sum_rows,
 };
 pub use gemm::{GpuMat, matmul};
+pub use optim::{adam_step, sgd_step};
+pub use pool::{max_pool2d, max_pool2d_backward};
+pub use softmax::{argmax_rows, softmax, softmax_cross_entropy};
 
 #[cfg(test)]
 mod tests;

@@ -356,3 +356,151 @@ fn conv2d_backward_matches_the_cpu() {
     worst = worst.max(conv_backward_case(&gpu, big, 3, false, None, &mut rng));
     eprintln!("conv2d_backward: max relative error {worst:.2e}");
 }
+
+#[test]
+fn softmax_and_cross_entropy_match_the_cpu() {
+    let Some(gpu) = gpu() else { return };
+    let mut rng = Rng::new(8);
+    let (mut worst_p, mut worst_d, mut worst_l) = (0.0f32, 0.0f32, 0.0f32);
+    for (rows, k) in [(1, 1), (1, 10), (7, 2), (64, 10), (300, 37), (513, 10)] {
+        for (smoothing, coarse_logits) in [(0.0, false), (0.1, true)] {
+            let z: Vec<f32> = if coarse_logits { coarse(rows * k, &mut rng) } else { randn(rows * k, &mut rng).iter().map(|v| 3.0 * v).collect() };
+            let labels: Vec<u32> = (0..rows).map(|_| rng.below(k) as u32).collect();
+            let (mut probs, mut dl) = (vec![0.0; rows * k], vec![0.0; rows * k]);
+            let loss = cpu::softmax::cross_entropy(&z, &labels, k, smoothing, &mut probs, &mut dl);
+            let hits = probs
+                .chunks(k)
+                .zip(&labels)
+                .filter(|(row, y)| row.iter().enumerate().fold(0, |b, (j, &v)| if v > row[b] { j } else { b }) == **y as usize)
+                .count() as u32;
+
+            let (gz, gl) = (gpu.upload(&z).unwrap(), gpu.upload_u32(&labels).unwrap());
+            let (gp, gd) = (gpu.zeros(rows * k).unwrap(), gpu.zeros(rows * k).unwrap());
+            let (gloss, gcorrect) = (gpu.zeros(4).unwrap(), gpu.upload_u32(&[9; 4]).unwrap());
+            softmax_cross_entropy(&gz, &gl, rows, k, smoothing, &gp, &gd, &gloss, &gcorrect, 2).unwrap();
+            let what = format!("{rows}x{k} smoothing {smoothing}");
+            let got_p = gpu.download(&gp).unwrap();
+            worst_p = worst_p.max(rel_close(&format!("ce probs {what}"), &got_p, &probs, &abs(&probs), 1e-5));
+            let scale: Vec<f32> = probs.iter().map(|p| (p + 1.0) / rows as f32).collect();
+            worst_d = worst_d.max(rel_close(&format!("ce dlogits {what}"), &gpu.download(&gd).unwrap(), &dl, &scale, 1e-5));
+            let got_loss = gpu.download(&gloss).unwrap()[2];
+            worst_l = worst_l.max(rel_close(&format!("ce loss {what}"), &[got_loss], &[loss], &[loss.abs()], 1e-5));
+            assert_eq!(gpu.download_u32(&gcorrect).unwrap(), [9, 9, hits, 9], "{what}: correct count");
+
+            let mut want = vec![0.0; rows * k];
+            cpu::softmax::softmax(&z, k, &mut want);
+            softmax(&gz, rows, k, &gp).unwrap();
+            rel_close(&format!("softmax {what}"), &gpu.download(&gp).unwrap(), &want, &abs(&want), 1e-5);
+
+            let best: Vec<u32> = z.chunks(k).map(|row| row.iter().enumerate().fold(0, |b, (j, &v)| if v > row[b] { j } else { b }) as u32).collect();
+            let gbest = gpu.zeros(rows).unwrap();
+            argmax_rows(&gz, rows, k, &gbest).unwrap();
+            assert_eq!(gpu.download_u32(&gbest).unwrap(), best, "argmax_rows {what}");
+        }
+    }
+    eprintln!("cross_entropy: max relative error probs {worst_p:.2e}, dlogits {worst_d:.2e}, loss {worst_l:.2e}");
+}
+
+#[test]
+fn optimizer_steps_match_the_cpu() {
+    use crate::ops::{AdamStep, SgdStep};
+    let Some(gpu) = gpu() else { return };
+    let mut rng = Rng::new(9);
+    let n = 1000;
+    let start = randn(n, &mut rng);
+    let grads: Vec<Vec<f32>> = (0..3).map(|_| randn(n, &mut rng)).collect();
+    let mut worst = 0.0f32;
+    let mut check = |what: &str, got: &[f32], want: &[f32]| {
+        let scale: Vec<f32> = want.iter().zip(&start).map(|(w, s)| w.abs() + s.abs()).collect();
+        let same = got.iter().zip(want).filter(|(a, b)| a.to_bits() == b.to_bits()).count();
+        eprintln!("{what}: {same}/{} bit-identical", got.len());
+        worst = worst.max(rel_close(what, got, want, &scale, 1e-6));
+    };
+    for (momentum, nesterov, weight_decay) in [(0.0, false, 0.0), (0.0, false, 1e-3), (0.9, false, 0.0), (0.9, true, 5e-4)] {
+        let h = SgdStep { lr: 0.05, momentum, weight_decay, nesterov };
+        let (mut p, mut v) = (start.clone(), vec![0.0; n]);
+        let (gp, gv) = (gpu.upload(&start).unwrap(), gpu.zeros(n).unwrap());
+        for g in &grads {
+            let velocity = (momentum > 0.0).then_some(&mut v[..]);
+            cpu::elementwise::sgd(&mut p, g, velocity, &h);
+            sgd_step(&gp, &gpu.upload(g).unwrap(), (momentum > 0.0).then_some(&gv), n, &h).unwrap();
+        }
+        check(&format!("sgd {h:?}"), &gpu.download(&gp).unwrap(), &p);
+    }
+    // A velocity decaying into the subnormal range is flushed to zero on both.
+    let h = SgdStep { lr: 0.0, momentum: 0.5, weight_decay: 0.0, nesterov: false };
+    let mut v = vec![2.0 * f32::MIN_POSITIVE; 4];
+    let mut p = vec![1.0; 4];
+    cpu::elementwise::sgd(&mut p, &[0.0; 4], Some(&mut v), &h);
+    let gv = gpu.upload(&[2.0 * f32::MIN_POSITIVE; 4]).unwrap();
+    sgd_step(&gpu.upload(&[1.0; 4]).unwrap(), &gpu.zeros(4).unwrap(), Some(&gv), 4, &h).unwrap();
+    bits_eq("sgd velocity flush", &gpu.download(&gv).unwrap(), &v);
+    for (decoupled, weight_decay) in [(false, 0.0), (false, 1e-2), (true, 1e-2)] {
+        let (mut p, mut m, mut v) = (start.clone(), vec![0.0; n], vec![0.0; n]);
+        let (gp, gm, gv) = (gpu.upload(&start).unwrap(), gpu.zeros(n).unwrap(), gpu.zeros(n).unwrap());
+        for (i, g) in grads.iter().enumerate() {
+            let h = AdamStep { lr: 1e-2, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay, decoupled, step: i as u64 + 1 };
+            cpu::elementwise::adam(&mut p, g, &mut m, &mut v, &h);
+            adam_step(&gp, &gpu.upload(g).unwrap(), &gm, &gv, n, &h).unwrap();
+        }
+        check(&format!("adam decoupled {decoupled} wd {weight_decay}"), &gpu.download(&gp).unwrap(), &p);
+    }
+    eprintln!("optimizers: max relative error {worst:.2e}");
+}
+
+#[test]
+fn max_pool_matches_the_cpu_bit_for_bit() {
+    use crate::ops::Pool2dGeom;
+    let Some(gpu) = gpu() else { return };
+    let mut rng = Rng::new(10);
+    // Windows that tile, overlap (stride < k) and leave gaps (stride > k); odd sizes.
+    for (h, w, k, stride) in [(24, 24, 2, 2), (7, 9, 3, 2), (5, 5, 3, 1), (6, 34, 2, 2), (8, 3, 2, 2), (4, 4, 4, 1), (9, 7, 2, 3), (1, 1, 1, 1)] {
+        for planes in [1, 15] {
+            let g = Pool2dGeom { h, w, k, stride };
+            let outs = planes * g.oh() * g.ow();
+            let x = coarse(planes * h * w, &mut rng);
+            let dy = randn(outs, &mut rng);
+            let (mut y, mut arg, mut dx) = (vec![0.0; outs], vec![0u32; outs], vec![0.0; x.len()]);
+            cpu::pool::forward(&x, &g, &mut y, &mut arg);
+            cpu::pool::backward(&dy, &arg, &g, &mut dx);
+            let (gx, gy, garg, gdx) =
+                (gpu.upload(&x).unwrap(), gpu.zeros(outs).unwrap(), gpu.zeros(outs).unwrap(), gpu.upload(&vec![7.0; x.len()]).unwrap());
+            max_pool2d(&gx, planes, &g, &gy, &garg).unwrap();
+            max_pool2d_backward(&gpu.upload(&dy).unwrap(), &garg, planes, &g, &gdx).unwrap();
+            let what = format!("max_pool2d {planes}x{h}x{w} k {k} stride {stride}");
+            bits_eq(&what, &gpu.download(&gy).unwrap(), &y);
+            assert_eq!(gpu.download_u32(&garg).unwrap(), arg, "{what} argmax");
+            bits_eq(&format!("{what} backward"), &gpu.download(&gdx).unwrap(), &dx);
+        }
+    }
+}
+
+#[test]
+fn repeated_runs_are_bit_identical() {
+    let Some(gpu) = gpu() else { return };
+    let mut rng = Rng::new(11);
+    let g = Conv2dGeom { c: 3, h: 30, w: 30, f: 5, k: 3, stride: 1, pad: 1 };
+    let n = 3;
+    let up = |v: &[f32]| gpu.upload(v).unwrap();
+    let (x, w, b) = (up(&randn(n * g.in_len(), &mut rng)), up(&randn(g.f * g.patch_len(), &mut rng)), up(&randn(g.f, &mut rng)));
+    let dy = up(&randn(n * g.out_len(), &mut rng));
+    let (a, bm) = (up(&randn(150 * 70, &mut rng)), up(&randn(70 * 90, &mut rng)));
+    let labels = gpu.upload_u32(&(0..150).map(|i| i % 10).collect::<Vec<u32>>()).unwrap();
+    let run = || -> Vec<Vec<f32>> {
+        let z = |len| gpu.zeros(len).unwrap();
+        let (y, dw, db, dx) = (z(n * g.out_len()), z(g.f * g.patch_len()), z(g.f), z(n * g.in_len()));
+        conv2d(&x, &w, &b, n, &g, Some(0.01), &y).unwrap();
+        conv2d_backward(&x, &w, Some((0.01, &y)), &dy, n, &g, &dw, &db, Some(&dx)).unwrap();
+        let c = z(150 * 90);
+        matmul(GpuMat::new(&a, 150, 70), GpuMat::new(&bm, 70, 90), &c, 0, false, 1.0).unwrap();
+        let (probs, dl, loss, correct) = (z(1500), z(1500), z(1), z(1));
+        softmax_cross_entropy(&c, &labels, 150, 10, 0.1, &probs, &dl, &loss, &correct, 0).unwrap();
+        [y, dw, db, dx, c, dl, loss].iter().map(|t| gpu.download(t).unwrap()).collect()
+    };
+    let first = run();
+    for _ in 0..2 {
+        for (i, (u, v)) in run().iter().zip(&first).enumerate() {
+            assert!(u.iter().zip(v).all(|(a, b)| a.to_bits() == b.to_bits()), "output {i} changed between runs");
+        }
+    }
+}
