@@ -158,7 +158,7 @@ fn main() {
     for (name, c, h) in [("max_pool2d 64x24x24", 64, 24), ("max_pool2d 128x10x10", 128, 10)] {
         let g = Pool2dGeom { h, w: h, k: 2, stride: 2 };
         let x = randn(&[n, c, h, h], &mut rng);
-        let (mut y, mut arg, mut dx) = (Tensor::default(), Vec::new(), Tensor::default());
+        let (mut y, mut arg, mut dx) = (Tensor::default(), ops::PoolIndices::default(), Tensor::default());
         let label = format!("{name} forward (batch {n})");
         if wanted(&label) {
             report(&label, time(|| ops::max_pool2d(&x, &g, &mut y, &mut arg).unwrap()), None);
@@ -172,9 +172,9 @@ fn main() {
     let (mut mask, mut y) = (Tensor::zeros(x.shape()), Tensor::zeros(x.shape()));
     if wanted("dropout 64x12x12 forward (batch 64)") {
         let mut r = Rng::new(1);
-        report("dropout 64x12x12 forward (batch 64)", time(|| ops::dropout(&x, 0.25, &mut r, &mut mask, &mut y)), None);
+        report("dropout 64x12x12 forward (batch 64)", time(|| ops::dropout(&x, 0.25, &mut r, &mut mask, &mut y).unwrap()), None);
     }
     if wanted("leaky_relu 64x12x12 forward (batch 64)") {
-        report("leaky_relu 64x12x12 forward (batch 64)", time(|| ops::leaky_relu(&x, 0.01, &mut y)), None);
+        report("leaky_relu 64x12x12 forward (batch 64)", time(|| ops::leaky_relu(&x, 0.01, &mut y).unwrap()), None);
     }
 }

@@ -111,8 +111,8 @@ pub fn to_bytes(
         .iter()
         .map(|(n, t)| (n.clone(), *t))
         .chain(extra.iter().map(|(n, t)| (n.clone(), *t)))
-        .map(|(n, t)| (n, t.data().iter().flat_map(|v| v.to_le_bytes()).collect(), t.shape().to_vec()))
-        .collect();
+        .map(|(n, t)| Ok((n, t.to_vec()?.iter().flat_map(|v| v.to_le_bytes()).collect(), t.shape().to_vec())))
+        .collect::<Result<_>>()?;
     let views: Vec<(String, TensorView<'_>)> = bytes
         .iter()
         .map(|(n, b, s)| {

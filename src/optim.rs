@@ -107,7 +107,13 @@ impl Optimizer {
         model.visit_params_mut(&mut |i, p| {
             for slot in slots.iter_mut() {
                 if slot.len() == i {
-                    slot.push(Tensor::zeros(p.value.shape()));
+                    match Tensor::zeros_on(p.value.shape(), &p.value.device()) {
+                        Ok(t) => slot.push(t),
+                        Err(e) => {
+                            result = Err(e);
+                            return;
+                        }
+                    }
                 }
             }
             let decay = |wd: f32| if p.decay { wd } else { 0.0 };

@@ -163,7 +163,6 @@ impl Trainer {
         Rng::stream(self.config.seed.wrapping_add(self.state.epoch as u64), STREAM_SHUFFLE).shuffle(&mut self.order);
         let lr = self.lr();
         let smoothing = self.config.label_smoothing;
-        let k = self.model.num_classes();
         // Plain SGD needs no optimizer state: the layers apply it as they back-propagate.
         let fused = self.config.optimizer.is_plain_sgd() && self.model.fuses_sgd();
         while self.state.batch < total {
@@ -191,8 +190,7 @@ impl Trainer {
             if !fused {
                 self.optimizer.step(&mut self.model, lr)?;
             }
-            let correct =
-                argmax_rows(self.model.probs().data(), k).zip(&self.labels).filter(|(p, y)| *p == **y as usize).count();
+            let correct = self.model.correct(&self.labels)?;
             let st = &mut self.state;
             st.loss_sum += loss as f64 * idx.len() as f64;
             st.correct += correct as u64;
@@ -275,12 +273,13 @@ fn evaluate_here(model: &mut Sequential, data: &Dataset, batch_size: usize, tta:
             model.forward(false, &mut rng)?;
             loss_sum += model.loss(&labels)? as f64 * chunk.len() as f64;
         } else {
-            let probs = model.infer(tta)?.data();
+            let probs = model.infer(tta)?.to_vec()?;
             // Probabilities, not logits, are what was averaged: clamp before the log.
             loss_sum -=
                 probs.chunks(k).zip(&labels).map(|(row, &y)| (row[y as usize].max(1e-30) as f64).ln()).sum::<f64>();
         }
-        for (p, &y) in argmax_rows(model.probs().data(), k).zip(&labels) {
+        let probs = model.probs().to_vec()?;
+        for (p, &y) in argmax_rows(&probs, k).zip(&labels) {
             confusion[y as usize][p] += 1;
         }
     }

@@ -58,7 +58,7 @@ pub fn run(a: PredictArgs) -> Result<()> {
                 &[1, 1, h, w],
                 px.iter().map(|&p| p as f32 * info.input.scale + info.input.offset).collect(),
             )?;
-            Ok(loaded.model.predict_tta(&x, tta)?.data().to_vec())
+            Ok(loaded.model.predict_tta(&x, tta)?.to_vec()?)
         });
         let probs = match result {
             Ok(p) => p,

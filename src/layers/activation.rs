@@ -12,8 +12,7 @@ pub struct LeakyRelu {
 
 impl Layer for LeakyRelu {
     fn forward(&mut self, x: &Tensor, y: &mut Tensor, _ctx: &mut Ctx) -> Result<()> {
-        ops::leaky_relu(x, self.slope, y);
-        Ok(())
+        ops::leaky_relu(x, self.slope, y)
     }
 
     fn backward(&mut self, _x: &Tensor, y: &Tensor, dy: &Tensor, dx: Option<&mut Tensor>) -> Result<()> {

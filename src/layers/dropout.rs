@@ -20,8 +20,7 @@ impl Dropout {
 impl Layer for Dropout {
     fn forward(&mut self, x: &Tensor, y: &mut Tensor, ctx: &mut Ctx) -> Result<()> {
         if ctx.train && self.p > 0.0 {
-            ops::dropout(x, self.p, ctx.rng, &mut self.mask, y);
-            Ok(())
+            ops::dropout(x, self.p, ctx.rng, &mut self.mask, y)
         } else {
             self.mask = Tensor::default();
             ops::copy_reshaped(x, x.shape(), y)

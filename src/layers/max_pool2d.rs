@@ -2,18 +2,18 @@
 
 use super::{Ctx, Layer};
 use crate::error::{Error, Result};
-use crate::ops::{self, Pool2dGeom};
+use crate::ops::{self, Pool2dGeom, PoolIndices};
 use crate::tensor::Tensor;
 
 /// x (n, c, h, w) -> y (n, c, oh, ow). Keeps the index of each window's maximum for backward.
 pub struct MaxPool2d {
     geom: Pool2dGeom,
-    argmax: Vec<u32>,
+    argmax: PoolIndices,
 }
 
 impl MaxPool2d {
     pub fn new(geom: Pool2dGeom) -> Self {
-        MaxPool2d { geom, argmax: Vec::new() }
+        MaxPool2d { geom, argmax: PoolIndices::default() }
     }
 }
 

@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use crate::layers::{Conv2d, Ctx, Dense, Dropout, Flatten, Layer, LeakyRelu, MaxPool2d, ParamMut, PassThrough};
 use crate::ops::{self, Conv2dGeom, Pool2dGeom};
 use crate::rng::Rng;
-use crate::tensor::Tensor;
+use crate::tensor::{Device, Tensor};
 
 /// Random stream used for weight initialisation (see [`Rng::stream`]).
 pub const STREAM_INIT: u64 = 1;
@@ -25,6 +25,12 @@ pub struct Sequential {
     /// fused[i]: layer i applies the leaky ReLU of layer i + 1 itself (writing acts[i + 2]; layer
     /// i + 1 is skipped and acts[i + 1], grads[i + 1] stay empty).
     fused: Vec<bool>,
+    /// Where parameters and buffers live.
+    device: Device,
+    /// The input batch in host memory when the model is on a GPU, and whether forward has yet to
+    /// upload it (it was handed out by [`Sequential::input_mut`] since).
+    host_input: Tensor,
+    input_pending: bool,
 }
 
 impl Sequential {
@@ -77,6 +83,9 @@ impl Sequential {
             probs: Tensor::default(),
             view_probs: Tensor::default(),
             fused: vec![false; n],
+            device: Device::Cpu,
+            host_input: Tensor::default(),
+            input_pending: false,
         };
         model.set_fusion(true);
         Ok(model)
@@ -110,15 +119,61 @@ impl Sequential {
         self.spec.num_classes().expect("validated in new")
     }
 
-    /// The input buffer, shaped (n, c, h, w), for the caller to fill before [`Sequential::forward`].
+    /// The input buffer, shaped (n, c, h, w), in host memory, for the caller to fill before
+    /// [`Sequential::forward`].
     pub fn input_mut(&mut self, n: usize) -> &mut Tensor {
         let [c, h, w] = self.spec.input;
-        self.acts[0].resize(&[n, c, h, w]);
-        &mut self.acts[0]
+        let input = if self.device.is_cpu() { &mut self.acts[0] } else { &mut self.host_input };
+        input.resize(&[n, c, h, w]);
+        self.input_pending = true;
+        input
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Moves parameters and their gradients to `device`; buffers are made there as they are next
+    /// needed.
+    pub fn to_device(&mut self, device: &Device) -> Result<()> {
+        let mut result = Ok(());
+        self.visit_params_mut(&mut |_, p| {
+            if result.is_ok() {
+                result = p.value.move_to(device).and_then(|_| p.grad.move_to(device));
+            }
+        });
+        result?;
+        self.device = device.clone();
+        for t in self.acts.iter_mut().chain(self.grads.iter_mut()) {
+            *t = Tensor::default();
+        }
+        self.probs = Tensor::default();
+        self.view_probs = Tensor::default();
+        self.input_pending = false;
+        Ok(())
+    }
+
+    /// How many rows of the last probabilities ([`Sequential::probs`]) pick `labels`' class.
+    pub fn correct(&self, labels: &[u32]) -> Result<usize> {
+        let k = self.probs.row_len();
+        let read;
+        let probs = match self.probs.host() {
+            Some(p) => p,
+            None => {
+                read = self.probs.to_vec()?;
+                &read
+            }
+        };
+        Ok(crate::train::argmax_rows(probs, k).zip(labels).filter(|(p, y)| *p == **y as usize).count())
     }
 
     /// Runs the input buffer through every layer; returns the logits (n, classes).
     pub fn forward(&mut self, train: bool, rng: &mut Rng) -> Result<&Tensor> {
+        if !self.device.is_cpu() && self.input_pending {
+            self.acts[0].prepare(self.host_input.shape(), &self.device)?;
+            self.acts[0].copy_from_host(self.host_input.data())?;
+            self.input_pending = false;
+        }
         let mut ctx = Ctx { train, rng };
         let mut i = 0;
         while i < self.layers.len() {
@@ -215,7 +270,8 @@ impl Sequential {
         if x.shape().len() != 4 || x.shape()[1..] != [c, h, w] {
             return Err(Error::shape("predict", x.shape(), &[x.rows(), c, h, w]));
         }
-        self.input_mut(x.rows()).data_mut().copy_from_slice(x.data());
+        let values = x.to_vec()?;
+        self.input_mut(x.rows()).data_mut().copy_from_slice(&values);
         self.infer(tta)
     }
 
@@ -225,14 +281,14 @@ impl Sequential {
     pub fn infer(&mut self, tta: Tta) -> Result<&Tensor> {
         let mut rng = Rng::new(0);
         self.forward(false, &mut rng)?;
-        ops::softmax(self.acts.last().unwrap(), &mut self.probs);
+        ops::softmax(self.acts.last().unwrap(), &mut self.probs)?;
         if tta == Tta::HFlip {
             std::mem::swap(&mut self.probs, &mut self.view_probs);
-            ops::flip_width(&mut self.acts[0]);
+            ops::flip_width(&mut self.acts[0])?;
             let second = self.forward(false, &mut rng).map(|_| ());
-            ops::flip_width(&mut self.acts[0]);
+            ops::flip_width(&mut self.acts[0])?;
             second?;
-            ops::softmax(self.acts.last().unwrap(), &mut self.probs);
+            ops::softmax(self.acts.last().unwrap(), &mut self.probs)?;
             ops::average_into(&mut self.probs, &self.view_probs)?;
         }
         Ok(&self.probs)

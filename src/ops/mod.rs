@@ -6,6 +6,8 @@
 //! function on it (see docs/ARCHITECTURE.md); the layers do not change.
 
 pub mod cpu;
+#[cfg(feature = "gpu")]
+pub mod gpu;
 
 use crate::error::{Error, Result};
 use crate::rng::Rng;
@@ -211,9 +213,10 @@ pub fn copy_reshaped(x: &Tensor, shape: &[usize], y: &mut Tensor) -> Result<()> 
     Ok(())
 }
 
-pub fn leaky_relu(x: &Tensor, slope: f32, y: &mut Tensor) {
+pub fn leaky_relu(x: &Tensor, slope: f32, y: &mut Tensor) -> Result<()> {
     y.resize(x.shape());
     cpu::elementwise::leaky_relu(x.data(), slope, y.data_mut());
+    Ok(())
 }
 
 /// dL/dx of y = leaky_relu(x), from the output y: dy where y > 0, slope·dy elsewhere.
@@ -225,10 +228,11 @@ pub fn leaky_relu_backward(y: &Tensor, dy: &Tensor, slope: f32, dx: &mut Tensor)
 }
 
 /// Inverted dropout in training: draws `mask` (0 or 1/(1-p)) and sets y = x·mask.
-pub fn dropout(x: &Tensor, p: f32, rng: &mut Rng, mask: &mut Tensor, y: &mut Tensor) {
+pub fn dropout(x: &Tensor, p: f32, rng: &mut Rng, mask: &mut Tensor, y: &mut Tensor) -> Result<()> {
     mask.resize(x.shape());
     y.resize(x.shape());
     cpu::elementwise::dropout(x.data(), p, rng, mask.data_mut(), y.data_mut());
+    Ok(())
 }
 
 /// out = a·b element-wise (dropout's backward: dx = dy·mask).
@@ -350,37 +354,58 @@ pub fn col2im(cols: &Tensor, g: &Conv2dGeom, dx: &mut Tensor) -> Result<()> {
         return Err(Error::shape("col2im", cols.shape(), &[g.patch_len(), g.out_plane()]));
     }
     dx.resize(&[g.c, g.h, g.w]);
-    dx.fill(0.0);
+    dx.fill(0.0)?;
     cpu::conv::col2im(cols.data(), g, dx.data_mut());
     Ok(())
 }
 
+/// Which input element won each max-pooling window, kept by the layer between forward and
+/// backward; it lives where the pooled tensor does.
+#[derive(Default)]
+pub struct PoolIndices {
+    host: Vec<u32>,
+}
+
+impl PoolIndices {
+    /// Windows recorded by the last forward pass (0 after [`PoolIndices::clear`]).
+    pub fn len(&self) -> usize {
+        self.host.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    pub fn clear(&mut self) {
+        self.host.clear();
+    }
+}
+
 /// y (n, c, oh, ow) = max over each k x k window of x (n, c, h, w); `argmax` records the winners.
-pub fn max_pool2d(x: &Tensor, g: &Pool2dGeom, y: &mut Tensor, argmax: &mut Vec<u32>) -> Result<()> {
+pub fn max_pool2d(x: &Tensor, g: &Pool2dGeom, y: &mut Tensor, argmax: &mut PoolIndices) -> Result<()> {
     let s = x.shape();
     if s.len() != 4 || s[2..] != [g.h, g.w] {
         return Err(Error::shape("max_pool2d", s, &[0, 0, g.h, g.w]));
     }
     y.resize(&[s[0], s[1], g.oh(), g.ow()]);
-    argmax.resize(y.len(), 0);
-    cpu::pool::forward(x.data(), g, y.data_mut(), argmax);
+    argmax.host.resize(y.len(), 0);
+    cpu::pool::forward(x.data(), g, y.data_mut(), &mut argmax.host);
     Ok(())
 }
 
-pub fn max_pool2d_backward(dy: &Tensor, argmax: &[u32], g: &Pool2dGeom, dx: &mut Tensor) -> Result<()> {
+pub fn max_pool2d_backward(dy: &Tensor, argmax: &PoolIndices, g: &Pool2dGeom, dx: &mut Tensor) -> Result<()> {
     if dy.len() != argmax.len() {
         return Err(Error::arg("max_pool2d_backward", "dy does not match the forward pass"));
     }
     let s = dy.shape();
     dx.resize(&[s[0], s[1], g.h, g.w]);
-    cpu::pool::backward(dy.data(), argmax, g, dx.data_mut());
+    cpu::pool::backward(dy.data(), &argmax.host, g, dx.data_mut());
     Ok(())
 }
 
 /// Mirrors images left-right in place: reverses the last axis of x (…, w).
-pub fn flip_width(x: &mut Tensor) {
+pub fn flip_width(x: &mut Tensor) -> Result<()> {
     let w = x.shape().last().copied().unwrap_or(1).max(1);
     cpu::elementwise::reverse_rows(x.data_mut(), w);
+    Ok(())
 }
 
 /// a = (a + b) / 2, element-wise.
@@ -391,9 +416,10 @@ pub fn average_into(a: &mut Tensor, b: &Tensor) -> Result<()> {
 }
 
 /// probs (n, k) = softmax(logits (n, k)).
-pub fn softmax(logits: &Tensor, probs: &mut Tensor) {
+pub fn softmax(logits: &Tensor, probs: &mut Tensor) -> Result<()> {
     probs.resize(logits.shape());
     cpu::softmax::softmax(logits.data(), logits.row_len(), probs.data_mut());
+    Ok(())
 }
 
 /// Mean softmax cross-entropy over the batch; writes ŷ to `probs` and (ŷ - y)/n to `dlogits`.
