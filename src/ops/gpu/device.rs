@@ -131,8 +131,11 @@ impl Bind<'_> {
 const NO_ADAPTER: &str = "no GPU adapter found: install the GPU vendor's Vulkan driver (Metal on macOS, DX12 on \
                           Windows), or, for a CPU emulation to test with, Debian's `mesa-vulkan-drivers`";
 
-fn instance() -> wgpu::Instance {
-    wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env())
+/// One instance per process: creating one probes every driver (and Mesa's prints a line about
+/// XDG_RUNTIME_DIR each time when there is no display session).
+fn instance() -> &'static wgpu::Instance {
+    static INSTANCE: std::sync::OnceLock<wgpu::Instance> = std::sync::OnceLock::new();
+    INSTANCE.get_or_init(|| wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env()))
 }
 
 /// Preference order: discrete, integrated, virtual, then CPU emulation.
@@ -185,8 +188,7 @@ impl Gpu {
     /// The best adapter: discrete > integrated > virtual > CPU emulation. An error, never a
     /// panic, when there is none, saying what to install.
     pub fn new() -> Result<Gpu> {
-        let instance = instance();
-        let adapter = sorted_adapters(&instance).into_iter().next().ok_or_else(|| gpu_err(NO_ADAPTER))?;
+        let adapter = sorted_adapters(instance()).into_iter().next().ok_or_else(|| gpu_err(NO_ADAPTER))?;
         let summary = summarize(&adapter);
         let limits = adapter.limits();
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
@@ -233,7 +235,7 @@ impl Gpu {
 
     /// Every adapter the installed drivers offer, best first (the one [`Gpu::new`] takes).
     pub fn adapters() -> Vec<AdapterSummary> {
-        sorted_adapters(&instance()).iter().map(summarize).collect()
+        sorted_adapters(instance()).iter().map(summarize).collect()
     }
 
     pub fn summary(&self) -> &AdapterSummary {

@@ -7,12 +7,13 @@ use crate::error::{Error, Result};
 
 const SRC: &str = include_str!("softmax.wgsl");
 
-fn run(gpu: &Gpu, entry: &str, rows: usize, k: usize, on_off: (f32, f32), at: usize, binds: &[(u32, Bind)], groups: [u32; 3]) -> Result<()> {
-    if k == 0 {
+/// Params: rows, k, the smoothed targets (on, off), and the slot `at` of the loss.
+fn run(gpu: &Gpu, entry: &str, params: [u32; 5], binds: &[(u32, Bind)], groups: [u32; 3]) -> Result<()> {
+    if params[1] == 0 {
         return Err(Error::arg("gpu softmax", "rows of 0 classes"));
     }
     let kernel = gpu.kernel("softmax", entry, || SRC.to_string())?;
-    gpu.dispatch(&kernel, &[u(rows), u(k), f(on_off.0), f(on_off.1), u(at)], binds, groups)
+    gpu.dispatch(&kernel, &params, binds, groups)
 }
 
 /// probs (rows, k) = softmax(logits (rows, k)), row by row.
@@ -21,7 +22,7 @@ pub fn softmax(logits: &GpuBuffer, rows: usize, k: usize, probs: &GpuBuffer) -> 
     fits("softmax", "probs", probs, rows * k)?;
     let gpu = logits.gpu();
     let groups = gpu.grid(rows.div_ceil(GROUP as usize) as u64)?;
-    run(gpu, "softmax", rows, k, (0.0, 0.0), 0, &[(1, Bind::R(logits)), (3, Bind::W(probs))], groups)
+    run(gpu, "softmax", [u(rows), u(k), 0, 0, 0], &[(1, Bind::R(logits)), (3, Bind::W(probs))], groups)
 }
 
 /// best[row] = the index of the first maximum of row `row` of x (rows, k): the predicted class.
@@ -30,7 +31,7 @@ pub fn argmax_rows(x: &GpuBuffer, rows: usize, k: usize, best: &GpuBuffer) -> Re
     fits("argmax_rows", "best", best, rows)?;
     let gpu = x.gpu();
     let groups = gpu.grid(rows.div_ceil(GROUP as usize) as u64)?;
-    run(gpu, "argmax_rows", rows, k, (0.0, 0.0), 0, &[(1, Bind::R(x)), (7, Bind::W(best))], groups)
+    run(gpu, "argmax_rows", [u(rows), u(k), 0, 0, 0], &[(1, Bind::R(x)), (7, Bind::W(best))], groups)
 }
 
 /// Softmax cross-entropy of logits (rows, k) against `labels` (rows u32 values, each < k: checked
@@ -69,5 +70,5 @@ pub fn softmax_cross_entropy(
         (5, Bind::W(loss)),
         (6, Bind::W(correct)),
     ];
-    run(logits.gpu(), "cross_entropy", rows, k, (on, off), at, &binds, [1, 1, 1])
+    run(logits.gpu(), "cross_entropy", [u(rows), u(k), f(on), f(off), u(at)], &binds, [1, 1, 1])
 }

@@ -98,7 +98,21 @@ fn errors_are_reported_not_panics() {
     // Lengths past the buffer.
     assert!(leaky_relu(&a, 5, 0.0, &gpu.zeros(8).unwrap()).is_err());
     assert!(gpu.download_range(&a, 2..5).is_err());
-    assert!(device::fault(&gpu).is_none(), "no device error was triggered");
+    // A shader that does not compile.
+    let bad = gpu.kernel("bad", "main", || "@compute @workgroup_size(1) fn main( {".to_string());
+    assert!(matches!(bad, Err(crate::Error::Gpu(_))));
+    assert!(device::fault(&gpu).is_none(), "errors caught where they happened");
+}
+
+/// More dispatches than one submission's parameter slots: they are submitted in order.
+#[test]
+fn long_recordings_are_submitted_in_order() {
+    let Some(gpu) = gpu() else { return };
+    let (x, y) = (gpu.upload(&[1.0, 2.0, 3.0]).unwrap(), gpu.zeros(3).unwrap());
+    for i in 0..2500 {
+        axpy(if i % 2 == 0 { 1.0 } else { -0.5 }, &x, 3, &y).unwrap();
+    }
+    assert_eq!(gpu.download(&y).unwrap(), [625.0, 1250.0, 1875.0]);
 }
 
 #[test]
