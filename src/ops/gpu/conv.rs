@@ -42,7 +42,10 @@ fn with_act<'a>(act: Option<(f32, &'a GpuBuffer)>, mut binds: Vec<(u32, Bind<'a>
 
 fn check(op: &'static str, g: &Conv2dGeom) -> Result<()> {
     if g.k == 0 || g.stride == 0 || g.h + 2 * g.pad < g.k || g.w + 2 * g.pad < g.k {
-        return Err(Error::arg(op, format!("kernel {} with stride {} and padding {} does not fit {}x{}", g.k, g.stride, g.pad, g.h, g.w)));
+        return Err(Error::arg(
+            op,
+            format!("kernel {} with stride {} and padding {} does not fit {}x{}", g.k, g.stride, g.pad, g.h, g.w),
+        ));
     }
     Ok(())
 }
@@ -150,7 +153,8 @@ pub(crate) fn backward_split(
         let part = gpu.scratch(p.splits * m * cols)?;
         let binds = with_act(act, vec![(1, Bind::R(dy)), (2, Bind::R(x)), (3, Bind::W(&part))]);
         run_gemm(gpu, &dw_module, prefix, DW_SRC, p, &binds)?;
-        let k = gpu.kernel("conv_reduce_0", "sum_splits", || format!("{PARAMS_SRC}\n{}\n{REDUCE_SRC}", dyact_src(false)))?;
+        let k =
+            gpu.kernel("conv_reduce_0", "sum_splits", || format!("{PARAMS_SRC}\n{}\n{REDUCE_SRC}", dyact_src(false)))?;
         let grid = gpu.grid((m * cols).div_ceil(GROUP as usize) as u64)?;
         gpu.dispatch(&k, &p.words(), &[(1, Bind::R(&part)), (3, Bind::W(dw))], grid)?;
     }

@@ -463,7 +463,13 @@ impl Gpu {
 
     /// Records one dispatch of `kernel` with parameter block `params` (binding 0) and buffers
     /// `binds` at the given bindings.
-    pub(crate) fn dispatch(&self, kernel: &Kernel, params: &[u32], binds: &[(u32, Bind)], groups: [u32; 3]) -> Result<()> {
+    pub(crate) fn dispatch(
+        &self,
+        kernel: &Kernel,
+        params: &[u32],
+        binds: &[(u32, Bind)],
+        groups: [u32; 3],
+    ) -> Result<()> {
         self.check()?;
         for (i, (_, b)) in binds.iter().enumerate() {
             self.owns(b.buffer(), "gpu dispatch")?;
@@ -493,10 +499,11 @@ impl Gpu {
                 size: NonZeroU64::new(SLOT as u64),
             }),
         }];
-        entries.extend(binds.iter().map(|(i, b)| wgpu::BindGroupEntry {
-            binding: *i,
-            resource: b.buffer().buf.as_entire_binding(),
-        }));
+        entries.extend(
+            binds
+                .iter()
+                .map(|(i, b)| wgpu::BindGroupEntry { binding: *i, resource: b.buffer().buf.as_entire_binding() }),
+        );
         let group = device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: None,
             layout: &kernel.layout,
@@ -506,8 +513,7 @@ impl Gpu {
         let pass = match &mut rec.pass {
             Some(p) => p,
             None => {
-                let encoder =
-                    rec.encoder.get_or_insert_with(|| device.create_command_encoder(&Default::default()));
+                let encoder = rec.encoder.get_or_insert_with(|| device.create_command_encoder(&Default::default()));
                 rec.pass.insert(encoder.begin_compute_pass(&Default::default()).forget_lifetime())
             }
         };

@@ -8,8 +8,9 @@ pub(crate) const PARAMS_SRC: &str = include_str!("gemm_params.wgsl");
 const CORE_SRC: &str = include_str!("gemm.wgsl");
 const MATMUL_SRC: &str = include_str!("gemm_matmul.wgsl");
 
-/// Output tile of one workgroup (BM = BN in gemm.wgsl).
-const TILE: usize = 64;
+/// Products with fewer 64 x 64 output tiles (times splits) than this take 32 x 32 tiles: more
+/// workgroups for a large GPU. Either way each output is the same sum in the same order.
+const SMALL: usize = 64;
 
 /// gemm_params.wgsl's `Params`: a product's sizes, offsets and scale, and for convolutions their
 /// geometry.
@@ -30,6 +31,8 @@ pub(crate) struct GemmParams {
     pub images: usize,
     pub splits: usize,
     pub k_split: usize,
+    /// Outputs per thread along each side (gemm.wgsl's T): 4 or 2; 0 picks by size.
+    pub per_thread: usize,
 }
 
 impl GemmParams {
@@ -40,7 +43,7 @@ impl GemmParams {
             u(self.m),
             u(self.n),
             u(self.k),
-            u(self.n.div_ceil(TILE)),
+            u(self.n.div_ceil(16 * self.per_thread.max(1))),
             u(self.a_off),
             u(self.b_off),
             u(self.c_off),
@@ -80,8 +83,21 @@ pub(crate) fn run_gemm(
     }
     p.splits = p.splits.max(1);
     p.k_split = p.k.div_ceil(p.splits);
-    let k = gpu.kernel(module, "main", || format!("{}\n{PARAMS_SRC}\n{variant}\n{CORE_SRC}", prefix()))?;
-    let mut grid = gpu.grid((p.m.div_ceil(TILE) * p.n.div_ceil(TILE)) as u64)?;
+    if p.per_thread == 0 {
+        p.per_thread = if p.m.div_ceil(64) * p.n.div_ceil(64) * p.splits < SMALL { 2 } else { 4 };
+    }
+    let t = p.per_thread;
+    let (bm, ld) = (16 * t, 16 * t + 4);
+    let k = gpu.kernel(&format!("{module}_t{t}"), "main", || {
+        let tile = format!(
+            "const T: u32 = {t}u;\nconst BM: u32 = {bm}u;\nconst LD: u32 = {ld}u;\n\
+             const TILE_LEN: u32 = {}u;\nconst ACC_LEN: u32 = {}u;\n",
+            16 * ld,
+            t * t
+        );
+        format!("{}{tile}\n{PARAMS_SRC}\n{variant}\n{CORE_SRC}", prefix())
+    })?;
+    let mut grid = gpu.grid((p.m.div_ceil(bm) * p.n.div_ceil(bm)) as u64)?;
     grid[2] = u(p.splits);
     gpu.dispatch(&k, &p.words(), binds, grid)
 }
@@ -117,6 +133,19 @@ impl<'a> GpuMat<'a> {
 
 /// c (m, n), stored from `c_offset` = s·op(a)·op(b), or c + s·op(a)·op(b) when `accumulate`.
 pub fn matmul(a: GpuMat, b: GpuMat, c: &GpuBuffer, c_offset: usize, accumulate: bool, s: f32) -> Result<()> {
+    matmul_tiles(a, b, c, c_offset, accumulate, s, 0)
+}
+
+/// [`matmul`] with `per_thread` outputs per thread along each side (0: by size).
+pub(crate) fn matmul_tiles(
+    a: GpuMat,
+    b: GpuMat,
+    c: &GpuBuffer,
+    c_offset: usize,
+    accumulate: bool,
+    s: f32,
+    per_thread: usize,
+) -> Result<()> {
     let ((m, k), (kb, n)) = (a.shape(), b.shape());
     if k != kb {
         return Err(Error::shape("gpu matmul", &[m, k], &[kb, n]));
@@ -135,6 +164,7 @@ pub fn matmul(a: GpuMat, b: GpuMat, c: &GpuBuffer, c_offset: usize, accumulate: 
         ldb: b.cols,
         accumulate,
         s,
+        per_thread,
         ..GemmParams::default()
     };
     let (ta, tb) = (a.trans, b.trans);

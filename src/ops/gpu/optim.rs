@@ -17,7 +17,13 @@ fn run(entry: &str, n: usize, words: [u32; 11], binds: &[(u32, Bind)]) -> Result
 }
 
 /// One SGD update of param[..n]; `velocity` is the momentum buffer (None for plain SGD).
-pub fn sgd_step(param: &GpuBuffer, grad: &GpuBuffer, velocity: Option<&GpuBuffer>, n: usize, h: &SgdStep) -> Result<()> {
+pub fn sgd_step(
+    param: &GpuBuffer,
+    grad: &GpuBuffer,
+    velocity: Option<&GpuBuffer>,
+    n: usize,
+    h: &SgdStep,
+) -> Result<()> {
     fits("sgd_step", "param", param, n)?;
     fits("sgd_step", "grad", grad, n)?;
     let words = [0, f(h.lr), f(h.momentum), f(h.weight_decay), h.nesterov as u32, 0, 0, 0, 0, 0, 0];
@@ -31,13 +37,21 @@ pub fn sgd_step(param: &GpuBuffer, grad: &GpuBuffer, velocity: Option<&GpuBuffer
 }
 
 /// One Adam update of param[..n] with moments m, v; `h.step` counts from 1.
-pub fn adam_step(param: &GpuBuffer, grad: &GpuBuffer, m: &GpuBuffer, v: &GpuBuffer, n: usize, h: &AdamStep) -> Result<()> {
+pub fn adam_step(
+    param: &GpuBuffer,
+    grad: &GpuBuffer,
+    m: &GpuBuffer,
+    v: &GpuBuffer,
+    n: usize,
+    h: &AdamStep,
+) -> Result<()> {
     for (what, b) in [("param", param), ("grad", grad), ("m", m), ("v", v)] {
         fits("adam_step", what, b, n)?;
     }
     // As the CPU computes them (WGSL's pow is not exactly rounded).
     let c1 = 1.0 - h.beta1.powi(h.step as i32);
     let c2 = 1.0 - h.beta2.powi(h.step as i32);
-    let words = [0, f(h.lr), 0, f(h.weight_decay), 0, f(h.beta1), f(h.beta2), f(h.eps), f(c1), f(c2), h.decoupled as u32];
+    let words =
+        [0, f(h.lr), 0, f(h.weight_decay), 0, f(h.beta1), f(h.beta2), f(h.eps), f(c1), f(c2), h.decoupled as u32];
     run("adam", n, words, &[(3, Bind::W(param)), (1, Bind::R(grad)), (4, Bind::W(m)), (5, Bind::W(v))])
 }

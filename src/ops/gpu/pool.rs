@@ -9,7 +9,10 @@ const SRC: &str = include_str!("pool.wgsl");
 
 fn run(gpu: &Gpu, entry: &str, n: usize, g: &Pool2dGeom, binds: &[(u32, Bind)]) -> Result<()> {
     if g.k == 0 || g.stride == 0 || g.h < g.k || g.w < g.k {
-        return Err(Error::arg("gpu max_pool2d", format!("window {} with stride {} on {}x{}", g.k, g.stride, g.h, g.w)));
+        return Err(Error::arg(
+            "gpu max_pool2d",
+            format!("window {} with stride {} on {}x{}", g.k, g.stride, g.h, g.w),
+        ));
     }
     let k = gpu.kernel("pool", entry, || SRC.to_string())?;
     let words = [u(n), u(g.h), u(g.w), u(g.k), u(g.stride), u(g.oh()), u(g.ow())];
@@ -27,7 +30,13 @@ pub fn max_pool2d(x: &GpuBuffer, planes: usize, g: &Pool2dGeom, y: &GpuBuffer, a
 }
 
 /// dx (planes, h, w): each window's dy at its recorded maximum, 0 elsewhere.
-pub fn max_pool2d_backward(dy: &GpuBuffer, argmax: &GpuBuffer, planes: usize, g: &Pool2dGeom, dx: &GpuBuffer) -> Result<()> {
+pub fn max_pool2d_backward(
+    dy: &GpuBuffer,
+    argmax: &GpuBuffer,
+    planes: usize,
+    g: &Pool2dGeom,
+    dx: &GpuBuffer,
+) -> Result<()> {
     let outs = if g.h >= g.k && g.w >= g.k && g.stride > 0 { planes * g.oh() * g.ow() } else { 0 };
     fits("max_pool2d_backward", "dy", dy, outs)?;
     fits("max_pool2d_backward", "argmax", argmax, outs)?;

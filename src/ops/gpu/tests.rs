@@ -226,7 +226,9 @@ fn naive(a: cpu::gemm::Mat, b: cpu::gemm::Mat) -> Vec<f32> {
     let mut c = vec![0.0; a.rows * b.cols];
     for i in 0..a.rows {
         for j in 0..b.cols {
-            c[i * b.cols + j] = (0..a.cols).map(|p| a.data[i * a.rs + p * a.cs] as f64 * b.data[p * b.rs + j * b.cs] as f64).sum::<f64>() as f32;
+            c[i * b.cols + j] = (0..a.cols)
+                .map(|p| a.data[i * a.rs + p * a.cs] as f64 * b.data[p * b.rs + j * b.cs] as f64)
+                .sum::<f64>() as f32;
         }
     }
     c
@@ -237,7 +239,17 @@ fn matmul_matches_the_cpu_for_every_transpose() {
     let Some(gpu) = gpu() else { return };
     let mut rng = Rng::new(5);
     let mut worst = 0.0f32;
-    for (m, n, k) in [(1, 1, 1), (1, 37, 5), (1, 130, 70), (5, 1, 9), (67, 65, 33), (128, 64, 17), (3, 20, 0), (64, 10, 300), (100, 3, 129)] {
+    for (m, n, k) in [
+        (1, 1, 1),
+        (1, 37, 5),
+        (1, 130, 70),
+        (5, 1, 9),
+        (67, 65, 33),
+        (128, 64, 17),
+        (3, 20, 0),
+        (64, 10, 300),
+        (100, 3, 129),
+    ] {
         for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
             for (accumulate, s) in [(false, 1.0), (true, -0.3)] {
                 let (a_off, c_off) = (5, 3);
@@ -273,6 +285,22 @@ fn matmul_matches_the_cpu_for_every_transpose() {
     eprintln!("matmul: max relative error {worst:.2e}");
 }
 
+/// Both tile sizes sum each output in the same order: the same bits.
+#[test]
+fn tile_sizes_give_the_same_bits() {
+    let Some(gpu) = gpu() else { return };
+    let mut rng = Rng::new(12);
+    let (m, n, k) = (130, 70, 300);
+    let (a, b) = (gpu.upload(&randn(m * k, &mut rng)).unwrap(), gpu.upload(&randn(k * n, &mut rng)).unwrap());
+    let run = |t| {
+        let c = gpu.zeros(m * n).unwrap();
+        gemm::matmul_tiles(GpuMat::new(&a, m, k), GpuMat::new(&b, n, k).t(), &c, 0, false, 0.7, t).unwrap();
+        gpu.download(&c).unwrap()
+    };
+    let (two, four) = (run(2), run(4));
+    assert!(two.iter().zip(&four).all(|(u, v)| u.to_bits() == v.to_bits()));
+}
+
 /// Odd geometries: padding 0/1/2, odd sizes, k = 2, 3, 5, strides 1, 2 and 3.
 const CONV_GEOMS: [Conv2dGeom; 9] = [
     Conv2dGeom { c: 1, h: 7, w: 9, f: 4, k: 3, stride: 1, pad: 0 },
@@ -286,28 +314,32 @@ const CONV_GEOMS: [Conv2dGeom; 9] = [
     Conv2dGeom { c: 2, h: 4, w: 4, f: 3, k: 3, stride: 3, pad: 1 },
 ];
 
-use crate::ops::{ConvAlgorithm, Conv2dGeom};
+use crate::ops::{Conv2dGeom, ConvAlgorithm};
 
 #[test]
 fn conv2d_forward_matches_the_cpu() {
     let Some(gpu) = gpu() else { return };
     let mut rng = Rng::new(6);
-    for g in CONV_GEOMS {
-        for n in [1, 3] {
-            let x = randn(n * g.in_len(), &mut rng);
-            let w = randn(g.f * g.patch_len(), &mut rng);
-            let b = randn(g.f, &mut rng);
-            let scale = cpu::conv::forward_direct(&abs(&x), &abs(&w), &abs(&b), &g, n);
-            let (gx, gw, gb, gy) =
-                (gpu.upload(&x).unwrap(), gpu.upload(&w).unwrap(), gpu.upload(&b).unwrap(), gpu.zeros(n * g.out_len()).unwrap());
-            for slope in [None, Some(0.01)] {
-                let mut want = vec![0.0; n * g.out_len()];
-                let mut s = cpu::conv::ConvScratch::default();
-                cpu::conv::forward(&x, &w, &b, &g, n, ConvAlgorithm::Im2col, slope, &mut s, &mut want);
-                conv2d(&gx, &gw, &gb, n, &g, slope, &gy).unwrap();
-                let what = format!("conv2d n={n} {g:?} act {}", slope.is_some());
-                rel_close(&what, &gpu.download(&gy).unwrap(), &want, &scale, 1e-5);
-            }
+    // The last case is large enough for 64 x 64 tiles.
+    let cases = CONV_GEOMS.iter().flat_map(|&g| [(g, 1), (g, 3)]).chain([(CONV_GEOMS[4], 6)]);
+    for (g, n) in cases {
+        let x = randn(n * g.in_len(), &mut rng);
+        let w = randn(g.f * g.patch_len(), &mut rng);
+        let b = randn(g.f, &mut rng);
+        let scale = cpu::conv::forward_direct(&abs(&x), &abs(&w), &abs(&b), &g, n);
+        let (gx, gw, gb, gy) = (
+            gpu.upload(&x).unwrap(),
+            gpu.upload(&w).unwrap(),
+            gpu.upload(&b).unwrap(),
+            gpu.zeros(n * g.out_len()).unwrap(),
+        );
+        for slope in [None, Some(0.01)] {
+            let mut want = vec![0.0; n * g.out_len()];
+            let mut s = cpu::conv::ConvScratch::default();
+            cpu::conv::forward(&x, &w, &b, &g, n, ConvAlgorithm::Im2col, slope, &mut s, &mut want);
+            conv2d(&gx, &gw, &gb, n, &g, slope, &gy).unwrap();
+            let what = format!("conv2d n={n} {g:?} act {}", slope.is_some());
+            rel_close(&what, &gpu.download(&gy).unwrap(), &want, &scale, 1e-5);
         }
     }
 }
@@ -342,9 +374,7 @@ fn conv_backward_case(gpu: &Gpu, g: Conv2dGeom, n: usize, act: bool, splits: Opt
         None => conv2d_backward(&gx, &gw, gact, &gdy, n, &g, &gdw, &gdb, Some(&gdx)).unwrap(),
     }
     let mut worst = 0.0f32;
-    for ((what, got), (want, scale)) in
-        ["dw", "db", "dx"].iter().zip([&gdw, &gdb, &gdx]).zip(want.iter().zip(&scale))
-    {
+    for ((what, got), (want, scale)) in ["dw", "db", "dx"].iter().zip([&gdw, &gdb, &gdx]).zip(want.iter().zip(&scale)) {
         let label = format!("conv2d_backward {what} n={n} act {act} splits {splits:?} {g:?}");
         worst = worst.max(rel_close(&label, &gpu.download(got).unwrap(), want, scale, 1e-5));
     }
@@ -368,6 +398,8 @@ fn conv2d_backward_matches_the_cpu() {
     let big = Conv2dGeom { c: 2, h: 30, w: 30, f: 4, k: 3, stride: 1, pad: 1 };
     assert!(conv::dw_splits(big.f, big.patch_len(), 3 * big.out_plane()) > 1);
     worst = worst.max(conv_backward_case(&gpu, big, 3, false, None, &mut rng));
+    // Large enough for 64 x 64 tiles (the input gradient).
+    worst = worst.max(conv_backward_case(&gpu, CONV_GEOMS[4], 6, true, None, &mut rng));
     eprintln!("conv2d_backward: max relative error {worst:.2e}");
 }
 
@@ -378,14 +410,20 @@ fn softmax_and_cross_entropy_match_the_cpu() {
     let (mut worst_p, mut worst_d, mut worst_l) = (0.0f32, 0.0f32, 0.0f32);
     for (rows, k) in [(1, 1), (1, 10), (7, 2), (64, 10), (300, 37), (513, 10)] {
         for (smoothing, coarse_logits) in [(0.0, false), (0.1, true)] {
-            let z: Vec<f32> = if coarse_logits { coarse(rows * k, &mut rng) } else { randn(rows * k, &mut rng).iter().map(|v| 3.0 * v).collect() };
+            let z: Vec<f32> = if coarse_logits {
+                coarse(rows * k, &mut rng)
+            } else {
+                randn(rows * k, &mut rng).iter().map(|v| 3.0 * v).collect()
+            };
             let labels: Vec<u32> = (0..rows).map(|_| rng.below(k) as u32).collect();
             let (mut probs, mut dl) = (vec![0.0; rows * k], vec![0.0; rows * k]);
             let loss = cpu::softmax::cross_entropy(&z, &labels, k, smoothing, &mut probs, &mut dl);
             let hits = probs
                 .chunks(k)
                 .zip(&labels)
-                .filter(|(row, y)| row.iter().enumerate().fold(0, |b, (j, &v)| if v > row[b] { j } else { b }) == **y as usize)
+                .filter(|(row, y)| {
+                    row.iter().enumerate().fold(0, |b, (j, &v)| if v > row[b] { j } else { b }) == **y as usize
+                })
                 .count() as u32;
 
             let (gz, gl) = (gpu.upload(&z).unwrap(), gpu.upload_u32(&labels).unwrap());
@@ -396,7 +434,8 @@ fn softmax_and_cross_entropy_match_the_cpu() {
             let got_p = gpu.download(&gp).unwrap();
             worst_p = worst_p.max(rel_close(&format!("ce probs {what}"), &got_p, &probs, &abs(&probs), 1e-5));
             let scale: Vec<f32> = probs.iter().map(|p| (p + 1.0) / rows as f32).collect();
-            worst_d = worst_d.max(rel_close(&format!("ce dlogits {what}"), &gpu.download(&gd).unwrap(), &dl, &scale, 1e-5));
+            worst_d =
+                worst_d.max(rel_close(&format!("ce dlogits {what}"), &gpu.download(&gd).unwrap(), &dl, &scale, 1e-5));
             let got_loss = gpu.download(&gloss).unwrap()[2];
             worst_l = worst_l.max(rel_close(&format!("ce loss {what}"), &[got_loss], &[loss], &[loss.abs()], 1e-5));
             assert_eq!(gpu.download_u32(&gcorrect).unwrap(), [9, 9, hits, 9], "{what}: correct count");
@@ -406,7 +445,10 @@ fn softmax_and_cross_entropy_match_the_cpu() {
             softmax(&gz, rows, k, &gp).unwrap();
             rel_close(&format!("softmax {what}"), &gpu.download(&gp).unwrap(), &want, &abs(&want), 1e-5);
 
-            let best: Vec<u32> = z.chunks(k).map(|row| row.iter().enumerate().fold(0, |b, (j, &v)| if v > row[b] { j } else { b }) as u32).collect();
+            let best: Vec<u32> = z
+                .chunks(k)
+                .map(|row| row.iter().enumerate().fold(0, |b, (j, &v)| if v > row[b] { j } else { b }) as u32)
+                .collect();
             let gbest = gpu.zeros(rows).unwrap();
             argmax_rows(&gz, rows, k, &gbest).unwrap();
             assert_eq!(gpu.download_u32(&gbest).unwrap(), best, "argmax_rows {what}");
@@ -430,7 +472,9 @@ fn optimizer_steps_match_the_cpu() {
         eprintln!("{what}: {same}/{} bit-identical", got.len());
         worst = worst.max(rel_close(what, got, want, &scale, 1e-6));
     };
-    for (momentum, nesterov, weight_decay) in [(0.0, false, 0.0), (0.0, false, 1e-3), (0.9, false, 0.0), (0.9, true, 5e-4)] {
+    for (momentum, nesterov, weight_decay) in
+        [(0.0, false, 0.0), (0.0, false, 1e-3), (0.9, false, 0.0), (0.9, true, 5e-4)]
+    {
         let h = SgdStep { lr: 0.05, momentum, weight_decay, nesterov };
         let (mut p, mut v) = (start.clone(), vec![0.0; n]);
         let (gp, gv) = (gpu.upload(&start).unwrap(), gpu.zeros(n).unwrap());
@@ -453,7 +497,8 @@ fn optimizer_steps_match_the_cpu() {
         let (mut p, mut m, mut v) = (start.clone(), vec![0.0; n], vec![0.0; n]);
         let (gp, gm, gv) = (gpu.upload(&start).unwrap(), gpu.zeros(n).unwrap(), gpu.zeros(n).unwrap());
         for (i, g) in grads.iter().enumerate() {
-            let h = AdamStep { lr: 1e-2, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay, decoupled, step: i as u64 + 1 };
+            let h =
+                AdamStep { lr: 1e-2, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay, decoupled, step: i as u64 + 1 };
             cpu::elementwise::adam(&mut p, g, &mut m, &mut v, &h);
             adam_step(&gp, &gpu.upload(g).unwrap(), &gm, &gv, n, &h).unwrap();
         }
@@ -468,7 +513,16 @@ fn max_pool_matches_the_cpu_bit_for_bit() {
     let Some(gpu) = gpu() else { return };
     let mut rng = Rng::new(10);
     // Windows that tile, overlap (stride < k) and leave gaps (stride > k); odd sizes.
-    for (h, w, k, stride) in [(24, 24, 2, 2), (7, 9, 3, 2), (5, 5, 3, 1), (6, 34, 2, 2), (8, 3, 2, 2), (4, 4, 4, 1), (9, 7, 2, 3), (1, 1, 1, 1)] {
+    for (h, w, k, stride) in [
+        (24, 24, 2, 2),
+        (7, 9, 3, 2),
+        (5, 5, 3, 1),
+        (6, 34, 2, 2),
+        (8, 3, 2, 2),
+        (4, 4, 4, 1),
+        (9, 7, 2, 3),
+        (1, 1, 1, 1),
+    ] {
         for planes in [1, 15] {
             let g = Pool2dGeom { h, w, k, stride };
             let outs = planes * g.oh() * g.ow();
@@ -477,8 +531,12 @@ fn max_pool_matches_the_cpu_bit_for_bit() {
             let (mut y, mut arg, mut dx) = (vec![0.0; outs], vec![0u32; outs], vec![0.0; x.len()]);
             cpu::pool::forward(&x, &g, &mut y, &mut arg);
             cpu::pool::backward(&dy, &arg, &g, &mut dx);
-            let (gx, gy, garg, gdx) =
-                (gpu.upload(&x).unwrap(), gpu.zeros(outs).unwrap(), gpu.zeros(outs).unwrap(), gpu.upload(&vec![7.0; x.len()]).unwrap());
+            let (gx, gy, garg, gdx) = (
+                gpu.upload(&x).unwrap(),
+                gpu.zeros(outs).unwrap(),
+                gpu.zeros(outs).unwrap(),
+                gpu.upload(&vec![7.0; x.len()]).unwrap(),
+            );
             max_pool2d(&gx, planes, &g, &gy, &garg).unwrap();
             max_pool2d_backward(&gpu.upload(&dy).unwrap(), &garg, planes, &g, &gdx).unwrap();
             let what = format!("max_pool2d {planes}x{h}x{w} k {k} stride {stride}");
@@ -496,7 +554,8 @@ fn repeated_runs_are_bit_identical() {
     let g = Conv2dGeom { c: 3, h: 30, w: 30, f: 5, k: 3, stride: 1, pad: 1 };
     let n = 3;
     let up = |v: &[f32]| gpu.upload(v).unwrap();
-    let (x, w, b) = (up(&randn(n * g.in_len(), &mut rng)), up(&randn(g.f * g.patch_len(), &mut rng)), up(&randn(g.f, &mut rng)));
+    let (x, w, b) =
+        (up(&randn(n * g.in_len(), &mut rng)), up(&randn(g.f * g.patch_len(), &mut rng)), up(&randn(g.f, &mut rng)));
     let dy = up(&randn(n * g.out_len(), &mut rng));
     let (a, bm) = (up(&randn(150 * 70, &mut rng)), up(&randn(70 * 90, &mut rng)));
     let labels = gpu.upload_u32(&(0..150).map(|i| i % 10).collect::<Vec<u32>>()).unwrap();
@@ -516,5 +575,24 @@ fn repeated_runs_are_bit_identical() {
         for (i, (u, v)) in run().iter().zip(&first).enumerate() {
             assert!(u.iter().zip(v).all(|(a, b)| a.to_bits() == b.to_bits()), "output {i} changed between runs");
         }
+    }
+}
+
+/// The host's cost of recording a dispatch (run by hand: `-- --ignored --nocapture`).
+#[test]
+#[ignore]
+fn recording_cost() {
+    let Some(gpu) = gpu() else { return };
+    let (x, y) = (gpu.upload(&[1.0; 64]).unwrap(), gpu.zeros(64).unwrap());
+    axpy(1.0, &x, 64, &y).unwrap();
+    gpu.download(&y).unwrap();
+    for _ in 0..3 {
+        let t = std::time::Instant::now();
+        for _ in 0..1000 {
+            axpy(1.0, &x, 64, &y).unwrap();
+        }
+        let rec = t.elapsed();
+        gpu.download(&y).unwrap();
+        eprintln!("1000 dispatches: recorded in {rec:?}, run in {:?} more", t.elapsed() - rec);
     }
 }
