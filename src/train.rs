@@ -102,6 +102,15 @@ impl Trainer {
         }
     }
 
+    /// Moves the model's parameters and the optimizer's state to `device`.
+    pub fn to_device(&mut self, device: &crate::tensor::Device) -> Result<()> {
+        self.model.to_device(device)?;
+        for t in self.optimizer.slots.iter_mut().flatten() {
+            t.move_to(device)?;
+        }
+        Ok(())
+    }
+
     /// Learning rate of the current epoch.
     pub fn lr(&self) -> f32 {
         self.config.schedule.lr(self.config.optimizer.lr(), self.state.epoch, self.config.epochs)

@@ -8,6 +8,8 @@
 pub mod cpu;
 #[cfg(feature = "gpu")]
 pub mod gpu;
+#[cfg(feature = "gpu")]
+mod on_gpu;
 
 use crate::error::{Error, Result};
 use crate::rng::Rng;
@@ -156,6 +158,15 @@ fn as_mat(t: &Tensor, trans: bool) -> Mat<'_> {
 
 /// c = op(a)·op(b), operands read as matrices (rows = first dimension); `c` is resized to (m, n).
 pub fn matmul(a: &Tensor, trans_a: bool, b: &Tensor, trans_b: bool, c: &mut Tensor) -> Result<()> {
+    #[cfg(feature = "gpu")]
+    if !a.is_host() {
+        let (m, k) = if trans_a { (a.row_len(), a.rows()) } else { (a.rows(), a.row_len()) };
+        let (kb, n) = if trans_b { (b.row_len(), b.rows()) } else { (b.rows(), b.row_len()) };
+        if k != kb {
+            return Err(Error::shape("matmul", &[m, k], &[kb, n]));
+        }
+        return on_gpu::matmul(a, trans_a, b, trans_b, c, [m, n]);
+    }
     let (a, b) = (as_mat(a, trans_a), as_mat(b, trans_b));
     if a.cols != b.rows {
         return Err(Error::shape("matmul", &[a.rows, a.cols], &[b.rows, b.cols]));
@@ -168,6 +179,15 @@ pub fn matmul(a: &Tensor, trans_a: bool, b: &Tensor, trans_b: bool, c: &mut Tens
 /// c += s·op(a)·op(b) (c already shaped (m, n)): a scaled product added in place, e.g. an SGD
 /// step θ -= lr·∇θ applied straight from the factors of the gradient.
 pub fn add_matmul(a: &Tensor, trans_a: bool, b: &Tensor, trans_b: bool, c: &mut Tensor, s: f32) -> Result<()> {
+    #[cfg(feature = "gpu")]
+    if !a.is_host() {
+        let (m, k) = if trans_a { (a.row_len(), a.rows()) } else { (a.rows(), a.row_len()) };
+        let (kb, n) = if trans_b { (b.row_len(), b.rows()) } else { (b.rows(), b.row_len()) };
+        if k != kb || c.rows() != m || c.row_len() != n {
+            return Err(Error::shape("add_matmul", &[m, k, kb, n], c.shape()));
+        }
+        return on_gpu::add_matmul(a, trans_a, b, trans_b, c, s);
+    }
     let (a, b) = (as_mat(a, trans_a), as_mat(b, trans_b));
     if a.cols != b.rows || c.rows() != a.rows || c.row_len() != b.cols {
         return Err(Error::shape("add_matmul", &[a.rows, a.cols, b.rows, b.cols], c.shape()));
@@ -181,6 +201,10 @@ pub fn add_row_bias(y: &mut Tensor, b: &Tensor) -> Result<()> {
     if y.row_len() != b.len() {
         return Err(Error::shape("add_row_bias", y.shape(), b.shape()));
     }
+    #[cfg(feature = "gpu")]
+    if !y.is_host() {
+        return on_gpu::add_row_bias(y, b);
+    }
     cpu::elementwise::add_row_bias(y.data_mut(), b.data());
     Ok(())
 }
@@ -189,6 +213,10 @@ pub fn add_row_bias(y: &mut Tensor, b: &Tensor) -> Result<()> {
 pub fn add_sum_rows(dy: &Tensor, s: f32, db: &mut Tensor) -> Result<()> {
     if dy.row_len() != db.len() {
         return Err(Error::shape("add_sum_rows", dy.shape(), db.shape()));
+    }
+    #[cfg(feature = "gpu")]
+    if !dy.is_host() {
+        return on_gpu::add_sum_rows(dy, s, db);
     }
     cpu::elementwise::add_sum_rows(dy.data(), s, db.data_mut());
     Ok(())
@@ -199,6 +227,10 @@ pub fn sum_rows(dy: &Tensor, db: &mut Tensor) -> Result<()> {
     if dy.row_len() != db.len() {
         return Err(Error::shape("sum_rows", dy.shape(), db.shape()));
     }
+    #[cfg(feature = "gpu")]
+    if !dy.is_host() {
+        return on_gpu::sum_rows(dy, db);
+    }
     cpu::elementwise::sum_rows(dy.data(), db.data_mut());
     Ok(())
 }
@@ -208,12 +240,20 @@ pub fn copy_reshaped(x: &Tensor, shape: &[usize], y: &mut Tensor) -> Result<()> 
     if shape.iter().product::<usize>() != x.len() {
         return Err(Error::shape("copy_reshaped", x.shape(), shape));
     }
+    #[cfg(feature = "gpu")]
+    if !x.is_host() {
+        return on_gpu::copy_reshaped(x, shape, y);
+    }
     y.resize(shape);
     y.data_mut().copy_from_slice(x.data());
     Ok(())
 }
 
 pub fn leaky_relu(x: &Tensor, slope: f32, y: &mut Tensor) -> Result<()> {
+    #[cfg(feature = "gpu")]
+    if !x.is_host() {
+        return on_gpu::leaky_relu(x, slope, y);
+    }
     y.resize(x.shape());
     cpu::elementwise::leaky_relu(x.data(), slope, y.data_mut());
     Ok(())
@@ -222,6 +262,10 @@ pub fn leaky_relu(x: &Tensor, slope: f32, y: &mut Tensor) -> Result<()> {
 /// dL/dx of y = leaky_relu(x), from the output y: dy where y > 0, slope·dy elsewhere.
 pub fn leaky_relu_backward(y: &Tensor, dy: &Tensor, slope: f32, dx: &mut Tensor) -> Result<()> {
     same_len("leaky_relu_backward", y, dy)?;
+    #[cfg(feature = "gpu")]
+    if !y.is_host() {
+        return on_gpu::leaky_relu_backward(y, dy, slope, dx);
+    }
     dx.resize(y.shape());
     cpu::elementwise::leaky_relu_backward(y.data(), dy.data(), slope, dx.data_mut());
     Ok(())
@@ -229,6 +273,10 @@ pub fn leaky_relu_backward(y: &Tensor, dy: &Tensor, slope: f32, dx: &mut Tensor)
 
 /// Inverted dropout in training: draws `mask` (0 or 1/(1-p)) and sets y = x·mask.
 pub fn dropout(x: &Tensor, p: f32, rng: &mut Rng, mask: &mut Tensor, y: &mut Tensor) -> Result<()> {
+    #[cfg(feature = "gpu")]
+    if !x.is_host() {
+        return on_gpu::dropout(x, p, rng, mask, y);
+    }
     mask.resize(x.shape());
     y.resize(x.shape());
     cpu::elementwise::dropout(x.data(), p, rng, mask.data_mut(), y.data_mut());
@@ -238,6 +286,10 @@ pub fn dropout(x: &Tensor, p: f32, rng: &mut Rng, mask: &mut Tensor, y: &mut Ten
 /// out = a·b element-wise (dropout's backward: dx = dy·mask).
 pub fn mul(a: &Tensor, b: &Tensor, out: &mut Tensor) -> Result<()> {
     same_len("mul", a, b)?;
+    #[cfg(feature = "gpu")]
+    if !a.is_host() {
+        return on_gpu::mul(a, b, out);
+    }
     out.resize(a.shape());
     cpu::elementwise::mul(a.data(), b.data(), out.data_mut());
     Ok(())
@@ -277,6 +329,14 @@ pub fn conv2d_act(
     y: &mut Tensor,
 ) -> Result<()> {
     let n = conv_check(x, w, g)?;
+    if b.len() != g.f {
+        return Err(Error::shape("conv2d bias", b.shape(), &[g.f]));
+    }
+    #[cfg(feature = "gpu")]
+    if !x.is_host() {
+        let _ = scratch;
+        return on_gpu::conv2d_act(x, w, b, g, slope, y, &[n, g.f, g.oh(), g.ow()]);
+    }
     y.resize(&[n, g.f, g.oh(), g.ow()]);
     cpu::conv::forward(x.data(), w.data(), b.data(), g, n, conv_algorithm(), slope, scratch, y.data_mut());
     Ok(())
@@ -318,6 +378,14 @@ pub fn conv2d_act_backward(
     if let Some((_, y)) = act {
         same_len("conv2d_backward y", y, dy)?;
     }
+    if dw.shape() != w.shape() || db.len() != g.f {
+        return Err(Error::shape("conv2d_backward dw", dw.shape(), w.shape()));
+    }
+    #[cfg(feature = "gpu")]
+    if !x.is_host() {
+        let _ = scratch;
+        return on_gpu::conv2d_act_backward(x, w, act, dy, g, dw, db, dx);
+    }
     let dx = dx.map(|dx| {
         dx.resize(x.shape());
         dx.data_mut()
@@ -343,6 +411,9 @@ pub fn im2col(x: &Tensor, g: &Conv2dGeom, cols: &mut Tensor) -> Result<()> {
     if x.len() != g.in_len() {
         return Err(Error::shape("im2col", x.shape(), &[g.c, g.h, g.w]));
     }
+    if !x.is_host() {
+        return Err(Error::arg("im2col", "runs in host memory only (the CPU reference)"));
+    }
     cols.resize(&[g.patch_len(), g.out_plane()]);
     cpu::conv::im2col(x.data(), g, cols.data_mut());
     Ok(())
@@ -352,6 +423,9 @@ pub fn im2col(x: &Tensor, g: &Conv2dGeom, cols: &mut Tensor) -> Result<()> {
 pub fn col2im(cols: &Tensor, g: &Conv2dGeom, dx: &mut Tensor) -> Result<()> {
     if cols.shape() != [g.patch_len(), g.out_plane()] {
         return Err(Error::shape("col2im", cols.shape(), &[g.patch_len(), g.out_plane()]));
+    }
+    if !cols.is_host() {
+        return Err(Error::arg("col2im", "runs in host memory only (the CPU reference)"));
     }
     dx.resize(&[g.c, g.h, g.w]);
     dx.fill(0.0)?;
@@ -364,18 +438,23 @@ pub fn col2im(cols: &Tensor, g: &Conv2dGeom, dx: &mut Tensor) -> Result<()> {
 #[derive(Default)]
 pub struct PoolIndices {
     host: Vec<u32>,
+    /// Windows recorded by the last forward pass (the device buffer may hold more).
+    len: usize,
+    #[cfg(feature = "gpu")]
+    device: Option<gpu::GpuBuffer>,
 }
 
 impl PoolIndices {
     /// Windows recorded by the last forward pass (0 after [`PoolIndices::clear`]).
     pub fn len(&self) -> usize {
-        self.host.len()
+        self.len
     }
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
     pub fn clear(&mut self) {
         self.host.clear();
+        self.len = 0;
     }
 }
 
@@ -385,8 +464,13 @@ pub fn max_pool2d(x: &Tensor, g: &Pool2dGeom, y: &mut Tensor, argmax: &mut PoolI
     if s.len() != 4 || s[2..] != [g.h, g.w] {
         return Err(Error::shape("max_pool2d", s, &[0, 0, g.h, g.w]));
     }
+    #[cfg(feature = "gpu")]
+    if !x.is_host() {
+        return on_gpu::max_pool2d(x, g, y, argmax, &[s[0], s[1], g.oh(), g.ow()]);
+    }
     y.resize(&[s[0], s[1], g.oh(), g.ow()]);
     argmax.host.resize(y.len(), 0);
+    argmax.len = y.len();
     cpu::pool::forward(x.data(), g, y.data_mut(), &mut argmax.host);
     Ok(())
 }
@@ -394,6 +478,13 @@ pub fn max_pool2d(x: &Tensor, g: &Pool2dGeom, y: &mut Tensor, argmax: &mut PoolI
 pub fn max_pool2d_backward(dy: &Tensor, argmax: &PoolIndices, g: &Pool2dGeom, dx: &mut Tensor) -> Result<()> {
     if dy.len() != argmax.len() {
         return Err(Error::arg("max_pool2d_backward", "dy does not match the forward pass"));
+    }
+    #[cfg(feature = "gpu")]
+    if !dy.is_host() {
+        return on_gpu::max_pool2d_backward(dy, argmax, g, dx);
+    }
+    if argmax.host.len() != argmax.len {
+        return Err(Error::arg("max_pool2d_backward", "the forward pass ran on the GPU"));
     }
     let s = dy.shape();
     dx.resize(&[s[0], s[1], g.h, g.w]);
@@ -404,6 +495,10 @@ pub fn max_pool2d_backward(dy: &Tensor, argmax: &PoolIndices, g: &Pool2dGeom, dx
 /// Mirrors images left-right in place: reverses the last axis of x (…, w).
 pub fn flip_width(x: &mut Tensor) -> Result<()> {
     let w = x.shape().last().copied().unwrap_or(1).max(1);
+    #[cfg(feature = "gpu")]
+    if !x.is_host() {
+        return on_gpu::flip_width(x, w);
+    }
     cpu::elementwise::reverse_rows(x.data_mut(), w);
     Ok(())
 }
@@ -411,12 +506,20 @@ pub fn flip_width(x: &mut Tensor) -> Result<()> {
 /// a = (a + b) / 2, element-wise.
 pub fn average_into(a: &mut Tensor, b: &Tensor) -> Result<()> {
     same_len("average_into", a, b)?;
+    #[cfg(feature = "gpu")]
+    if !a.is_host() {
+        return on_gpu::average_into(a, b);
+    }
     cpu::elementwise::average_into(a.data_mut(), b.data());
     Ok(())
 }
 
 /// probs (n, k) = softmax(logits (n, k)).
 pub fn softmax(logits: &Tensor, probs: &mut Tensor) -> Result<()> {
+    #[cfg(feature = "gpu")]
+    if !logits.is_host() {
+        return on_gpu::softmax(logits, probs);
+    }
     probs.resize(logits.shape());
     cpu::softmax::softmax(logits.data(), logits.row_len(), probs.data_mut());
     Ok(())
@@ -437,6 +540,10 @@ pub fn softmax_cross_entropy(
     if let Some(&bad) = labels.iter().find(|&&y| y as usize >= k) {
         return Err(Error::arg("softmax_cross_entropy", format!("label {bad} outside the {k} classes")));
     }
+    #[cfg(feature = "gpu")]
+    if !logits.is_host() {
+        return on_gpu::softmax_cross_entropy(logits, labels, smoothing, probs, dlogits);
+    }
     probs.resize(logits.shape());
     dlogits.resize(logits.shape());
     Ok(cpu::softmax::cross_entropy(logits.data(), labels, k, smoothing, probs.data_mut(), dlogits.data_mut()))
@@ -448,6 +555,10 @@ pub fn sgd_step(param: &mut Tensor, grad: &Tensor, velocity: Option<&mut Tensor>
     if let Some(v) = &velocity {
         same_len("sgd_step", param, v)?;
     }
+    #[cfg(feature = "gpu")]
+    if !param.is_host() {
+        return on_gpu::sgd_step(param, grad, velocity.map(|v| &*v), h);
+    }
     cpu::elementwise::sgd(param.data_mut(), grad.data(), velocity.map(|v| v.data_mut()), h);
     Ok(())
 }
@@ -456,6 +567,10 @@ pub fn adam_step(param: &mut Tensor, grad: &Tensor, m: &mut Tensor, v: &mut Tens
     same_len("adam_step", param, grad)?;
     same_len("adam_step", param, m)?;
     same_len("adam_step", param, v)?;
+    #[cfg(feature = "gpu")]
+    if !param.is_host() {
+        return on_gpu::adam_step(param, grad, m, v, h);
+    }
     cpu::elementwise::adam(param.data_mut(), grad.data(), m.data_mut(), v.data_mut(), h);
     Ok(())
 }

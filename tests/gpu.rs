@@ -1,0 +1,118 @@
+//! Training and inference on the GPU against the CPU, on whatever adapter wgpu finds (Mesa's
+//! lavapipe in CI). Without an adapter the tests are skipped, unless `SCRATCHNET_REQUIRE_GPU=1`
+//! (CI sets it) makes that a failure.
+#![cfg(feature = "gpu")]
+
+use scratchnet::data::Dataset;
+use scratchnet::model::{Sequential, Tta, preset};
+use scratchnet::ops::gpu::Gpu;
+use scratchnet::tensor::Device;
+use scratchnet::train::{Trainer, evaluate_tta};
+
+fn gpu() -> Option<Device> {
+    match Gpu::new() {
+        Ok(g) => Some(Device::Gpu(g)),
+        Err(e) if std::env::var("SCRATCHNET_REQUIRE_GPU").is_ok_and(|v| v == "1") => {
+            panic!("SCRATCHNET_REQUIRE_GPU=1 but no GPU: {e}")
+        }
+        Err(e) => {
+            eprintln!("skipped: no GPU adapter ({e})");
+            None
+        }
+    }
+}
+
+/// n synthetic 28x28 images: class-dependent blobs plus noise, so training has something to learn.
+fn data(n: usize) -> Dataset {
+    let mut images = Vec::with_capacity(n * 784);
+    let mut labels = Vec::with_capacity(n);
+    let mut rng = scratchnet::Rng::new(9);
+    for i in 0..n {
+        let c = i % 10;
+        for p in 0..784 {
+            let (y, x) = (p / 28, p % 28);
+            let on = (x / 7 + 4 * (y / 7)) % 10 == c;
+            images.push(if on { 200 } else { (rng.below(60)) as u8 });
+        }
+        labels.push(c as u8);
+    }
+    Dataset::new(images, labels, 28, 28, (0..10).map(|c| c.to_string()).collect()).unwrap()
+}
+
+fn params(t: &Trainer) -> Vec<Vec<f32>> {
+    t.model.named_params().iter().map(|(_, p)| p.to_vec().unwrap()).collect()
+}
+
+/// Largest |a - b| relative to the largest |b| of each tensor.
+fn max_rel_diff(a: &[Vec<f32>], b: &[Vec<f32>]) -> f32 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| {
+            let scale = y.iter().fold(1e-12f32, |m, v| m.max(v.abs()));
+            x.iter().zip(y).fold(0f32, |m, (p, q)| m.max((p - q).abs() / scale))
+        })
+        .fold(0.0, f32::max)
+}
+
+fn grads(t: &mut Trainer) -> Vec<Vec<f32>> {
+    let mut g = Vec::new();
+    t.model.visit_params_mut(&mut |_, p| g.push(p.grad.to_vec().unwrap()));
+    g
+}
+
+#[test]
+fn one_training_step_of_every_preset_matches_the_cpu() {
+    let Some(dev) = gpu() else { return };
+    for name in ["mlp-sgd", "mlp-sgd-momentum", "mlp", "mlp-dropout", "mlp-dropout-l2", "cnn", "cnn-plus"] {
+        let p = preset(name).unwrap();
+        let mut config = p.train.clone();
+        // Lavapipe runs ~1-2 GFLOP/s: a CNN step on 16 images instead of 64.
+        config.batch_size = config.batch_size.min(16);
+        // One batch (two for the per-sample presets).
+        let d = data(config.batch_size.max(2));
+        let run = |device: Option<&Device>| {
+            let mut t = Trainer::new(Sequential::new(p.spec.clone(), 0).unwrap(), config.clone());
+            if let Some(dev) = device {
+                t.to_device(dev).unwrap();
+            }
+            let mut steps = 0;
+            t.run_epoch(&d, &mut |_, _| {
+                steps += 1;
+                steps < 2
+            })
+            .unwrap();
+            t
+        };
+        let mut cpu = run(None);
+        let (mut g1, g2) = (run(Some(&dev)), run(Some(&dev)));
+        // Adam's first step moves every weight by about ±lr whatever its gradient's size, so a
+        // gradient within rounding of 0 may flip its step: compare its gradients instead.
+        let (diff, what) = if config.optimizer.slot_names().contains(&"exp_avg") {
+            (max_rel_diff(&grads(&mut g1), &grads(&mut cpu)), "gradients")
+        } else {
+            (max_rel_diff(&params(&g1), &params(&cpu)), "weights")
+        };
+        eprintln!("{name}: largest relative difference of the {what}, GPU vs CPU, after one step: {diff:e}");
+        assert!(diff < 1e-4, "{name}: {diff}");
+        assert_eq!(params(&g1), params(&g2), "{name}: two GPU runs differ");
+        assert_eq!(g1.state.seen, cpu.state.seen);
+        assert_eq!(g1.state.correct, cpu.state.correct, "{name}");
+        assert!((g1.state.loss_sum - cpu.state.loss_sum).abs() < 1e-4 * cpu.state.loss_sum.abs().max(1.0), "{name}");
+    }
+}
+
+#[test]
+fn evaluation_on_the_gpu_matches_the_cpu() {
+    let Some(dev) = gpu() else { return };
+    let d = data(200);
+    let p = preset("cnn").unwrap();
+    let mut cpu = Sequential::new(p.spec.clone(), 3).unwrap();
+    let mut on_gpu = Sequential::new(p.spec, 3).unwrap();
+    on_gpu.to_device(&dev).unwrap();
+    for tta in [Tta::None, Tta::HFlip] {
+        let a = evaluate_tta(&mut cpu, &d, 64, tta).unwrap();
+        let b = evaluate_tta(&mut on_gpu, &d, 64, tta).unwrap();
+        assert_eq!(a.confusion, b.confusion, "{tta:?}");
+        assert!((a.loss - b.loss).abs() < 1e-4 * a.loss.max(1.0), "{tta:?}: {} vs {}", a.loss, b.loss);
+    }
+}
