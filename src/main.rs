@@ -19,6 +19,7 @@ fn main() {
         Command::Evaluate(a) => cli::evaluate::run(a),
         Command::Predict(a) => cli::predict::run(a),
         Command::Inspect(a) => cli::inspect::run(a),
+        Command::Devices(a) => cli::device::list(a),
     };
     if let Err(e) = result {
         if e.downcast_ref::<cli::train::Interrupted>().is_some() {

@@ -116,3 +116,56 @@ fn evaluation_on_the_gpu_matches_the_cpu() {
         assert!((a.loss - b.loss).abs() < 1e-4 * a.loss.max(1.0), "{tta:?}: {} vs {}", a.loss, b.loss);
     }
 }
+
+mod common;
+use common::{cmd, fails, ok};
+
+#[test]
+fn the_command_line_trains_and_evaluates_on_the_gpu_like_on_the_cpu() {
+    if gpu().is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let train = |device: &str| {
+        let out = dir.path().join(format!("{device}.safetensors"));
+        let r = ok(cmd()
+            .args(["train", "--model", "mlp", "--epochs", "1", "--limit", "2000", "--quiet", "--device", device])
+            .arg("--out")
+            .arg(&out));
+        let acc: f64 = r.stdout.split("test ").nth(1).unwrap().split('%').next().unwrap().parse().unwrap();
+        (acc, r)
+    };
+    let (on_gpu, r) = train("gpu");
+    assert!(r.stderr.contains("on the GPU"), "{}", r.stderr);
+    let (on_cpu, _) = train("cpu");
+    assert!((on_gpu - on_cpu).abs() <= 1.0, "test accuracy {on_gpu}% on the GPU, {on_cpu}% on the CPU");
+
+    // The built-in CNN (lavapipe is slow: 128 test images).
+    let eval = |device: &str| -> serde_json::Value {
+        let r = ok(cmd().args(["evaluate", "--json", "--limit", "128", "--tta", "none", "--device", device]));
+        serde_json::from_str(r.stdout.trim()).unwrap()
+    };
+    let (g, c) = (eval("gpu"), eval("cpu"));
+    assert_eq!(g["confusion"], c["confusion"]);
+    let (gl, cl) = (g["loss"].as_f64().unwrap(), c["loss"].as_f64().unwrap());
+    assert!((gl - cl).abs() < 1e-4, "{gl} vs {cl}");
+}
+
+#[test]
+fn no_gpu_driver_is_one_clear_line() {
+    // The Vulkan loader finds no driver through a manifest list that names none.
+    let r = fails(
+        cmd()
+            .env("VK_ICD_FILENAMES", "/nonexistent/icd.json")
+            .env("VK_DRIVER_FILES", "/nonexistent/icd.json")
+            .args(["train", "--model", "mlp", "--epochs", "1", "--limit", "64", "--device", "gpu"]),
+        "mesa-vulkan-drivers",
+    );
+    assert_eq!(r.stderr.lines().filter(|l| l.starts_with("error")).count(), 1, "{}", r.stderr);
+    let r = ok(cmd()
+        .env("VK_ICD_FILENAMES", "/nonexistent/icd.json")
+        .env("VK_DRIVER_FILES", "/nonexistent/icd.json")
+        .args(["train", "--model", "mlp", "--epochs", "1", "--limit", "64", "--device", "auto", "--quiet", "--out"])
+        .arg(std::env::temp_dir().join("scratchnet-auto.safetensors")));
+    assert!(r.stderr.contains("2 threads") || r.stderr.contains("thread"), "auto falls back to the CPU: {}", r.stderr);
+}

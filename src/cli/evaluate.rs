@@ -32,6 +32,8 @@ pub struct EvaluateArgs {
     pub limit: Option<usize>,
     #[arg(long)]
     pub threads: Option<usize>,
+    #[arg(long, value_parser = ["cpu", "gpu", "auto"], help = super::device::HELP)]
+    pub device: Option<String>,
     /// Compute every convolution by im2col + GEMM, the original's algorithm (slower; the reference)
     #[arg(long)]
     pub im2col: bool,
@@ -53,6 +55,7 @@ pub fn run(a: EvaluateArgs) -> Result<()> {
         super::out::check_writable("--confusion", p)?;
     }
     let (mut loaded, model_name) = super::default_model::load_or_builtin(a.model.as_deref())?;
+    loaded.model.to_device(&super::device::pick(a.device.as_deref())?)?;
     let dataset = a.data.dataset.clone().unwrap_or_else(|| loaded.info.dataset.clone());
     let splits = discover::load(&dataset, a.data.data_dir.as_deref())?;
     let mut test = pick_split(&a.split, &splits, &loaded.info, &model_name)?;

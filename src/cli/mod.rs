@@ -1,6 +1,7 @@
 //! The `scratchnet` command: argument parsing and the four commands.
 
 pub mod default_model;
+pub mod device;
 pub mod evaluate;
 pub mod inspect;
 pub mod out;
@@ -34,6 +35,8 @@ pub enum Command {
     Predict(predict::PredictArgs),
     /// Show a model file's architecture and training record
     Inspect(inspect::InspectArgs),
+    /// List the GPU adapters `--device gpu` can use
+    Devices(device::DevicesArgs),
 }
 
 /// Where the data comes from (shared by train and evaluate).

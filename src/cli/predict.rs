@@ -30,10 +30,13 @@ pub struct PredictArgs {
     /// prediction with its mirror image's
     #[arg(long, value_parser = scratchnet::model::Tta::NAMES)]
     pub tta: Option<String>,
+    #[arg(long, value_parser = ["cpu", "gpu", "auto"], help = super::device::HELP)]
+    pub device: Option<String>,
 }
 
 pub fn run(a: PredictArgs) -> Result<()> {
     let (mut loaded, _) = super::default_model::load_or_builtin(a.model.as_deref())?;
+    loaded.model.to_device(&super::device::pick(a.device.as_deref())?)?;
     let info = loaded.info.clone();
     let [c, h, w] = info.spec.input;
     anyhow::ensure!(c == 1, "the model expects {c} channels; predict reads grayscale pictures");

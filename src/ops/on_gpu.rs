@@ -181,7 +181,18 @@ pub fn softmax_cross_entropy(
     let db = output(dlogits, logits.shape(), &lb)?;
     let labels_b = gpu.upload_u32(labels)?;
     let (loss, correct) = (gpu.zeros(1)?, gpu.upload_u32(&[0])?);
-    gpu::softmax_cross_entropy(&lb, &labels_b, logits.rows(), logits.row_len(), smoothing, &pb, &db, &loss, &correct, 0)?;
+    gpu::softmax_cross_entropy(
+        &lb,
+        &labels_b,
+        logits.rows(),
+        logits.row_len(),
+        smoothing,
+        &pb,
+        &db,
+        &loss,
+        &correct,
+        0,
+    )?;
     Ok(gpu.download(&loss)?[0])
 }
 

@@ -89,6 +89,10 @@ pub struct TrainArgs {
     /// No progress bar
     #[arg(long)]
     pub quiet: bool,
+    /// Where to compute: cpu (default), gpu, or auto (a real GPU if there is one). The per-sample
+    /// presets (mlp-sgd, mlp-sgd-momentum) are slower on a GPU than on the CPU
+    #[arg(long, value_parser = ["cpu", "gpu", "auto"])]
+    pub device: Option<String>,
     /// How the model predicts, recorded in its file and used for every evaluation (hflip: each
     /// image averaged with its mirror image). May be set when resuming, also on a finished checkpoint
     #[arg(long, value_parser = scratchnet::model::Tta::NAMES)]

@@ -138,6 +138,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
     }
     args::check_ranges(&a)?;
     let Setup { mut trainer, mut info, mut run, out } = setup(&a)?;
+    let device = super::device::pick(a.device.as_deref())?;
 
     // Every output is checked before any work, so a mistyped path costs nothing.
     let ckpt_path = checkpoint_path(&out);
@@ -206,6 +207,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
         prior_seconds: info.training.as_ref().map_or(0.0, |r| r.wall_seconds),
         dataset: info.dataset.clone(),
     };
+    trainer.to_device(&device)?;
     let first_epoch = trainer.state.epoch;
     let mut metrics = match &a.metrics {
         Some(p) => {
@@ -220,13 +222,16 @@ pub fn run(a: TrainArgs) -> Result<()> {
         }
         None => None,
     };
+    let compute = match device {
+        scratchnet::tensor::Device::Cpu => plural(rayon::current_num_threads(), "thread"),
+        scratchnet::tensor::Device::Gpu(_) => "on the GPU".to_string(),
+    };
     errln!(
-        "training {} ({} parameters) on {} ({} images), {}",
+        "training {} ({} parameters) on {} ({} images), {compute}",
         run.name,
         trainer.model.spec().num_params(),
         splits.origin,
         train.len(),
-        plural(rayon::current_num_threads(), "thread")
     );
 
     while trainer.state.epoch < total_epochs {
