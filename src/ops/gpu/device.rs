@@ -52,8 +52,10 @@ struct Inner {
     queue: wgpu::Queue,
     summary: AdapterSummary,
     max_groups: u32,
-    /// The first asynchronous error (validation, out of memory, device lost); sticky.
+    /// The first asynchronous error (validation, out of memory); sticky.
     fault: Arc<Mutex<Option<String>>>,
+    /// Why the device was lost, if it was: reported before `fault`, which it causes.
+    lost: Arc<Mutex<Option<String>>>,
     params: wgpu::Buffer,
     kernels: Mutex<HashMap<String, Arc<Kernel>>>,
     rec: Mutex<Recorder>,
@@ -74,6 +76,7 @@ struct Recorder {
 
 /// A compiled compute pipeline and its bind group layout.
 pub(crate) struct Kernel {
+    key: String,
     pipeline: wgpu::ComputePipeline,
     layout: wgpu::BindGroupLayout,
 }
@@ -180,8 +183,12 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// wgpu's multi-line reports ("Validation Error\n\nCaused by:\n  In a ...") as one line.
 fn gpu_err(what: impl std::fmt::Display) -> Error {
-    Error::Gpu(what.to_string())
+    let text = what.to_string();
+    let parts: Vec<&str> =
+        text.lines().map(|l| l.trim().trim_end_matches(':')).filter(|l| !l.is_empty() && *l != "Caused by").collect();
+    Error::Gpu(parts.join(": "))
 }
 
 impl Gpu {
@@ -206,11 +213,10 @@ impl Gpu {
             };
             lock(&f).get_or_insert(msg);
         }));
-        let f = fault.clone();
+        let lost: Arc<Mutex<Option<String>>> = Arc::default();
+        let l = lost.clone();
         device.set_device_lost_callback(move |reason, msg| {
-            if reason != wgpu::DeviceLostReason::Destroyed {
-                lock(&f).get_or_insert(format!("device lost: {msg}"));
-            }
+            lock(&l).get_or_insert(format!("the device was lost ({reason:?}): {msg}"));
         });
         let params = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("params"),
@@ -225,6 +231,7 @@ impl Gpu {
                 summary,
                 max_groups: limits.max_compute_workgroups_per_dimension,
                 fault,
+                lost,
                 params,
                 kernels: Mutex::default(),
                 rec: Mutex::default(),
@@ -249,7 +256,12 @@ impl Gpu {
 
     /// The first asynchronous error the device reported, if any.
     fn check(&self) -> Result<()> {
-        match &*lock(&self.inner.fault) {
+        let fault = lock(&self.inner.fault).clone();
+        if fault.is_some() {
+            // Runs a pending device-lost callback: the cause, when there is one.
+            let _ = self.inner.device.poll(wgpu::PollType::Poll);
+        }
+        match lock(&self.inner.lost).clone().or(fault) {
             Some(msg) => Err(gpu_err(msg)),
             None => Ok(()),
         }
@@ -257,6 +269,7 @@ impl Gpu {
 
     /// A device buffer of `len` values (at least 4 bytes: WebGPU has no empty bindings).
     fn alloc(&self, len: usize, mapped: bool, usage: wgpu::BufferUsages) -> Result<wgpu::Buffer> {
+        self.check()?;
         let s = &self.inner.summary;
         let bytes = (len.max(1) as u64).saturating_mul(4);
         let limit = s.max_buffer_size.min(s.max_storage_buffer_binding_size);
@@ -379,7 +392,7 @@ impl Gpu {
         rx.recv()
             .map_err(|_| gpu_err("the read-back was dropped"))?
             .map_err(|e| gpu_err(format!("reading back: {e}")))?;
-        let bytes = staging.slice(..).get_mapped_range().map_err(|e| gpu_err(format!("reading back: {e:?}")))?.to_vec();
+        let bytes = staging.slice(..).get_mapped_range().map_err(|e| gpu_err(format!("reading back: {e}")))?.to_vec();
         staging.unmap();
         Ok(bytes)
     }
@@ -444,7 +457,7 @@ impl Gpu {
             return Err(gpu_err(format!("kernel {key}: {e}")));
         }
         let layout = pipeline.get_bind_group_layout(0);
-        let k = Arc::new(Kernel { pipeline, layout });
+        let k = Arc::new(Kernel { key: key.clone(), pipeline, layout });
         lock(&self.inner.kernels).insert(key, k.clone());
         Ok(k)
     }
@@ -505,7 +518,7 @@ impl Gpu {
                 .map(|(i, b)| wgpu::BindGroupEntry { binding: *i, resource: b.buffer().buf.as_entire_binding() }),
         );
         let group = device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: None,
+            label: Some(&kernel.key),
             layout: &kernel.layout,
             entries: &entries,
         });
@@ -527,7 +540,8 @@ impl Gpu {
 /// Copies `bytes` into a buffer created mapped, and unmaps it.
 fn fill_mapped(buf: &wgpu::Buffer, bytes: &[u8]) -> Result<()> {
     {
-        let mut view = buf.slice(..).get_mapped_range_mut().map_err(|e| gpu_err(format!("{e:?}")))?;
+        let mut view =
+            buf.slice(..).get_mapped_range_mut().map_err(|e| gpu_err(format!("writing to a new buffer: {e}")))?;
         view.slice(..bytes.len()).copy_from_slice(bytes);
     }
     buf.unmap();
@@ -556,6 +570,12 @@ pub(crate) fn fits(op: &'static str, what: &str, b: &GpuBuffer, need: usize) -> 
 #[cfg(test)]
 pub(crate) fn fault(gpu: &Gpu) -> Option<String> {
     lock(&gpu.inner.fault).clone()
+}
+
+/// Destroys the device, as a driver reset would lose it.
+#[cfg(test)]
+pub(crate) fn lose(gpu: &Gpu) {
+    gpu.inner.device.destroy();
 }
 
 const _: () = {

@@ -104,6 +104,34 @@ fn errors_are_reported_not_panics() {
     assert!(device::fault(&gpu).is_none(), "errors caught where they happened");
 }
 
+/// A device lost mid-run: every later call is an error, none panics.
+#[test]
+fn a_lost_device_gives_errors() {
+    if gpu().is_none() {
+        return;
+    }
+    let gpu = Gpu::new().unwrap();
+    let (x, y) = (gpu.upload(&[1.0, -2.0]).unwrap(), gpu.zeros(2).unwrap());
+    leaky_relu(&x, 2, 0.5, &y).unwrap();
+    device::lose(&gpu);
+    let results = [
+        leaky_relu(&x, 2, 0.5, &y).map(|_| ()),
+        gpu.flush(),
+        gpu.download(&y).map(|_| ()),
+        gpu.upload(&[1.0]).map(|_| ()),
+        gpu.write(&y, &[1.0]),
+        gpu.download(&y).map(|_| ()),
+    ];
+    for (i, r) in results.iter().enumerate() {
+        eprintln!("after the loss, call {i}: {r:?}");
+    }
+    assert!(results[2].is_err() && results[5].is_err());
+    for r in &results[1..] {
+        let msg = r.as_ref().unwrap_err().to_string();
+        assert!(!msg.contains('\n'), "one line: {msg}");
+    }
+}
+
 /// More dispatches than one submission's parameter slots: they are submitted in order.
 #[test]
 fn long_recordings_are_submitted_in_order() {
