@@ -15,6 +15,9 @@ const STREAM_SHUFFLE: u64 = 2;
 const STREAM_DROPOUT: u64 = 3;
 const STREAM_AUGMENT: u64 = 4;
 
+/// Steps a GPU runs between reads of their losses.
+const TAKE_EVERY: usize = 50;
+
 /// One finished epoch, as printed and written to `--metrics`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EpochStats {
@@ -72,6 +75,8 @@ pub struct Trainer {
     order: Vec<u32>,
     labels: Vec<u32>,
     jitter: Vec<Jitter>,
+    /// Batch sizes of the steps whose statistics a GPU still holds.
+    pending: Vec<usize>,
 }
 
 /// Index of the largest value in each row of `probs` (n, k).
@@ -99,6 +104,7 @@ impl Trainer {
             order: Vec::new(),
             labels: Vec::new(),
             jitter: Vec::new(),
+            pending: Vec::new(),
         }
     }
 
@@ -130,6 +136,23 @@ impl Trainer {
             let flip = a.hflip && rng.below(2) == 1;
             self.jitter.push(Jitter { dx, dy, flip });
         }
+    }
+
+    /// Adds the recorded steps' losses and correct counts to the epoch's; a loss that is not
+    /// finite stops training, naming its batch.
+    fn absorb(&mut self, lr: f32) -> Result<()> {
+        let stats = self.model.take_stats()?;
+        let first = self.state.batch - self.pending.len();
+        for (i, ((loss, correct), &n)) in stats.into_iter().zip(&self.pending).enumerate() {
+            if !loss.is_finite() {
+                return Err(Error::Diverged { epoch: self.state.epoch + 1, batch: first + i + 1, loss, lr });
+            }
+            self.state.loss_sum += loss as f64 * n as f64;
+            self.state.correct += correct as u64;
+            self.state.seen += n as u64;
+        }
+        self.pending.clear();
+        Ok(())
     }
 
     pub fn batches_per_epoch(&self, data: &Dataset) -> usize {
@@ -174,6 +197,8 @@ impl Trainer {
         let smoothing = self.config.label_smoothing;
         // Plain SGD needs no optimizer state: the layers apply it as they back-propagate.
         let fused = self.config.optimizer.is_plain_sgd() && self.model.fuses_sgd();
+        // On a GPU the steps' losses are read back every few steps, not at each one.
+        let deferred = !self.model.device().is_cpu();
         while self.state.batch < total {
             let start = std::time::Instant::now();
             let range = self.state.batch * bs..((self.state.batch + 1) * bs).min(data.len());
@@ -187,6 +212,36 @@ impl Trainer {
                 data.fill_batch(idx, self.model.input_mut(idx.len()), &mut self.labels);
             }
             self.model.forward(true, &mut self.state.dropout_rng)?;
+            if deferred {
+                self.model.backward_recorded(&self.labels, smoothing, fused.then_some(lr))?;
+                if fused {
+                    self.optimizer.steps += 1;
+                } else {
+                    self.optimizer.step(&mut self.model, lr)?;
+                }
+                self.pending.push(idx.len());
+                self.state.batch += 1;
+                let stop = self.state.batch == total || self.pending.len() >= TAKE_EVERY;
+                if stop {
+                    self.absorb(lr)?;
+                }
+                self.state.seconds += start.elapsed().as_secs_f64();
+                let st = &self.state;
+                let seen = st.seen.max(1) as f64;
+                let progress = Progress {
+                    batch: st.batch,
+                    batches: total,
+                    loss: st.loss_sum / seen,
+                    accuracy: st.correct as f64 / seen,
+                };
+                if !on_batch(&progress) && self.state.batch < total {
+                    let start = std::time::Instant::now();
+                    self.absorb(lr)?;
+                    self.state.seconds += start.elapsed().as_secs_f64();
+                    return Ok(None);
+                }
+                continue;
+            }
             let loss = if fused {
                 self.optimizer.steps += 1;
                 self.model.backward_sgd(&self.labels, smoothing, lr)?

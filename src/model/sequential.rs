@@ -31,6 +31,7 @@ pub struct Sequential {
     /// upload it (it was handed out by [`Sequential::input_mut`] since).
     host_input: Tensor,
     input_pending: bool,
+    stats: ops::StepStats,
 }
 
 impl Sequential {
@@ -86,6 +87,7 @@ impl Sequential {
             device: Device::Cpu,
             host_input: Tensor::default(),
             input_pending: false,
+            stats: ops::StepStats::default(),
         };
         model.set_fusion(true);
         Ok(model)
@@ -150,6 +152,7 @@ impl Sequential {
         self.probs = Tensor::default();
         self.view_probs = Tensor::default();
         self.input_pending = false;
+        self.stats = ops::StepStats::default();
         Ok(())
     }
 
@@ -222,6 +225,31 @@ impl Sequential {
         self.backprop(labels, label_smoothing, Some(lr))
     }
 
+    /// [`Sequential::backward`] (or [`Sequential::backward_sgd`] with `sgd_lr`) that records the
+    /// step's loss and correct count for [`Sequential::take_stats`] instead of returning them, so
+    /// that a GPU need not stop at each step.
+    pub fn backward_recorded(&mut self, labels: &[u32], label_smoothing: f32, sgd_lr: Option<f32>) -> Result<()> {
+        if sgd_lr.is_some() && !self.fuses_sgd() {
+            return Err(Error::arg("backward_recorded", "a layer cannot apply SGD during back-propagation"));
+        }
+        let last = self.layers.len();
+        ops::softmax_cross_entropy_recorded(
+            &self.acts[last],
+            labels,
+            label_smoothing,
+            &mut self.probs,
+            &mut self.grads[last],
+            &mut self.stats,
+        )?;
+        self.backprop_layers(sgd_lr)
+    }
+
+    /// (mean loss, correct count) of each step recorded by [`Sequential::backward_recorded`] since
+    /// the last call.
+    pub fn take_stats(&mut self) -> Result<Vec<(f32, u32)>> {
+        self.stats.take()
+    }
+
     fn backprop(&mut self, labels: &[u32], label_smoothing: f32, sgd_lr: Option<f32>) -> Result<f32> {
         let last = self.layers.len();
         let loss = ops::softmax_cross_entropy(
@@ -231,6 +259,12 @@ impl Sequential {
             &mut self.probs,
             &mut self.grads[last],
         )?;
+        self.backprop_layers(sgd_lr)?;
+        Ok(loss)
+    }
+
+    fn backprop_layers(&mut self, sgd_lr: Option<f32>) -> Result<()> {
+        let last = self.layers.len();
         for i in (0..last).rev() {
             if i > 0 && self.fused[i - 1] {
                 continue;
@@ -244,7 +278,7 @@ impl Sequential {
                 None => self.layers[i].backward(x, y, dy, dx)?,
             }
         }
-        Ok(loss)
+        Ok(())
     }
 
     /// Mean cross-entropy of the last forward pass's logits, without back-propagating.

@@ -533,13 +533,8 @@ pub fn softmax_cross_entropy(
     probs: &mut Tensor,
     dlogits: &mut Tensor,
 ) -> Result<f32> {
-    let (n, k) = (logits.rows(), logits.row_len());
-    if labels.len() != n {
-        return Err(Error::shape("softmax_cross_entropy", logits.shape(), &[labels.len()]));
-    }
-    if let Some(&bad) = labels.iter().find(|&&y| y as usize >= k) {
-        return Err(Error::arg("softmax_cross_entropy", format!("label {bad} outside the {k} classes")));
-    }
+    check_labels(logits, labels)?;
+    let k = logits.row_len();
     #[cfg(feature = "gpu")]
     if !logits.is_host() {
         return on_gpu::softmax_cross_entropy(logits, labels, smoothing, probs, dlogits);
@@ -547,6 +542,73 @@ pub fn softmax_cross_entropy(
     probs.resize(logits.shape());
     dlogits.resize(logits.shape());
     Ok(cpu::softmax::cross_entropy(logits.data(), labels, k, smoothing, probs.data_mut(), dlogits.data_mut()))
+}
+
+/// The loss and correct count of training steps, recorded where the steps run and read back in
+/// batches ([`StepStats::take`]): on a GPU a read waits for all the work recorded before it, so
+/// reading each step's loss would stall the device at every step.
+#[derive(Default)]
+pub struct StepStats {
+    /// Steps recorded and not yet taken: their (loss, correct) on the host.
+    host: Vec<(f32, u32)>,
+    #[cfg(feature = "gpu")]
+    device: Option<on_gpu::DeviceStats>,
+}
+
+impl StepStats {
+    /// Steps a GPU records before they must be taken.
+    pub const CAPACITY: usize = 256;
+
+    /// Steps recorded and not yet taken.
+    pub fn pending(&self) -> usize {
+        #[cfg(feature = "gpu")]
+        if let Some(d) = &self.device {
+            return d.recorded;
+        }
+        self.host.len()
+    }
+
+    /// (mean loss, correct predictions) of each step recorded since the last call, in order.
+    pub fn take(&mut self) -> Result<Vec<(f32, u32)>> {
+        #[cfg(feature = "gpu")]
+        if let Some(d) = &mut self.device {
+            return d.take();
+        }
+        Ok(std::mem::take(&mut self.host))
+    }
+}
+
+/// [`softmax_cross_entropy`] that records the step's mean loss and correct count (first maximum of
+/// ŷ equal to the label) in `stats` instead of returning them.
+pub fn softmax_cross_entropy_recorded(
+    logits: &Tensor,
+    labels: &[u32],
+    smoothing: f32,
+    probs: &mut Tensor,
+    dlogits: &mut Tensor,
+    stats: &mut StepStats,
+) -> Result<()> {
+    #[cfg(feature = "gpu")]
+    if !logits.is_host() {
+        check_labels(logits, labels)?;
+        return on_gpu::softmax_cross_entropy_recorded(logits, labels, smoothing, probs, dlogits, stats);
+    }
+    let loss = softmax_cross_entropy(logits, labels, smoothing, probs, dlogits)?;
+    let k = logits.row_len();
+    let correct = crate::train::argmax_rows(probs.data(), k).zip(labels).filter(|(p, y)| *p == **y as usize).count();
+    stats.host.push((loss, correct as u32));
+    Ok(())
+}
+
+fn check_labels(logits: &Tensor, labels: &[u32]) -> Result<()> {
+    let (n, k) = (logits.rows(), logits.row_len());
+    if labels.len() != n {
+        return Err(Error::shape("softmax_cross_entropy", logits.shape(), &[labels.len()]));
+    }
+    if let Some(&bad) = labels.iter().find(|&&y| y as usize >= k) {
+        return Err(Error::arg("softmax_cross_entropy", format!("label {bad} outside the {k} classes")));
+    }
+    Ok(())
 }
 
 /// One SGD update; `velocity` is the momentum buffer (None for plain SGD).

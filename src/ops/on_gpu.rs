@@ -3,7 +3,7 @@
 //! are made there. The kernels are in [`super::gpu`].
 
 use super::gpu::{self, GpuBuffer, GpuMat};
-use super::{AdamStep, Conv2dGeom, Pool2dGeom, PoolIndices, SgdStep};
+use super::{AdamStep, Conv2dGeom, Pool2dGeom, PoolIndices, SgdStep, StepStats};
 use crate::error::{Error, Result};
 use crate::rng::Rng;
 use crate::tensor::{Device, Tensor};
@@ -194,6 +194,62 @@ pub fn softmax_cross_entropy(
         0,
     )?;
     Ok(gpu.download(&loss)?[0])
+}
+
+/// Per-step loss and correct count slots on the device, and the labels' buffer.
+pub struct DeviceStats {
+    loss: GpuBuffer,
+    correct: GpuBuffer,
+    labels: GpuBuffer,
+    pub recorded: usize,
+}
+
+impl DeviceStats {
+    pub fn take(&mut self) -> Result<Vec<(f32, u32)>> {
+        let n = std::mem::take(&mut self.recorded);
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        let gpu = self.loss.gpu();
+        let loss = gpu.download_range(&self.loss, 0..n)?;
+        let correct = gpu.download_u32(&self.correct)?;
+        Ok(loss.into_iter().zip(correct).collect())
+    }
+}
+
+pub fn softmax_cross_entropy_recorded(
+    logits: &Tensor,
+    labels: &[u32],
+    smoothing: f32,
+    probs: &mut Tensor,
+    dlogits: &mut Tensor,
+    stats: &mut StepStats,
+) -> Result<()> {
+    let lb = on("softmax_cross_entropy", logits)?;
+    let gpu = lb.gpu().clone();
+    let fits = matches!(&stats.device, Some(d) if d.labels.len() >= labels.len() && d.loss.gpu().same(&gpu));
+    if !fits {
+        if stats.device.as_ref().is_some_and(|d| d.recorded > 0) {
+            return Err(Error::arg("softmax_cross_entropy", "recorded steps not taken before the batch grew"));
+        }
+        stats.device = Some(DeviceStats {
+            loss: gpu.zeros(StepStats::CAPACITY)?,
+            correct: gpu.upload_u32(&[0; StepStats::CAPACITY])?,
+            labels: gpu.upload_u32(&vec![0; labels.len().max(1)])?,
+            recorded: 0,
+        });
+    }
+    let d = stats.device.as_mut().expect("made above");
+    if d.recorded >= StepStats::CAPACITY {
+        return Err(Error::arg("softmax_cross_entropy", "step statistics full: take them first"));
+    }
+    gpu.write_u32(&d.labels, labels)?;
+    let pb = output(probs, logits.shape(), &lb)?;
+    let db = output(dlogits, logits.shape(), &lb)?;
+    let (rows, k) = (logits.rows(), logits.row_len());
+    gpu::softmax_cross_entropy(&lb, &d.labels, rows, k, smoothing, &pb, &db, &d.loss, &d.correct, d.recorded)?;
+    d.recorded += 1;
+    Ok(())
 }
 
 pub fn sgd_step(param: &Tensor, grad: &Tensor, velocity: Option<&Tensor>, h: &SgdStep) -> Result<()> {
