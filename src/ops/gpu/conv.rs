@@ -32,6 +32,26 @@ fn dyact_src(act: bool) -> &'static str {
     }
 }
 
+/// The geometry as WGSL constants (see conv_forward.wgsl), and a name for it in kernel keys.
+fn geometry_src(g: &Conv2dGeom) -> String {
+    let consts = [
+        ("G_C", g.c),
+        ("G_H", g.h),
+        ("G_W", g.w),
+        ("G_F", g.f),
+        ("G_K", g.k),
+        ("G_S", g.stride),
+        ("G_P", g.pad),
+        ("G_OH", g.oh()),
+        ("G_OW", g.ow()),
+    ];
+    consts.iter().map(|(name, v)| format!("const {name}: u32 = {v}u;\n")).collect()
+}
+
+fn geometry_key(g: &Conv2dGeom) -> String {
+    format!("c{}h{}w{}f{}k{}s{}p{}", g.c, g.h, g.w, g.f, g.k, g.stride, g.pad)
+}
+
 /// `binds`, and the activation's output at binding 4 when there is one.
 fn with_act<'a>(act: Option<(f32, &'a GpuBuffer)>, mut binds: Vec<(u32, Bind<'a>)>) -> Vec<(u32, Bind<'a>)> {
     if let Some((_, y)) = act {
@@ -74,8 +94,8 @@ pub fn conv2d(
     let act = slope.is_some();
     run_gemm(
         x.gpu(),
-        &format!("conv_forward_{}", act as u8),
-        || format!("const ACT: bool = {act};\n"),
+        &format!("conv_forward_{}_{}", act as u8, geometry_key(g)),
+        || format!("const ACT: bool = {act};\n{}", geometry_src(g)),
         FORWARD_SRC,
         p,
         &[(1, Bind::R(x)), (2, Bind::R(w)), (3, Bind::W(y)), (4, Bind::R(b))],
@@ -133,19 +153,20 @@ pub(crate) fn backward_split(
     }
     let gpu = x.gpu();
     let (slope, is_act) = (act.map_or(0.0, |(s, _)| s), act.is_some());
-    let prefix = || dyact_src(is_act).to_string();
+    let prefix = || format!("{}{}", dyact_src(is_act), geometry_src(g));
+    let key = geometry_key(g);
     let base = params(g, n, slope);
 
     if let Some(dx) = dx {
         fits("conv2d_backward", "dx", dx, n * g.in_len())?;
         let p = GemmParams { m: g.c, n: n * g.h * g.w, k: g.f * g.k * g.k, ..base };
         let binds = with_act(act, vec![(1, Bind::R(w)), (2, Bind::R(dy)), (3, Bind::W(dx))]);
-        run_gemm(gpu, &format!("conv_dx_{}", is_act as u8), prefix, DX_SRC, p, &binds)?;
+        run_gemm(gpu, &format!("conv_dx_{}_{key}", is_act as u8), prefix, DX_SRC, p, &binds)?;
     }
 
     let (m, cols) = (g.f, g.patch_len());
     let p = GemmParams { m, n: cols, k: n * g.out_plane(), splits: splits.max(1), ..base };
-    let dw_module = format!("conv_dw_{}", is_act as u8);
+    let dw_module = format!("conv_dw_{}_{key}", is_act as u8);
     if p.splits == 1 {
         let binds = with_act(act, vec![(1, Bind::R(dy)), (2, Bind::R(x)), (3, Bind::W(dw))]);
         run_gemm(gpu, &dw_module, prefix, DW_SRC, p, &binds)?;
@@ -153,14 +174,15 @@ pub(crate) fn backward_split(
         let part = gpu.scratch(p.splits * m * cols)?;
         let binds = with_act(act, vec![(1, Bind::R(dy)), (2, Bind::R(x)), (3, Bind::W(&part))]);
         run_gemm(gpu, &dw_module, prefix, DW_SRC, p, &binds)?;
-        let k =
-            gpu.kernel("conv_reduce_0", "sum_splits", || format!("{PARAMS_SRC}\n{}\n{REDUCE_SRC}", dyact_src(false)))?;
+        let k = gpu.kernel(&format!("conv_reduce_0_{key}"), "sum_splits", || {
+            format!("{}{PARAMS_SRC}\n{}\n{REDUCE_SRC}", geometry_src(g), dyact_src(false))
+        })?;
         let grid = gpu.grid((m * cols).div_ceil(GROUP as usize) as u64)?;
         gpu.dispatch(&k, &p.words(), &[(1, Bind::R(&part)), (3, Bind::W(dw))], grid)?;
     }
 
-    let k = gpu.kernel(&format!("conv_reduce_{}", is_act as u8), "bias_grad", || {
-        format!("{PARAMS_SRC}\n{}\n{REDUCE_SRC}", dyact_src(is_act))
+    let k = gpu.kernel(&format!("conv_reduce_{}_{key}", is_act as u8), "bias_grad", || {
+        format!("{}{PARAMS_SRC}\n{}\n{REDUCE_SRC}", geometry_src(g), dyact_src(is_act))
     })?;
     let binds = with_act(act, vec![(2, Bind::R(dy)), (3, Bind::W(db))]);
     gpu.dispatch(&k, &base.words(), &binds, gpu.grid(g.f as u64)?)

@@ -12,24 +12,24 @@ const B_N_FAST: bool = false;
 
 // g[fi, (image, pixel)].
 fn load_a(r: u32, kk: u32) -> f32 {
-    let plane = p.oh * p.ow;
-    return dyact(((kk / plane) * p.f + r) * plane + kk % plane);
+    let plane = G_OH * G_OW;
+    return dyact(((kk / plane) * G_F + r) * plane + kk % plane);
 }
 
 // cols[(channel, ki, kj), (image, oy, ox)], transposed.
 fn load_b(kk: u32, col: u32) -> f32 {
-    let plane = p.oh * p.ow;
+    let plane = G_OH * G_OW;
     let img = kk / plane;
     let pix = kk % plane;
-    let taps = p.kw * p.kw;
+    let taps = G_K * G_K;
     let ch = col / taps;
     let t = col % taps;
-    let uy = (pix / p.ow) * p.stride + t / p.kw;
-    let ux = (pix % p.ow) * p.stride + t % p.kw;
-    if uy < p.pad || ux < p.pad || uy - p.pad >= p.h || ux - p.pad >= p.w {
+    let uy = (pix / G_OW) * G_S + t / G_K;
+    let ux = (pix % G_OW) * G_S + t % G_K;
+    if uy < G_P || ux < G_P || uy - G_P >= G_H || ux - G_P >= G_W {
         return 0.0;
     }
-    return x[((img * p.ch + ch) * p.h + uy - p.pad) * p.w + ux - p.pad];
+    return x[((img * G_C + ch) * G_H + uy - G_P) * G_W + ux - G_P];
 }
 
 fn store_c(r: u32, col: u32, split: u32, acc: f32) {

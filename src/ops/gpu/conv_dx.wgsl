@@ -12,34 +12,34 @@ const B_N_FAST: bool = true;
 
 // w[fi, r, ki, kj] with kk = (fi, ki, kj).
 fn load_a(r: u32, kk: u32) -> f32 {
-    let taps = p.kw * p.kw;
-    return wt[((kk / taps) * p.ch + r) * taps + kk % taps];
+    let taps = G_K * G_K;
+    return wt[((kk / taps) * G_C + r) * taps + kk % taps];
 }
 
 fn load_b(kk: u32, col: u32) -> f32 {
-    let plane = p.h * p.w;
+    let plane = G_H * G_W;
     let img = col / plane;
     let q = col % plane;
-    let taps = p.kw * p.kw;
+    let taps = G_K * G_K;
     let fi = kk / taps;
     let t = kk % taps;
     // Output row oy reads input row iy through kernel row ki when oy·stride + ki = iy + pad.
-    let ty = q / p.w + p.pad;
-    let tx = q % p.w + p.pad;
-    let ki = t / p.kw;
-    let kj = t % p.kw;
-    if ty < ki || tx < kj || (ty - ki) % p.stride != 0u || (tx - kj) % p.stride != 0u {
+    let ty = q / G_W + G_P;
+    let tx = q % G_W + G_P;
+    let ki = t / G_K;
+    let kj = t % G_K;
+    if ty < ki || tx < kj || (ty - ki) % G_S != 0u || (tx - kj) % G_S != 0u {
         return 0.0;
     }
-    let oy = (ty - ki) / p.stride;
-    let ox = (tx - kj) / p.stride;
-    if oy >= p.oh || ox >= p.ow {
+    let oy = (ty - ki) / G_S;
+    let ox = (tx - kj) / G_S;
+    if oy >= G_OH || ox >= G_OW {
         return 0.0;
     }
-    return dyact(((img * p.f + fi) * p.oh + oy) * p.ow + ox);
+    return dyact(((img * G_F + fi) * G_OH + oy) * G_OW + ox);
 }
 
 fn store_c(r: u32, col: u32, split: u32, acc: f32) {
-    let plane = p.h * p.w;
-    dx[((col / plane) * p.ch + r) * plane + col % plane] = acc;
+    let plane = G_H * G_W;
+    dx[((col / plane) * G_C + r) * plane + col % plane] = acc;
 }

@@ -1,6 +1,9 @@
 // Convolution forward as an implicit GEMM (no im2col in memory): y (f, n·oh·ow) = w (f, c·k·k) ·
 // cols (c·k·k, n·oh·ow) + b, each column of `cols` read from x (n, c, h, w) as it is needed. Leaky
 // ReLU is applied on store when the host prepends ACT = true.
+// All the convolution shaders get the geometry as constants (conv.rs `geometry_src`): G_C, G_H,
+// G_W the input's channels and size, G_F filters of G_K x G_K, stride G_S, padding G_P, output
+// G_OH x G_OW; divisions by them compile to multiplications.
 
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read> wt: array<f32>;
@@ -16,25 +19,25 @@ fn load_a(r: u32, kk: u32) -> f32 {
 
 // cols[kk, col]: tap kk = (channel, ki, kj) of output pixel col = (image, oy, ox); 0 in the padding.
 fn load_b(kk: u32, col: u32) -> f32 {
-    let plane = p.oh * p.ow;
+    let plane = G_OH * G_OW;
     let img = col / plane;
     let pix = col % plane;
-    let taps = p.kw * p.kw;
+    let taps = G_K * G_K;
     let ch = kk / taps;
     let t = kk % taps;
-    let uy = (pix / p.ow) * p.stride + t / p.kw;
-    let ux = (pix % p.ow) * p.stride + t % p.kw;
-    if uy < p.pad || ux < p.pad || uy - p.pad >= p.h || ux - p.pad >= p.w {
+    let uy = (pix / G_OW) * G_S + t / G_K;
+    let ux = (pix % G_OW) * G_S + t % G_K;
+    if uy < G_P || ux < G_P || uy - G_P >= G_H || ux - G_P >= G_W {
         return 0.0;
     }
-    return x[((img * p.ch + ch) * p.h + uy - p.pad) * p.w + ux - p.pad];
+    return x[((img * G_C + ch) * G_H + uy - G_P) * G_W + ux - G_P];
 }
 
 fn store_c(r: u32, col: u32, split: u32, acc: f32) {
-    let plane = p.oh * p.ow;
+    let plane = G_OH * G_OW;
     var v = acc + bias[r];
     if ACT {
         v = max(v, 0.0) + p.slope * min(v, 0.0);
     }
-    y[((col / plane) * p.f + r) * plane + col % plane] = v;
+    y[((col / plane) * G_F + r) * plane + col % plane] = v;
 }

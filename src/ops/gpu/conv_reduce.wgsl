@@ -13,14 +13,14 @@ var<workgroup> sums: array<f32, 256>;
 fn bias_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
              @builtin(local_invocation_index) li: u32) {
     let fi = wid.y * nwg.x + wid.x;
-    if fi >= p.f {
+    if fi >= G_F {
         return;
     }
-    let plane = p.oh * p.ow;
+    let plane = G_OH * G_OW;
     let total = p.images * plane;
     var acc = 0.0;
     for (var e = li; e < total; e += 256u) {
-        acc += dyact(((e / plane) * p.f + fi) * plane + e % plane);
+        acc += dyact(((e / plane) * G_F + fi) * plane + e % plane);
     }
     sums[li] = acc;
     workgroupBarrier();
