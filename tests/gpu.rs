@@ -117,6 +117,46 @@ fn evaluation_on_the_gpu_matches_the_cpu() {
     }
 }
 
+/// Interrupted mid-epoch on the GPU, saved, restored to the GPU: the same weights as a straight
+/// GPU run (Adam, dropout and flips: every kind of state).
+#[test]
+fn an_interrupted_gpu_run_resumes_to_the_same_weights() {
+    let Some(dev) = gpu() else { return };
+    let p = preset("mlp-dropout").unwrap();
+    let mut config = p.train.clone();
+    config.optimizer = scratchnet::optim::OptimizerConfig::adam(0.001, 0.01);
+    config.augment.hflip = true;
+    config.epochs = 2;
+    let d = data(640);
+    let fresh = || {
+        let mut t = Trainer::new(Sequential::new(p.spec.clone(), 5).unwrap(), config.clone());
+        t.to_device(&dev).unwrap();
+        t
+    };
+    let mut straight = fresh();
+    while straight.state.epoch < 2 {
+        straight.run_epoch(&d, &mut |_, _| true).unwrap().unwrap();
+    }
+    let mut t = fresh();
+    t.run_epoch(&d, &mut |_, _| true).unwrap().unwrap();
+    assert!(t.run_epoch(&d, &mut |done, _| done < 3).unwrap().is_none());
+    let info = scratchnet::model_file::ModelInfo {
+        spec: p.spec.clone(),
+        classes: d.classes.clone(),
+        dataset: "synthetic".into(),
+        input: Default::default(),
+        training: None,
+        tta: Default::default(),
+    };
+    let bytes = scratchnet::checkpoint::to_bytes(&t, &info).unwrap();
+    let loaded = scratchnet::model_file::from_bytes(&bytes, "ckpt").unwrap();
+    let (mut resumed, _) = scratchnet::checkpoint::restore(loaded, "ckpt").unwrap();
+    assert_eq!((resumed.state.epoch, resumed.state.batch), (1, 3));
+    resumed.to_device(&dev).unwrap();
+    resumed.run_epoch(&d, &mut |_, _| true).unwrap().unwrap();
+    assert_eq!(params(&straight), params(&resumed));
+}
+
 mod common;
 use common::{cmd, fails, ok};
 
