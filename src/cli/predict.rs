@@ -61,7 +61,7 @@ pub fn run(a: PredictArgs) -> Result<()> {
                 &[1, 1, h, w],
                 px.iter().map(|&p| p as f32 * info.input.scale + info.input.offset).collect(),
             )?;
-            Ok(loaded.model.predict_tta(&x, tta)?.to_vec()?)
+            loaded.model.predict_tta(&x, tta)?.to_vec()
         });
         let probs = match result {
             Ok(p) => p,
