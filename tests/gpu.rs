@@ -209,3 +209,15 @@ fn no_gpu_driver_is_one_clear_line() {
         .arg(std::env::temp_dir().join("scratchnet-auto.safetensors")));
     assert!(r.stderr.contains("2 threads") || r.stderr.contains("thread"), "auto falls back to the CPU: {}", r.stderr);
 }
+
+#[test]
+fn devices_lists_the_adapters() {
+    if gpu().is_none() {
+        return;
+    }
+    let r = ok(cmd().args(["devices", "--json"]));
+    let first: serde_json::Value = serde_json::from_str(r.stdout.lines().next().unwrap()).unwrap();
+    assert!(first["name"].is_string() && first["max_buffer_size"].as_u64().unwrap() > 0, "{}", r.stdout);
+    let r = ok(cmd().arg("devices"));
+    assert!(r.stdout.contains("gpu 0:") && r.stdout.contains("(--device gpu)"), "{}", r.stdout);
+}
