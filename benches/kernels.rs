@@ -172,7 +172,11 @@ fn main() {
     let (mut mask, mut y) = (Tensor::zeros(x.shape()), Tensor::zeros(x.shape()));
     if wanted("dropout 64x12x12 forward (batch 64)") {
         let mut r = Rng::new(1);
-        report("dropout 64x12x12 forward (batch 64)", time(|| ops::dropout(&x, 0.25, &mut r, &mut mask, &mut y).unwrap()), None);
+        report(
+            "dropout 64x12x12 forward (batch 64)",
+            time(|| ops::dropout(&x, 0.25, &mut r, &mut mask, &mut y).unwrap()),
+            None,
+        );
     }
     if wanted("leaky_relu 64x12x12 forward (batch 64)") {
         report("leaky_relu 64x12x12 forward (batch 64)", time(|| ops::leaky_relu(&x, 0.01, &mut y).unwrap()), None);
