@@ -1,15 +1,22 @@
-"""PyTorch reference for scratchnet: the same networks, initialisation and recipes, timed on the CPU.
+"""PyTorch reference for scratchnet: the same networks, initialisation and recipes, timed on the CPU
+or, eagerly, on CUDA.
 
 Benchmark dependency only (PyTorch from PyPI); scratchnet never needs it to build or test.
 
     python3 bench/pytorch_reference.py --threads 2             # images/s, like `cargo run --release --example bench`
     python3 bench/pytorch_reference.py --load cnn.safetensors  # load_state_dict + test accuracy of a scratchnet file
+    python3 bench/pytorch_reference.py --device cuda           # as `bench --device gpu` (bench/gpu.sh)
+
+On CUDA the data sits on the GPU, every timed span ends with torch.cuda.synchronize(), TF32 is
+off (scratchnet's shaders are plain f32), and cnn_infer is a pass over the 10,000 test images
+with each batch's probabilities copied back, as `bench --device gpu` does.
 
 Prints one line per measurement: `<name> <value> <unit>`.
 """
 import argparse
 import gzip
 import json
+import os
 import statistics
 import time
 
@@ -18,6 +25,13 @@ import torch
 from torch import nn
 
 DATA = "/usr/share/datasets/fashion-mnist"
+DEV = torch.device("cpu")
+
+
+def sync():
+    """Waits for queued CUDA work, so that a timing covers it; nothing on the CPU."""
+    if DEV.type == "cuda":
+        torch.cuda.synchronize()
 
 
 def load_idx(path):
@@ -94,13 +108,15 @@ def train_rate(net, x, y, batch, lr, steps, reps=7, momentum=0.9):
     net.train()
     times = []
     for r in range(reps + 1):
-        perm = torch.randperm(x.shape[0])[: steps * batch]
+        perm = torch.randperm(x.shape[0])[: steps * batch].to(x.device)
+        sync()
         t = time.perf_counter()
         for s in range(steps):
             idx = perm[s * batch:(s + 1) * batch]
             opt.zero_grad(set_to_none=False)
             loss_fn(net(x[idx]), y[idx]).backward()
             opt.step()
+        sync()
         if r:
             times.append(time.perf_counter() - t)
     return steps * batch / statistics.median(times)
@@ -121,26 +137,60 @@ def infer_rate(net, x, batch, reps=30):
     return batch / statistics.median(times)
 
 
+@torch.no_grad()
+def infer_pass_rate(net, x, batch, reps=5):
+    """A pass over all of x in batches, each batch's probabilities copied to the host (what
+    scratchnet's evaluate does); median of `reps` passes after one warm-up."""
+    net.eval()
+    with torch.inference_mode():
+        times = []
+        for r in range(reps + 1):
+            sync()
+            t = time.perf_counter()
+            for i in range(0, x.shape[0], batch):
+                net(x[i:i + batch]).softmax(1).cpu()
+            if r:
+                times.append(time.perf_counter() - t)
+    return x.shape[0] / statistics.median(times)
+
+
 def sgemm_gflops(n=4096, reps=5):
-    """fp32 matrix-multiply rate of PyTorch's BLAS on n x n: the machine's practical ceiling."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
+    """fp32 matrix-multiply rate of PyTorch's BLAS (cuBLAS on CUDA) on n x n: the practical ceiling."""
+    a, b = torch.randn(n, n, device=DEV), torch.randn(n, n, device=DEV)
     a @ b
     times = []
     for _ in range(reps):
+        sync()
         t = time.perf_counter()
         a @ b
+        sync()
         times.append(time.perf_counter() - t)
     return 2 * n**3 / statistics.median(times) / 1e9
 
 
 def main():
+    global DATA, DEV
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--only", help="one benchmark: cnn_train, cnn_infer, mlp_train or mlp_sgd_train")
+    ap.add_argument("--only", help="benchmarks, comma-separated: cnn_train, cnn_infer, mlp_train, mlp_sgd_train")
     ap.add_argument("--load", help="a scratchnet .safetensors file: load_state_dict and report test accuracy")
+    ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    ap.add_argument("--data", help="folder of the Fashion-MNIST IDX files (default: $SCRATCHNET_DATA/fashion-mnist, else " + DATA + ")")
     a = ap.parse_args()
+    if a.data:
+        DATA = a.data
+    elif os.environ.get("SCRATCHNET_DATA"):
+        DATA = os.path.join(os.environ["SCRATCHNET_DATA"], "fashion-mnist")
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
+    if a.device == "cuda":
+        if not torch.cuda.is_available():
+            raise SystemExit("pytorch_reference.py: --device cuda but torch.cuda.is_available() is False")
+        DEV = torch.device("cuda")
+        # Same arithmetic as scratchnet's f32 shaders: no TF32 in convolutions or products.
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
+        print(f"# {torch.cuda.get_device_name()}, torch {torch.__version__}, CUDA {torch.version.cuda}", flush=True)
     xt, yt = load("test")
     if a.load:
         from safetensors import safe_open
@@ -155,17 +205,22 @@ def main():
         print(f"pytorch_test_accuracy {acc:.4f} fraction")
         return
     x, y = load("train")
+    x, y, xt = x.to(DEV), y.to(DEV), xt.to(DEV)
+    net = lambda spec: Net(spec).to(DEV)
     print(f"threads {a.threads} count")
-    wanted = lambda name: a.only in (None, name)
+    wanted = lambda name: a.only is None or name in a.only.split(",")
     if wanted("cnn_train"):
-        print(f"cnn_train {train_rate(Net(cnn_spec()), x, y, 64, 0.005, 20):.0f} images/s")
+        print(f"cnn_train {train_rate(net(cnn_spec()), x, y, 64, 0.005, 20):.0f} images/s")
     if wanted("cnn_infer"):
-        print(f"cnn_infer {infer_rate(Net(cnn_spec()), xt, 64):.0f} images/s")
+        if DEV.type == "cuda":
+            print(f"cnn_infer {infer_pass_rate(net(cnn_spec()), xt, 64):.0f} images/s")
+        else:
+            print(f"cnn_infer {infer_rate(net(cnn_spec()), xt, 64):.0f} images/s")
     if wanted("mlp_train"):
-        print(f"mlp_train {train_rate(Net(mlp_spec(0)), x, y, 64, 0.001, 300, reps=5):.0f} images/s")
+        print(f"mlp_train {train_rate(net(mlp_spec(0)), x, y, 64, 0.001, 300, reps=5):.0f} images/s")
     if wanted("mlp_sgd_train"):
         # The original's per-sample variant: plain SGD, no momentum (scratchnet's `mlp-sgd` preset).
-        print(f"mlp_sgd_train {train_rate(Net(mlp_spec(0)), x, y, 1, 0.001, 3000, reps=3, momentum=0.0):.0f} images/s")
+        print(f"mlp_sgd_train {train_rate(net(mlp_spec(0)), x, y, 1, 0.001, 3000, reps=3, momentum=0.0):.0f} images/s")
     print(f"sgemm_ceiling {sgemm_gflops():.0f} GFLOP/s")
 
 

@@ -1,9 +1,15 @@
 //! End-to-end speed: CNN training and inference (batch 64), MLP mini-batch and per-sample
 //! training, on real Fashion-MNIST. Medians of repeated runs; `--threads N` (default: all cores),
-//! `--only NAME` for one measurement. One line per measurement, `<name> <value> <unit>`, as
+//! `--only NAME[,NAME]` for some measurements. One line per measurement, `<name> <value> <unit>`, as
 //! bench/pytorch_reference.py prints.
 //!
-//!     cargo run --release --example bench -- [--threads N] [--conv auto|direct|shifted|im2col] [--only cnn_train|cnn_infer|mlp_train|mlp_sgd_train]
+//!     cargo run --release --example bench -- [--threads N] [--conv auto|direct|shifted|im2col] [--only cnn_train|cnn_infer|mlp_train|mlp_sgd_train[,...]] [--device cpu|gpu] [--limit N]
+//!
+//! `--device gpu` moves each model (and optimizer state) there before the warm-up; every timed span
+//! ends with a read-back (the epoch's losses, the probabilities), so it covers the GPU's work, not
+//! only its recording. There cnn_infer is a pass over the 10,000 test images (batch 64, as
+//! `evaluate`), as on a GPU one batch is mostly latency. `--limit N` caps the images of each epoch
+//! or pass (and cnn_train's batches), for slow adapters such as lavapipe; images/s stay comparable.
 //!
 //! `--conv` forces a convolution algorithm (see `ops::ConvAlgorithm`; `--im2col` = `--conv im2col`);
 //! `--no-fusion` runs every activation as its own layer (`Sequential::set_fusion(false)`).
@@ -12,6 +18,7 @@ use std::time::Instant;
 
 use scratchnet::data::{Dataset, discover};
 use scratchnet::model::{Sequential, preset};
+use scratchnet::tensor::Device;
 use scratchnet::train::Trainer;
 
 static NO_FUSION: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
@@ -23,6 +30,27 @@ fn model(spec: scratchnet::model::ModelSpec) -> Sequential {
     m
 }
 
+/// `--device`: the GPU fails here, in one line, rather than in the first measurement.
+fn device(name: &str) -> Device {
+    match name {
+        "cpu" => Device::Cpu,
+        #[cfg(feature = "gpu")]
+        "gpu" => match scratchnet::ops::gpu::Gpu::new() {
+            Ok(g) => {
+                let s = g.summary();
+                let emulated = if s.emulated { ", CPU emulation" } else { "" };
+                eprintln!("gpu: {} ({}, {}{emulated})", s.name, s.backend, s.driver);
+                Device::Gpu(g)
+            }
+            Err(e) => {
+                eprintln!("bench: --device gpu: {e}");
+                std::process::exit(2)
+            }
+        },
+        other => panic!("--device {other}: expected cpu or gpu (gpu needs feature \"gpu\")"),
+    }
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -30,6 +58,13 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    // Not a benchmark run: bench/gpu.sh checks that a carried binary starts.
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        println!(
+            "bench [--threads N] [--conv auto|direct|shifted|im2col] [--no-fusion] [--only NAME[,NAME]] [--device cpu|gpu] [--limit N]"
+        );
+        return;
+    }
     if let Some(i) = args.iter().position(|a| a == "--threads") {
         let n = args[i + 1].parse().expect("--threads N");
         rayon::ThreadPoolBuilder::new().num_threads(n).build_global().unwrap();
@@ -45,43 +80,63 @@ fn main() {
     }
     NO_FUSION.store(args.iter().any(|a| a == "--no-fusion"), std::sync::atomic::Ordering::Relaxed);
     let only = args.iter().position(|a| a == "--only").map(|i| args[i + 1].clone());
-    let wanted = |name: &str| only.as_deref().is_none_or(|o| o == name);
+    let wanted = |name: &str| only.as_deref().is_none_or(|o| o.split(',').any(|o| o == name));
+    let dev = device(args.iter().position(|a| a == "--device").map_or("cpu", |i| args[i + 1].as_str()));
+    let cap = args.iter().position(|a| a == "--limit").map_or(usize::MAX, |i| args[i + 1].parse().expect("--limit N"));
     let splits = discover::load("fashion-mnist", None).expect("Fashion-MNIST");
     let train = splits.train.unwrap();
     println!("threads {} count", rayon::current_num_threads());
     if wanted("cnn_train") {
-        cnn_train(&train);
+        cnn_train(&train, &dev, cap);
     }
     if wanted("cnn_infer") {
-        cnn_infer();
+        if dev.is_cpu() {
+            cnn_infer();
+        } else {
+            cnn_infer_pass(&splits.test.expect("Fashion-MNIST test split"), &dev, cap);
+        }
     }
     for (name, key, reps, limit) in [("mlp", "mlp_train", 5, 60000), ("mlp-sgd", "mlp_sgd_train", 3, 20000)] {
         if wanted(key) {
-            mlp_train(name, key, reps, &train.clone().take(limit));
+            mlp_train(name, key, reps, &train.clone().take(limit.min(cap)), &dev);
         }
     }
 }
 
-/// 7 timed epochs of 20 batches after one warm-up.
-fn cnn_train(train: &Dataset) {
-    let p = preset("cnn").unwrap();
+/// A trainer for the preset with its model and optimizer state on `dev`.
+fn trainer(name: &str, dev: &Device) -> Trainer {
+    let p = preset(name).unwrap();
     let mut t = Trainer::new(model(p.spec), p.train);
-    let part = train.clone().take(64 * 20);
+    // The CPU path stays exactly as it was measured before.
+    if !dev.is_cpu() {
+        t.to_device(dev).expect("moving the model to the device");
+    }
+    t
+}
+
+/// 7 timed epochs of 20 batches after one warm-up. An epoch ends by reading its losses back, so
+/// on a GPU its time includes the work.
+fn cnn_train(train: &Dataset, dev: &Device, cap: usize) {
+    let mut t = trainer("cnn", dev);
+    let part = train.clone().take((64 * 20).min(cap));
+    let batches = t.batches_per_epoch(&part) as f64;
     t.run_epoch(&part, &mut |_, _| true).unwrap();
     let step = median(
         (0..7)
             .map(|_| {
                 let s = Instant::now();
                 t.run_epoch(&part, &mut |_, _| true).unwrap();
-                s.elapsed().as_secs_f64() / 20.0
+                s.elapsed().as_secs_f64() / batches
             })
             .collect(),
     );
+    // 64 but under a small --limit.
+    let per_step = part.len() as f64 / batches;
     println!(
-        "cnn_train {:.0} images/s  (step of 64: {:.1} ms, ~{:.0} s per epoch)",
-        64.0 / step,
+        "cnn_train {:.0} images/s  (step of {per_step}: {:.1} ms, ~{:.0} s per epoch)",
+        per_step / step,
         step * 1e3,
-        60000.0 * step / 64.0
+        60000.0 * step / per_step
     );
 }
 
@@ -102,9 +157,29 @@ fn cnn_infer() {
     println!("cnn_infer {:.0} images/s  (batch of 64: {:.1} ms)", 64.0 / inf, inf * 1e3);
 }
 
-fn mlp_train(name: &str, key: &str, reps: usize, data: &Dataset) {
-    let p = preset(name).unwrap();
-    let mut t = Trainer::new(model(p.spec), p.train);
+/// Evaluation mode over the test images in batches of 64, each batch's probabilities read back
+/// (what `evaluate` does); median of 5 passes after one warm-up.
+fn cnn_infer_pass(test: &Dataset, dev: &Device, cap: usize) {
+    let mut m = model(preset("cnn").unwrap().spec);
+    m.to_device(dev).expect("moving the model to the device");
+    let idx: Vec<u32> = (0..test.len().min(cap) as u32).collect();
+    let mut labels = Vec::new();
+    let mut pass = || {
+        let s = Instant::now();
+        for chunk in idx.chunks(64) {
+            test.fill_batch(chunk, m.input_mut(chunk.len()), &mut labels);
+            m.infer(scratchnet::model::Tta::None).and_then(|p| p.to_vec()).unwrap();
+        }
+        s.elapsed().as_secs_f64()
+    };
+    pass();
+    let secs = median((0..5).map(|_| pass()).collect());
+    let n = idx.len() as f64;
+    println!("cnn_infer {:.0} images/s  ({n} test images, batch 64: {:.1} ms per pass)", n / secs, secs * 1e3);
+}
+
+fn mlp_train(name: &str, key: &str, reps: usize, data: &Dataset, dev: &Device) {
+    let mut t = trainer(name, dev);
     t.run_epoch(data, &mut |_, _| true).unwrap();
     let secs = median(
         (0..reps)
