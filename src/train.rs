@@ -176,7 +176,8 @@ impl Trainer {
         on_batch: &mut (dyn FnMut(&Progress) -> bool + Send),
     ) -> Result<Option<EpochStats>> {
         let macs = self.model.spec().forward_macs() * self.config.batch_size;
-        crate::ops::on_worker_for(macs, || self.run_epoch_here(data, on_batch))
+        let device = self.model.device().clone();
+        crate::ops::run_batches(&device, macs, || self.run_epoch_here(data, on_batch))
     }
 
     fn run_epoch_here(
@@ -321,7 +322,8 @@ pub fn evaluate(model: &mut Sequential, data: &Dataset, batch_size: usize) -> Re
 /// cross-entropy of the averaged probabilities.
 pub fn evaluate_tta(model: &mut Sequential, data: &Dataset, batch_size: usize, tta: Tta) -> Result<Evaluation> {
     let macs = model.spec().forward_macs() * batch_size;
-    crate::ops::on_worker_for(macs, || evaluate_here(model, data, batch_size, tta))
+    let device = model.device().clone();
+    crate::ops::run_batches(&device, macs, || evaluate_here(model, data, batch_size, tta))
 }
 
 fn evaluate_here(model: &mut Sequential, data: &Dataset, batch_size: usize, tta: Tta) -> Result<Evaluation> {

@@ -13,7 +13,7 @@ mod on_gpu;
 
 use crate::error::{Error, Result};
 use crate::rng::Rng;
-use crate::tensor::Tensor;
+use crate::tensor::{Device, Tensor};
 use cpu::gemm::Mat;
 
 /// Geometry of a 2-D convolution over one image (c, h, w) with f filters of k x k.
@@ -93,24 +93,16 @@ pub struct AdamStep {
     pub step: u64,
 }
 
-pub use cpu::par::{on_worker, on_worker_awake};
+pub use cpu::par::{keeps_pool_awake, on_worker, on_worker_awake};
 
-/// Whether work of `macs` multiply-adds per batch is best run with the pool kept awake
-/// ([`on_worker_awake`]): large enough to be split across threads (products from 2M
-/// multiply-adds), small enough that waking a sleeping worker for each split would cost a large
-/// share of it (below ~1 ms of products). The MLP's batches of 64 (7M) are; the CNN's (1.3G) and
-/// per-sample steps (0.1M, nothing to split) are not. Nor is a pool with more threads than cores,
-/// where spinning workers would take turns with the one doing the work.
-pub fn keeps_pool_awake(macs: usize) -> bool {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    (1 << 21..1 << 26).contains(&macs) && (2..=cores).contains(&cpu::par::threads())
-}
-
-/// Runs batched work of `macs` multiply-adds per batch on a pool worker, keeping the pool awake
-/// when [`keeps_pool_awake`] says so. Which of the two only changes scheduling: the thread count
-/// it depends on must never reach the results.
-pub fn on_worker_for<R: Send>(macs: usize, f: impl FnOnce() -> R + Send) -> R {
-    if keeps_pool_awake(macs) { on_worker_awake(f) } else { on_worker(f) }
+/// Runs `f`, work made of batches of `macs` multiply-adds each (training or evaluation), the way
+/// `device` runs it best: on the CPU on a worker of the thread pool ([`cpu::par::on_worker_for`]);
+/// on a GPU as it is (the calling thread only records the work).
+pub fn run_batches<R: Send>(device: &Device, macs: usize, f: impl FnOnce() -> R + Send) -> R {
+    match device {
+        Device::Cpu => cpu::par::on_worker_for(macs, f),
+        Device::Gpu(_) => f(),
+    }
 }
 
 /// Per-layer scratch memory for convolution, reused across steps.

@@ -52,6 +52,24 @@ pub fn threads() -> usize {
     return 1;
 }
 
+/// Whether work of `macs` multiply-adds per batch is best run with the pool kept awake
+/// ([`on_worker_awake`]): large enough to be split across threads (products from 2M
+/// multiply-adds), small enough that waking a sleeping worker for each split would cost a large
+/// share of it (below ~1 ms of products). The MLP's batches of 64 (7M) are; the CNN's (1.3G) and
+/// per-sample steps (0.1M, nothing to split) are not. Nor is a pool with more threads than cores,
+/// where spinning workers would take turns with the one doing the work.
+pub fn keeps_pool_awake(macs: usize) -> bool {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    (1 << 21..1 << 26).contains(&macs) && (2..=cores).contains(&threads())
+}
+
+/// Runs batched work of `macs` multiply-adds per batch on a pool worker, keeping the pool awake
+/// when [`keeps_pool_awake`] says so. Which of the two only changes scheduling: the thread count
+/// it depends on must never reach the results.
+pub fn on_worker_for<R: Send>(macs: usize, f: impl FnOnce() -> R + Send) -> R {
+    if keeps_pool_awake(macs) { on_worker_awake(f) } else { on_worker(f) }
+}
+
 /// Runs `f` on a worker thread of the pool, so the parallel loops inside it queue their work
 /// locally; from outside the pool every loop would go through rayon's global injector, which
 /// allocates a queue block every few dozen loops.
