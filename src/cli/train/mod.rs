@@ -267,19 +267,8 @@ pub fn run(a: TrainArgs) -> Result<()> {
             Err(e) => return Err(anyhow::Error::new(e).context("no model was written")),
         }) else {
             save_checkpoint(&trainer, &info, &record, &run, &ckpt_path)?;
-            return Err(interrupted(
-                &trainer,
-                &run,
-                a.plot.as_deref(),
-                format!(
-                    "interrupted at epoch {} batch {}; checkpoint written to {} (continue with: scratchnet train \
-                     --resume {})",
-                    trainer.state.epoch + 1,
-                    trainer.state.batch,
-                    ckpt_path.display(),
-                    ckpt_path.display()
-                ),
-            ));
+            let at = format!("at epoch {} batch {}", trainer.state.epoch + 1, trainer.state.batch);
+            return Err(interrupted(&trainer, &run, a.plot.as_deref(), &at, &ckpt_path));
         };
         let what = if validation.is_some() { "the test and validation sets" } else { "the test set" };
         let spin = spinner(
@@ -301,17 +290,8 @@ pub fn run(a: TrainArgs) -> Result<()> {
         }
         if stop.load(Ordering::SeqCst) && trainer.state.epoch < total_epochs {
             save_checkpoint(&trainer, &info, &record, &run, &ckpt_path)?;
-            return Err(interrupted(
-                &trainer,
-                &run,
-                a.plot.as_deref(),
-                format!(
-                    "interrupted after epoch {}; checkpoint written to {} (continue with: scratchnet train --resume {})",
-                    trainer.state.epoch,
-                    ckpt_path.display(),
-                    ckpt_path.display()
-                ),
-            ));
+            let at = format!("after epoch {}", trainer.state.epoch);
+            return Err(interrupted(&trainer, &run, a.plot.as_deref(), &at, &ckpt_path));
         }
     }
 
@@ -336,8 +316,9 @@ pub fn run(a: TrainArgs) -> Result<()> {
     Ok(())
 }
 
-/// The error that ends an interrupted run, after drawing the curves of the epochs done.
-fn interrupted(trainer: &Trainer, run: &RunSettings, plot: Option<&Path>, msg: String) -> anyhow::Error {
+/// The error that ends an interrupted run (`at` says where), after drawing the curves of the
+/// epochs done.
+fn interrupted(trainer: &Trainer, run: &RunSettings, plot: Option<&Path>, at: &str, ckpt: &Path) -> anyhow::Error {
     if let Some(p) = plot
         && !trainer.state.history.is_empty()
     {
@@ -346,5 +327,9 @@ fn interrupted(trainer: &Trainer, run: &RunSettings, plot: Option<&Path>, msg: S
             Err(e) => errln!("warning: {e:#}"),
         }
     }
-    Interrupted(msg).into()
+    let ckpt = ckpt.display();
+    Interrupted(format!(
+        "interrupted {at}; checkpoint written to {ckpt} (continue with: scratchnet train --resume {ckpt})"
+    ))
+    .into()
 }
