@@ -105,3 +105,12 @@ fn inspect_takes_model_like_the_others_and_predict_json_reports_failures() {
     assert_eq!(lines[1]["file"], bad.display().to_string());
     assert!(lines[1]["error"].as_str().unwrap().contains("bad.png"), "{}", r.stdout);
 }
+
+#[test]
+fn a_batch_too_large_for_memory_is_refused_before_allocating() {
+    // The CNN keeps ~150,000 values per image; a batch of 10^9 images needs ~1 PB.
+    fails(
+        cmd().args(["train", "--model", "cnn", "--epochs", "1", "--batch-size", "1000000000"]),
+        "use a smaller --batch-size",
+    );
+}

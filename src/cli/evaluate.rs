@@ -55,6 +55,7 @@ pub fn run(a: EvaluateArgs) -> Result<()> {
         super::out::check_writable("--confusion", p)?;
     }
     let (mut loaded, model_name) = super::default_model::load_or_builtin(a.model.as_deref())?;
+    super::ensure_batch_fits(&loaded.info.spec, scratchnet::train::EVAL_BATCH, false)?;
     loaded.model.to_device(&super::device::pick(a.device.as_deref())?)?;
     let dataset = a.data.dataset.clone().unwrap_or_else(|| loaded.info.dataset.clone());
     let splits = discover::load(&dataset, a.data.data_dir.as_deref())?;

@@ -68,6 +68,33 @@ pub fn init_threads(threads: Option<usize>) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Fails, before anything is allocated, when a batch of `batch` images would need more memory for
+/// the network's activations (and, in training, their gradients) than the machine has available:
+/// a failed allocation would abort the process instead.
+pub fn ensure_batch_fits(spec: &scratchnet::model::ModelSpec, batch: usize, training: bool) -> anyhow::Result<()> {
+    let per_image: usize = spec.shapes()?.iter().map(|s| s.iter().product::<usize>()).sum();
+    let copies = if training { 2 } else { 1 };
+    let bytes = (per_image as u128) * (batch as u128) * 4 * copies;
+    let Some(available) = available_memory() else { return Ok(()) };
+    anyhow::ensure!(
+        bytes <= available as u128,
+        "a batch of {batch} images needs at least {:.1} GiB for the network's activations{}, but {:.1} GiB of memory \
+         is available: use a smaller --batch-size",
+        bytes as f64 / (1u64 << 30) as f64,
+        if training { " and their gradients" } else { "" },
+        available as f64 / (1u64 << 30) as f64
+    );
+    Ok(())
+}
+
+/// MemAvailable of /proc/meminfo in bytes (None where there is no such file).
+fn available_memory() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
 /// Fails unless `--limit N` is at least 1.
 pub fn check_limit(limit: Option<usize>) -> anyhow::Result<()> {
     anyhow::ensure!(limit != Some(0), "--limit must be at least 1");

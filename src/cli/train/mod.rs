@@ -138,6 +138,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
     }
     args::check_ranges(&a)?;
     let Setup { mut trainer, mut info, mut run, out } = setup(&a)?;
+    super::ensure_batch_fits(trainer.model.spec(), trainer.config.batch_size, true)?;
     let device = super::device::pick(a.device.as_deref())?;
 
     // Every output is checked before any work, so a mistyped path costs nothing.
