@@ -45,7 +45,8 @@ pub struct DataArgs {
     /// Dataset name (mnist, fashion-mnist) or a directory holding IDX or Kaggle CSV files
     #[arg(long)]
     pub dataset: Option<String>,
-    /// Directory to look in first for a named dataset
+    /// Directory to look in first for a named dataset (`--dataset fashion-mnist --data-dir DIR` also
+    /// says which data set a folder holds when its files cannot tell)
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
 }
