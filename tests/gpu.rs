@@ -115,6 +115,12 @@ fn evaluation_on_the_gpu_matches_the_cpu() {
         assert_eq!(a.confusion, b.confusion, "{tta:?}");
         assert!((a.loss - b.loss).abs() < 1e-4 * a.loss.max(1.0), "{tta:?}: {} vs {}", a.loss, b.loss);
     }
+    // Values set from host tensors go to the model's device.
+    let values: Vec<_> = cpu.named_params().into_iter().map(|(_, t)| t.clone()).collect();
+    on_gpu.set_params(values).unwrap();
+    assert!(on_gpu.named_params().iter().all(|(_, t)| !t.is_host()));
+    let b = evaluate_tta(&mut on_gpu, &d, 64, Tta::None).unwrap();
+    assert_eq!(evaluate_tta(&mut cpu, &d, 64, Tta::None).unwrap().confusion, b.confusion);
 }
 
 /// Interrupted mid-epoch on the GPU, saved, restored to the GPU: the same weights as a straight

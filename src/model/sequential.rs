@@ -365,6 +365,9 @@ impl Sequential {
                 ));
             }
         }
+        for v in &mut values {
+            v.move_to(&self.device)?;
+        }
         values.reverse();
         self.visit_params_mut(&mut |_, p| *p.value = values.pop().unwrap());
         Ok(())
