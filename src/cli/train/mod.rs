@@ -210,6 +210,8 @@ pub fn run(a: TrainArgs) -> Result<()> {
     };
     trainer.to_device(&device)?;
     let first_epoch = trainer.state.epoch;
+    // The epoch of the checkpoint this run last wrote, for the message if a later epoch fails.
+    let mut checkpointed: Option<usize> = None;
     let mut metrics = match &a.metrics {
         Some(p) => {
             let mut f = std::fs::OpenOptions::new()
@@ -265,7 +267,13 @@ pub fn run(a: TrainArgs) -> Result<()> {
         }
         let Some(mut stats) = (match outcome {
             Ok(s) => s,
-            Err(e) => return Err(anyhow::Error::new(e).context("no model was written")),
+            Err(e) => {
+                let kept = match checkpointed {
+                    Some(n) => format!("; {} holds the run after epoch {n}", ckpt_path.display()),
+                    None => String::new(),
+                };
+                return Err(anyhow::Error::new(e).context(format!("no model was written{kept}")));
+            }
         }) else {
             save_checkpoint(&trainer, &info, &record, &run, &ckpt_path)?;
             let at = format!("at epoch {} batch {}", trainer.state.epoch + 1, trainer.state.batch);
@@ -288,6 +296,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
         trainer.state.history.push(stats);
         if run.checkpoint_every.is_some_and(|n| n > 0 && trainer.state.epoch % n == 0) {
             save_checkpoint(&trainer, &info, &record, &run, &ckpt_path)?;
+            checkpointed = Some(trainer.state.epoch);
         }
         if stop.load(Ordering::SeqCst) && trainer.state.epoch < total_epochs {
             save_checkpoint(&trainer, &info, &record, &run, &ckpt_path)?;
