@@ -220,6 +220,7 @@ impl Trainer {
                 } else {
                     self.optimizer.step(&mut self.model, lr)?;
                 }
+                crate::ops::submit(self.model.device())?;
                 self.pending.push(idx.len());
                 self.state.batch += 1;
                 let stop = self.state.batch == total || self.pending.len() >= TAKE_EVERY;
