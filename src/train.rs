@@ -334,21 +334,43 @@ fn evaluate_here(model: &mut Sequential, data: &Dataset, batch_size: usize, tta:
     let mut loss_sum = 0.0;
     let idx: Vec<u32> = (0..data.len() as u32).collect();
     let mut rng = Rng::new(0);
+    // On a GPU the batches' losses stay on the device until a few hundred are recorded: one read
+    // per batch (its probabilities) instead of two.
+    let deferred = !model.device().is_cpu();
+    let mut sizes = Vec::new();
+    let absorb = |model: &mut Sequential, sizes: &mut Vec<usize>| -> Result<f64> {
+        let stats = model.take_stats()?;
+        let sum = stats.iter().zip(sizes.iter()).map(|((loss, _), &n)| *loss as f64 * n as f64).sum();
+        sizes.clear();
+        Ok(sum)
+    };
     for chunk in idx.chunks(batch_size.max(1)) {
         data.fill_batch(chunk, model.input_mut(chunk.len()), &mut labels);
-        if tta == Tta::None {
+        let probs = if tta == Tta::None {
             model.forward(false, &mut rng)?;
-            loss_sum += model.loss(&labels)? as f64 * chunk.len() as f64;
+            if deferred {
+                model.record_loss(&labels)?;
+                sizes.push(chunk.len());
+                if sizes.len() >= crate::ops::StepStats::CAPACITY / 2 {
+                    loss_sum += absorb(model, &mut sizes)?;
+                }
+            } else {
+                loss_sum += model.loss(&labels)? as f64 * chunk.len() as f64;
+            }
+            model.probs().to_vec()?
         } else {
             let probs = model.infer(tta)?.to_vec()?;
             // Probabilities, not logits, are what was averaged: clamp before the log.
             loss_sum -=
                 probs.chunks(k).zip(&labels).map(|(row, &y)| (row[y as usize].max(1e-30) as f64).ln()).sum::<f64>();
-        }
-        let probs = model.probs().to_vec()?;
+            probs
+        };
         for (p, &y) in argmax_rows(&probs, k).zip(&labels) {
             confusion[y as usize][p] += 1;
         }
+    }
+    if !sizes.is_empty() {
+        loss_sum += absorb(model, &mut sizes)?;
     }
     let n = data.len().max(1) as f64;
     let correct: u64 = (0..k).map(|i| confusion[i][i]).sum();

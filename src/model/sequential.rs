@@ -244,6 +244,21 @@ impl Sequential {
         self.backprop_layers(sgd_lr)
     }
 
+    /// Records the mean cross-entropy (and correct count) of the last forward pass's logits for
+    /// [`Sequential::take_stats`], without back-propagating; the probabilities are in
+    /// [`Sequential::probs`].
+    pub fn record_loss(&mut self, labels: &[u32]) -> Result<()> {
+        let last = self.layers.len();
+        ops::softmax_cross_entropy_recorded(
+            &self.acts[last],
+            labels,
+            0.0,
+            &mut self.probs,
+            &mut self.grads[last],
+            &mut self.stats,
+        )
+    }
+
     /// (mean loss, correct count) of each step recorded by [`Sequential::backward_recorded`] since
     /// the last call.
     pub fn take_stats(&mut self) -> Result<Vec<(f32, u32)>> {
