@@ -14,6 +14,11 @@ fn main() {
             std::process::exit(e.exit_code());
         }
     };
+    // An unknown instruction-set cap is refused before any work, naming the variable.
+    if let Err(e) = scratchnet::ops::cpu::isa::cap_from_env() {
+        cli::out::errln!("error: {e}");
+        std::process::exit(2);
+    }
     let result = match cli.command {
         Command::Train(a) => cli::train::run(*a),
         Command::Evaluate(a) => cli::evaluate::run(a),

@@ -114,3 +114,23 @@ fn a_batch_too_large_for_memory_is_refused_before_allocating() {
         "use a smaller --batch-size",
     );
 }
+
+#[test]
+fn the_instruction_set_cap_is_checked_and_changes_only_the_last_bits() {
+    fails(cmd().env("SCRATCHNET_MAX_CPU_ISA", "sse9").arg("inspect"), "SCRATCHNET_MAX_CPU_ISA=sse9 is not a level");
+    let eval = |isa: &str| -> serde_json::Value {
+        let r = ok(cmd()
+            .env("SCRATCHNET_MAX_CPU_ISA", isa)
+            .args(["evaluate", "--json", "--limit", "500", "--tta", "none"]));
+        serde_json::from_str(r.stdout.trim()).unwrap()
+    };
+    let best = eval("avx512");
+    for isa in ["avx2", "scalar"] {
+        let capped = eval(isa);
+        assert_eq!(capped["confusion"], best["confusion"], "{isa}");
+        let (a, b) = (capped["loss"].as_f64().unwrap(), best["loss"].as_f64().unwrap());
+        assert!((a - b).abs() < 1e-5 * b, "{isa}: loss {a} vs {b}");
+    }
+    let r = ok(cmd().env("SCRATCHNET_MAX_CPU_ISA", "scalar").arg("devices"));
+    assert!(r.stdout.contains("scalar kernels"), "{}", r.stdout);
+}

@@ -58,7 +58,15 @@ pub fn list(a: DevicesArgs) -> Result<()> {
         }
         return Ok(());
     }
-    outln!("cpu: {} threads (--device cpu)", std::thread::available_parallelism().map_or(1, |n| n.get()));
+    use scratchnet::ops::cpu::isa;
+    let (level, best) = (isa::current(), isa::detected());
+    let capped =
+        if level < best { format!(", capped by {} (the CPU has {})", isa::ENV, best.name()) } else { String::new() };
+    outln!(
+        "cpu: {} threads, {} kernels{capped} (--device cpu)",
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+        level.name()
+    );
     if adapters.is_empty() {
         outln!(
             "no GPU adapter: install the GPU vendor's Vulkan driver (or, for a CPU emulation to test with, Debian's \

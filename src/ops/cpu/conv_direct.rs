@@ -23,16 +23,11 @@ pub const MR: usize = 8;
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 const NR: usize = 48;
 
-/// Whether this CPU runs the kernel. Elsewhere the callers use `gemm` per tap.
+/// Whether this CPU runs the kernel (it has AVX-512F, and `SCRATCHNET_MAX_CPU_ISA` allows it:
+/// [`super::isa::current`] never exceeds what the CPU has). Elsewhere the callers use `gemm` per
+/// tap.
 pub fn available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::is_x86_feature_detected!("avx512f")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+    super::isa::current() >= super::isa::Isa::Avx512
 }
 
 /// Offsets of the k² taps in a wide layout of row length `wp`: tap (ki, kj) reads pixel p + ki·wp + kj.

@@ -84,6 +84,13 @@ pub fn gemm_scaled(a: Mat, b: Mat, c: &mut [f32], c_rs: usize, accumulate: bool,
 unsafe fn raw_gemm(a: Mat, b: Mat, c: *mut f32, c_rs: usize, accumulate: bool, s: f32) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     IN_GEMM.with(|f| f.set(true));
+    #[cfg(target_arch = "x86_64")]
+    if super::isa::current() < super::isa::detected() {
+        // SAFETY: as the caller promises; the level is at most what the CPU has.
+        unsafe { capped::gemm(super::isa::current(), a, b, c, c_rs, accumulate, s) };
+        IN_GEMM.with(|f| f.set(false));
+        return;
+    }
     // SAFETY: the caller vouches for every element these views and strides reach: c's with
     // column stride 1 and row stride c_rs, a's and b's with their own strides (the crate takes
     // column stride, then row stride).
@@ -111,6 +118,81 @@ unsafe fn raw_gemm(a: Mat, b: Mat, c: *mut f32, c_rs: usize, accumulate: bool, s
         );
     }
     IN_GEMM.with(|f| f.set(false));
+}
+
+/// The `gemm` crate's kernel of a given instruction-set level, for a level capped below the
+/// CPU's (`SCRATCHNET_MAX_CPU_ISA`): `gemm::gemm` always picks the best. The same code `gemm::gemm`
+/// runs on a CPU of that level.
+#[cfg(target_arch = "x86_64")]
+mod capped {
+    use super::Mat;
+    use crate::ops::cpu::isa::Isa;
+    use gemm_common::gemm::gemm_basic_generic;
+    use gemm_common::simd::MixedSimd;
+
+    /// c = s·a·b (+ c when `accumulate`), c row-major with row stride `c_rs`.
+    ///
+    /// # Safety
+    /// As `raw_gemm`'s, and `isa` must not exceed what the CPU runs.
+    pub unsafe fn gemm(isa: Isa, a: Mat, b: Mat, c: *mut f32, c_rs: usize, accumulate: bool, s: f32) {
+        // gemm::gemm's own normalisation: with a row-major output, compute cᵀ = bᵀ·aᵀ, whose
+        // output is column-major (strides are never negative here).
+        let (m, n, k) = (b.cols, a.rows, a.cols);
+        let (dst_cs, dst_rs) = (c_rs as isize, 1isize);
+        let (lhs, lhs_cs, lhs_rs) = (b.data.as_ptr(), b.rs as isize, b.cs as isize);
+        let (rhs, rhs_cs, rhs_rs) = (a.data.as_ptr(), a.rs as isize, a.cs as isize);
+        macro_rules! run {
+            ($simd:ty, $kernels:ident, $n:expr) => {{
+                use gemm_f32::microkernel::$kernels::f32 as K;
+                let Some(simd) = <$simd as MixedSimd<f32, f32, f32, f32>>::try_new() else {
+                    unreachable!("the level is at most the CPU's")
+                };
+                // SAFETY: the caller's promises cover every index of the three operands.
+                unsafe {
+                    gemm_basic_generic::<
+                        _,
+                        f32,
+                        { $n },
+                        { K::MR_DIV_N * $n },
+                        { K::NR },
+                        { K::MR_DIV_N },
+                        { K::H_M },
+                        { K::H_N },
+                    >(
+                        simd,
+                        m,
+                        n,
+                        k,
+                        c,
+                        dst_cs,
+                        dst_rs,
+                        accumulate,
+                        lhs,
+                        lhs_cs,
+                        lhs_rs,
+                        rhs,
+                        rhs_cs,
+                        rhs_rs,
+                        1.0,
+                        s,
+                        false,
+                        false,
+                        false,
+                        |x, y, z| x * y + z,
+                        &K::UKR,
+                        &K::H_UKR,
+                        false,
+                        gemm_common::Parallelism::None,
+                    )
+                }
+            }};
+        }
+        match isa {
+            Isa::Avx512 => run!(gemm_common::simd::V4, avx512f, 16),
+            Isa::Avx2 => run!(gemm_common::simd::V3, fma, 8),
+            Isa::Scalar => run!(gemm_common::simd::Scalar, scalar, 1),
+        }
+    }
 }
 
 /// Products with a dimension of 1 (the per-sample MLP's every product): a row vector times a matrix,

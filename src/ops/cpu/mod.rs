@@ -5,6 +5,7 @@ pub mod conv_direct;
 pub mod conv_shift;
 pub mod elementwise;
 pub mod gemm;
+pub mod isa;
 pub mod par;
 pub mod pool;
 pub mod softmax;
