@@ -227,3 +227,87 @@ fn devices_lists_the_adapters() {
     let r = ok(cmd().arg("devices"));
     assert!(r.stdout.contains("gpu 0:") && r.stdout.contains("(--device gpu)"), "{}", r.stdout);
 }
+
+/// Every layer, forward and backward, on the GPU against the same layer on the CPU: outputs, input
+/// gradients and parameter gradients, on odd geometries (the layers' own finite-difference checks
+/// run on the CPU, `layers::tests`).
+#[test]
+fn every_layer_forward_and_backward_matches_the_cpu() {
+    use scratchnet::Tensor;
+    use scratchnet::layers::{Conv2d, Ctx, Dense, Dropout, Flatten, Layer, LeakyRelu, MaxPool2d};
+    use scratchnet::ops::{Conv2dGeom, Pool2dGeom};
+    let Some(dev) = gpu() else { return };
+    let conv = |c, h, w, f, k, stride, pad| Conv2dGeom { c, h, w, f, k, stride, pad };
+    type Make = Box<dyn Fn() -> Box<dyn Layer>>;
+    let cases: Vec<(&str, Vec<usize>, Make)> = vec![
+        ("dense", vec![3, 7], Box::new(|| Box::new(Dense::new(7, 5, &mut scratchnet::Rng::new(1))))),
+        (
+            "conv k3 pad1",
+            vec![2, 3, 7, 6],
+            Box::new(move || Box::new(Conv2d::new(conv(3, 7, 6, 4, 3, 1, 1), &mut scratchnet::Rng::new(2)))),
+        ),
+        (
+            "conv k5 stride2",
+            vec![2, 2, 9, 8],
+            Box::new(move || Box::new(Conv2d::new(conv(2, 9, 8, 3, 5, 2, 2), &mut scratchnet::Rng::new(3)))),
+        ),
+        (
+            "conv k2",
+            vec![1, 4, 5, 5],
+            Box::new(move || Box::new(Conv2d::new(conv(4, 5, 5, 2, 2, 1, 0), &mut scratchnet::Rng::new(4)))),
+        ),
+        (
+            "max_pool 2x2",
+            vec![2, 3, 6, 7],
+            Box::new(|| Box::new(MaxPool2d::new(Pool2dGeom { h: 6, w: 7, k: 2, stride: 2 }))),
+        ),
+        (
+            "max_pool 3 stride 2",
+            vec![1, 2, 7, 7],
+            Box::new(|| Box::new(MaxPool2d::new(Pool2dGeom { h: 7, w: 7, k: 3, stride: 2 }))),
+        ),
+        ("dropout", vec![4, 50], Box::new(|| Box::new(Dropout::new(0.3)))),
+        ("leaky_relu", vec![3, 11], Box::new(|| Box::new(LeakyRelu { slope: 0.01 }))),
+        ("flatten", vec![2, 3, 2, 2], Box::new(|| Box::new(Flatten))),
+    ];
+    let close = |a: &[f32], b: &[f32], what: &str| {
+        assert_eq!(a.len(), b.len(), "{what}");
+        let scale = b.iter().fold(1e-6f32, |m, v| m.max(v.abs()));
+        let diff = a.iter().zip(b).fold(0f32, |m, (p, q)| m.max((p - q).abs()));
+        assert!(diff <= 1e-5 * scale, "{what}: {diff} (scale {scale})");
+    };
+    for (name, shape, make) in cases {
+        let mut rng = scratchnet::Rng::new(7);
+        let x = Tensor::randn(&shape, 1.0, &mut rng);
+        let run = |device: Option<&Device>| {
+            let mut layer = make();
+            let mut x = x.clone();
+            if let Some(d) = device {
+                layer.visit_params_mut(&mut |p| {
+                    p.value.move_to(d).unwrap();
+                    p.grad.move_to(d).unwrap();
+                });
+                x.move_to(d).unwrap();
+            }
+            let mut y = Tensor::default();
+            layer.forward(&x, &mut y, &mut Ctx { train: true, rng: &mut scratchnet::Rng::new(9) }).unwrap();
+            let dy = Tensor::randn(y.shape(), 1.0, &mut scratchnet::Rng::new(11));
+            let dy = match device {
+                Some(d) => dy.to_device(d).unwrap(),
+                None => dy,
+            };
+            let mut dx = Tensor::default();
+            layer.backward(&x, &y, &dy, Some(&mut dx)).unwrap();
+            let mut grads = Vec::new();
+            layer.visit_params_mut(&mut |p| grads.push(p.grad.to_vec().unwrap()));
+            (y.to_vec().unwrap(), dx.to_vec().unwrap(), grads)
+        };
+        let (cy, cdx, cg) = run(None);
+        let (gy, gdx, gg) = run(Some(&dev));
+        close(&gy, &cy, &format!("{name}: y"));
+        close(&gdx, &cdx, &format!("{name}: dx"));
+        for (i, (g, c)) in gg.iter().zip(&cg).enumerate() {
+            close(g, c, &format!("{name}: parameter {i} gradient"));
+        }
+    }
+}
