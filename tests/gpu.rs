@@ -311,3 +311,23 @@ fn every_layer_forward_and_backward_matches_the_cpu() {
         }
     }
 }
+
+#[test]
+fn a_gpu_failure_is_one_line_and_leaves_no_half_written_files() {
+    let Some(Device::Gpu(g)) = gpu() else { return };
+    // Lavapipe's buffers hold at most 128 MiB: the CNN's first activation at batch 2000 needs 165.
+    if !g.summary().emulated || g.summary().max_storage_buffer_binding_size >= 1 << 30 {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("big.safetensors");
+    let r = fails(
+        cmd()
+            .args(["train", "--device", "gpu", "--model", "cnn", "--batch-size", "2000", "--limit", "2000"])
+            .args(["--epochs", "1", "--quiet", "--out"])
+            .arg(&out),
+        "exceeds this adapter's limit",
+    );
+    assert_eq!(r.stderr.lines().filter(|l| l.starts_with("error")).count(), 1, "{}", r.stderr);
+    assert!(std::fs::read_dir(dir.path()).unwrap().next().is_none(), "files left: {}", r.stderr);
+}

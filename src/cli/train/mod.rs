@@ -42,10 +42,13 @@ pub fn checkpoint_path(out: &Path) -> PathBuf {
 }
 
 fn save_checkpoint(trainer: &Trainer, info: &ModelInfo, record: &Record, run: &RunSettings, path: &Path) -> Result<()> {
-    let info = ModelInfo { training: Some(record.at(trainer)), ..info.clone() };
-    let bytes = checkpoint::to_bytes_with_run(trainer, &info, run)?;
-    model_file::write_atomic(path, &bytes)?;
+    model_file::write_atomic(path, &checkpoint_bytes(trainer, info, record, run)?)?;
     Ok(())
+}
+
+fn checkpoint_bytes(trainer: &Trainer, info: &ModelInfo, record: &Record, run: &RunSettings) -> Result<Vec<u8>> {
+    let info = ModelInfo { training: Some(record.at(trainer)), ..info.clone() };
+    Ok(checkpoint::to_bytes_with_run(trainer, &info, run)?)
 }
 
 /// A spinner on stderr while the epoch's evaluations run (only where a progress bar is shown).
@@ -212,6 +215,10 @@ pub fn run(a: TrainArgs) -> Result<()> {
     let first_epoch = trainer.state.epoch;
     // The epoch of the checkpoint this run last wrote, for the message if a later epoch fails.
     let mut checkpointed: Option<usize> = None;
+    // On a GPU, the run as of the last epoch this run finished, in host memory: a GPU that fails
+    // (a lost device, no memory) may not give its values back, so its checkpoint is written from here.
+    let on_gpu = !device.is_cpu();
+    let mut snapshot: Option<(usize, Vec<u8>)> = None;
     let mut metrics = match &a.metrics {
         Some(p) => {
             let mut f = std::fs::OpenOptions::new()
@@ -268,9 +275,21 @@ pub fn run(a: TrainArgs) -> Result<()> {
         let Some(mut stats) = (match outcome {
             Ok(s) => s,
             Err(e) => {
-                let kept = match checkpointed {
-                    Some(n) => format!("; {} holds the run after epoch {n}", ckpt_path.display()),
-                    None => String::new(),
+                let kept = match (&e, &snapshot) {
+                    (scratchnet::Error::Gpu(_), Some((n, bytes))) => {
+                        match model_file::write_atomic(&ckpt_path, bytes) {
+                            Ok(()) => format!(
+                                "; the run after epoch {n} is written to {} (continue with: scratchnet train --resume {})",
+                                ckpt_path.display(),
+                                ckpt_path.display()
+                            ),
+                            Err(w) => format!("; writing the last epoch's checkpoint failed too: {w}"),
+                        }
+                    }
+                    _ => match checkpointed {
+                        Some(n) => format!("; {} holds the run after epoch {n}", ckpt_path.display()),
+                        None => String::new(),
+                    },
                 };
                 return Err(anyhow::Error::new(e).context(format!("no model was written{kept}")));
             }
@@ -294,6 +313,9 @@ pub fn run(a: TrainArgs) -> Result<()> {
                 .with_context(|| format!("writing --metrics {}", p.display()))?;
         }
         trainer.state.history.push(stats);
+        if on_gpu {
+            snapshot = Some((trainer.state.epoch, checkpoint_bytes(&trainer, &info, &record, &run)?));
+        }
         if run.checkpoint_every.is_some_and(|n| n > 0 && trainer.state.epoch % n == 0) {
             save_checkpoint(&trainer, &info, &record, &run, &ckpt_path)?;
             checkpointed = Some(trainer.state.epoch);
