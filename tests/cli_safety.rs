@@ -134,3 +134,26 @@ fn the_instruction_set_cap_is_checked_and_changes_only_the_last_bits() {
     let r = ok(cmd().env("SCRATCHNET_MAX_CPU_ISA", "scalar").arg("devices"));
     assert!(r.stdout.contains("scalar kernels"), "{}", r.stdout);
 }
+
+/// On a terminal the progress bar shows the running loss and accuracy, and a spinner runs during
+/// the epoch's evaluations. `script` (util-linux, on every Debian) gives the command a terminal.
+#[test]
+fn the_progress_bar_shows_loss_and_accuracy_on_a_terminal() {
+    if !Path::new("/usr/bin/script").exists() {
+        eprintln!("skipped: no /usr/bin/script to provide a terminal");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let bin = assert_cmd::cargo::cargo_bin("scratchnet");
+    let line = format!(
+        "{} train --model cnn --limit 320 --epochs 1 --out {}",
+        bin.display(),
+        dir.path().join("m.safetensors").display()
+    );
+    let out =
+        Command::new("/usr/bin/script").args(["-qec", &line, "/dev/null"]).env("COLUMNS", "150").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("batches, loss ") && text.contains(" acc "), "no running loss in the bar: {text}");
+    assert!(text.contains("evaluating on the test set"), "no spinner during evaluation: {text}");
+}
