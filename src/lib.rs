@@ -42,6 +42,7 @@
 //! ```
 
 pub mod checkpoint;
+pub mod classify;
 pub mod data;
 pub mod error;
 pub mod layers;

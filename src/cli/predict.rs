@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::Args;
-use scratchnet::Tensor;
+use scratchnet::classify;
 use scratchnet::data::picture::{self, Style};
 
 use super::out::{errln, outln, stdout_closed};
@@ -40,13 +40,7 @@ pub fn run(a: PredictArgs) -> Result<()> {
     let info = loaded.info.clone();
     let [c, h, w] = info.spec.input;
     anyhow::ensure!(c == 1, "the model expects {c} channels; predict reads grayscale pictures");
-    let style = if a.raw {
-        Style::Raw
-    } else if info.dataset == "fashion-mnist" {
-        Style::Clothing
-    } else {
-        Style::Digit
-    };
+    let style = Style::for_dataset(&info.dataset, a.raw);
     anyhow::ensure!(a.top_k >= 1, "--top-k must be at least 1");
     let k = a.top_k.min(info.classes.len());
     let tta = super::tta_or(a.tta.as_deref(), info.tta);
@@ -56,13 +50,8 @@ pub fn run(a: PredictArgs) -> Result<()> {
             // Nobody reads the results any more (`predict *.png | head -n 2`).
             break;
         }
-        let result = picture::load(path, style, h, w).and_then(|px| {
-            let x = Tensor::from_vec(
-                &[1, 1, h, w],
-                px.iter().map(|&p| p as f32 * info.input.scale + info.input.offset).collect(),
-            )?;
-            loaded.model.predict_tta(&x, tta)?.to_vec()
-        });
+        let result =
+            picture::load(path, style, h, w).and_then(|px| classify::probabilities(&mut loaded.model, &info, &px, tta));
         let probs = match result {
             Ok(p) => p,
             Err(e) => {
@@ -74,8 +63,7 @@ pub fn run(a: PredictArgs) -> Result<()> {
                 continue;
             }
         };
-        let mut order: Vec<usize> = (0..probs.len()).collect();
-        order.sort_by(|&i, &j| probs[j].total_cmp(&probs[i]));
+        let order = classify::ranked(&probs);
         if a.json {
             let top: Vec<_> = order[..k]
                 .iter()

@@ -7,7 +7,7 @@ mod dataset;
 pub mod discover;
 pub mod gz;
 pub mod idx;
-#[cfg(feature = "images")]
 pub mod picture;
+pub mod resample;
 
 pub use dataset::{DIGIT_CLASSES, Dataset, DatasetKind, FASHION_CLASSES, Jitter, Splits};
