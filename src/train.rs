@@ -10,6 +10,12 @@ use crate::model::{Sequential, TrainConfig, Tta};
 use crate::optim::Optimizer;
 use crate::rng::Rng;
 
+// std's clock panics on wasm32-unknown-unknown; web-time reads the browser's there.
+#[cfg(not(all(target_arch = "wasm32", target_os = "unknown")))]
+use std::time::Instant;
+#[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+use web_time::Instant;
+
 /// Random streams of one seed (initialisation is `model::sequential::STREAM_INIT`).
 const STREAM_SHUFFLE: u64 = 2;
 const STREAM_DROPOUT: u64 = 3;
@@ -201,7 +207,7 @@ impl Trainer {
         // On a GPU the steps' losses are read back every few steps, not at each one.
         let deferred = !self.model.device().is_cpu();
         while self.state.batch < total {
-            let start = std::time::Instant::now();
+            let start = Instant::now();
             let range = self.state.batch * bs..((self.state.batch + 1) * bs).min(data.len());
             if self.config.augment.is_active() {
                 self.draw_jitter(range.len());
@@ -237,7 +243,7 @@ impl Trainer {
                     accuracy: st.correct as f64 / seen,
                 };
                 if !on_batch(&progress) && self.state.batch < total {
-                    let start = std::time::Instant::now();
+                    let start = Instant::now();
                     self.absorb(lr)?;
                     self.state.seconds += start.elapsed().as_secs_f64();
                     return Ok(None);

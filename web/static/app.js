@@ -1,0 +1,511 @@
+// The demo page. Every computation on pictures and networks is scratchnet's Rust code compiled to
+// WebAssembly (pkg/scratchnet_web.js); this file decodes pictures (the browser's decoders), draws,
+// and moves bytes around. Training runs in worker.js.
+import init, { Classifier, maxPixels } from "./pkg/scratchnet_web.js";
+
+const $ = (id) => document.getElementById(id);
+const MODELS = { cnn: "models/fashion-mnist-cnn.safetensors", mlp: "models/fashion-mnist-mlp.safetensors" };
+const classifiers = {};
+let current = "cnn";
+let lastInput = null; // { rgba, width, height, what, label } of the picture shown
+let firstPredictionMs = null;
+// For tests and the curious: timings and the last results.
+window.scratchnet = { timings: {}, ready: false };
+
+function showMessage(text, kind = "error") {
+  const m = $("message");
+  m.textContent = text;
+  m.className = kind === "error" ? "message" : "message info";
+  m.hidden = !text;
+}
+
+function errorText(e) {
+  return e instanceof Error ? e.message : String(e);
+}
+
+// ---- pictures: the browser decodes, Rust preprocesses ----
+
+// Width and height from a PNG, GIF, BMP or JPEG header, to refuse a huge picture before decoding
+// it (decoding 20,000 x 20,000 pixels would take gigabytes); null if the header says nothing.
+function headerSize(b) {
+  const be32 = (i) => ((b[i] << 24) | (b[i + 1] << 16) | (b[i + 2] << 8) | b[i + 3]) >>> 0;
+  if (b.length >= 24 && b[0] === 0x89 && b[1] === 0x50 && b[2] === 0x4e && b[3] === 0x47) {
+    return [be32(16), be32(20)];
+  }
+  if (b.length >= 10 && b[0] === 0x47 && b[1] === 0x49 && b[2] === 0x46) {
+    return [b[6] | (b[7] << 8), b[8] | (b[9] << 8)];
+  }
+  if (b.length >= 26 && b[0] === 0x42 && b[1] === 0x4d) {
+    const le32 = (i) => (b[i] | (b[i + 1] << 8) | (b[i + 2] << 16) | (b[i + 3] << 24)) >>> 0;
+    return [le32(18), Math.abs(le32(22) | 0)];
+  }
+  if (b.length >= 4 && b[0] === 0xff && b[1] === 0xd8) {
+    let i = 2;
+    while (i + 9 < b.length) {
+      if (b[i] !== 0xff) { i++; continue; }
+      const marker = b[i + 1];
+      const len = (b[i + 2] << 8) | b[i + 3];
+      const sof = marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc;
+      if (sof) return [(b[i + 7] << 8) | b[i + 8], (b[i + 5] << 8) | b[i + 6]];
+      if (marker === 0xd8 || (marker >= 0xd0 && marker <= 0xd7) || marker === 0x01) { i += 2; continue; }
+      i += 2 + len;
+    }
+  }
+  return null;
+}
+
+function checkSize(w, h, name) {
+  if (w * h > maxPixels()) {
+    throw new Error(`${name} is ${w}x${h} pixels; the demo takes pictures up to ${maxPixels() / 1e6} megapixels.`);
+  }
+}
+
+// A picture file's bytes to straight-alpha RGBA, as `scratchnet predict` decodes a file to RGBA.
+async function decode(blob, name) {
+  if (blob.size === 0) throw new Error(`${name} is empty (0 bytes).`);
+  const head = new Uint8Array(await blob.slice(0, 65536).arrayBuffer());
+  const size = headerSize(head);
+  if (size) checkSize(size[0], size[1], name);
+  let bmp;
+  try {
+    bmp = await createImageBitmap(blob, { colorSpaceConversion: "none", premultiplyAlpha: "none" });
+  } catch {
+    throw new Error(`${name} is not a picture this browser can read (PNG or JPEG expected).`);
+  }
+  try {
+    checkSize(bmp.width, bmp.height, name);
+    const c = new OffscreenCanvas(bmp.width, bmp.height);
+    const ctx = c.getContext("2d", { willReadFrequently: true });
+    ctx.drawImage(bmp, 0, 0);
+    const rgba = ctx.getImageData(0, 0, bmp.width, bmp.height, { colorSpace: "srgb" }).data;
+    return { rgba: new Uint8Array(rgba.buffer, rgba.byteOffset, rgba.length), width: bmp.width, height: bmp.height };
+  } finally {
+    bmp.close();
+  }
+}
+
+// Preprocesses and classifies with the chosen model; returns what the page and the self-test show.
+function classify(pic, model = current) {
+  const clf = classifiers[model];
+  const t0 = performance.now();
+  const input = clf.preprocessRgba(pic.rgba, pic.width, pic.height);
+  const t1 = performance.now();
+  const probs = clf.classify(input);
+  const t2 = performance.now();
+  return { input, probs, preprocessMs: t1 - t0, inferMs: t2 - t1, classes: clf.classes() };
+}
+
+function show(pic, r) {
+  const seen = $("seen").getContext("2d");
+  const img = seen.createImageData(28, 28);
+  for (let i = 0; i < 784; i++) {
+    const v = r.input[i];
+    img.data.set([v, v, v, 255], 4 * i);
+  }
+  seen.putImageData(img, 0, 0);
+  const order = Classifier.ranked(r.probs);
+  const bars = $("bars");
+  bars.replaceChildren();
+  for (const i of order.slice(0, 3)) {
+    const li = document.createElement("li");
+    const pct = (100 * r.probs[i]).toFixed(1);
+    li.innerHTML = `<div class="label"><span></span><span>${pct}%</span></div>
+      <div class="track" role="presentation"><div class="fill" style="width:${pct}%"></div></div>`;
+    li.querySelector("span").textContent = r.classes[i];
+    li.setAttribute("aria-label", `${r.classes[i]}: ${pct} percent`);
+    bars.append(li);
+  }
+  let src = pic.what;
+  if (pic.label !== undefined) {
+    const ok = order[0] === pic.label ? "correct" : "wrong";
+    src += ` (true class: ${r.classes[pic.label]}; ${ok})`;
+  }
+  $("source").textContent = `${src}, ${current === "trained" ? "model trained here" : current.toUpperCase()}:`;
+  $("timing").textContent =
+    `Preprocessing ${r.preprocessMs.toFixed(1)} ms, inference ${r.inferMs.toFixed(1)} ms (in WebAssembly, one thread).`;
+}
+
+function predict(pic) {
+  lastInput = pic;
+  try {
+    const r = classify(pic);
+    show(pic, r);
+    window.scratchnet.last = { what: pic.what, probabilities: Array.from(r.probs), inferMs: r.inferMs };
+    if (firstPredictionMs === null) {
+      firstPredictionMs = performance.now();
+      window.scratchnet.timings.firstPredictionMs = firstPredictionMs;
+      $("load-time").textContent = `First prediction ${Math.round(firstPredictionMs)} ms after the page started loading.`;
+    }
+    showMessage("");
+  } catch (e) {
+    showMessage(errorText(e));
+  }
+}
+
+// ---- the drawing pad ----
+
+function setUpPad() {
+  const pad = $("pad");
+  const ctx = pad.getContext("2d", { willReadFrequently: true });
+  const clear = () => {
+    ctx.fillStyle = "#fff";
+    ctx.fillRect(0, 0, pad.width, pad.height);
+  };
+  clear();
+  let drawing = false, drew = false, last = null, pending = false;
+  const at = (e) => {
+    const r = pad.getBoundingClientRect();
+    return [((e.clientX - r.left) * pad.width) / r.width, ((e.clientY - r.top) * pad.height) / r.height];
+  };
+  const classifyPad = () => {
+    pending = false;
+    const d = ctx.getImageData(0, 0, pad.width, pad.height).data;
+    predict({ rgba: new Uint8Array(d.buffer), width: pad.width, height: pad.height, what: "Your drawing" });
+  };
+  const stroke = (p) => {
+    ctx.strokeStyle = "#000";
+    ctx.fillStyle = "#000";
+    ctx.lineWidth = Number($("brush").value);
+    ctx.lineCap = "round";
+    ctx.lineJoin = "round";
+    ctx.beginPath();
+    if (last) {
+      ctx.moveTo(last[0], last[1]);
+      ctx.lineTo(p[0], p[1]);
+      ctx.stroke();
+    } else {
+      ctx.arc(p[0], p[1], ctx.lineWidth / 2, 0, 2 * Math.PI);
+      ctx.fill();
+    }
+    last = p;
+    drew = true;
+    if (!pending) {
+      pending = true;
+      requestAnimationFrame(classifyPad);
+    }
+  };
+  pad.addEventListener("pointerdown", (e) => {
+    drawing = true;
+    last = null;
+    pad.setPointerCapture(e.pointerId);
+    stroke(at(e));
+    e.preventDefault();
+  });
+  pad.addEventListener("pointermove", (e) => {
+    if (drawing) stroke(at(e));
+  });
+  const end = () => {
+    if (drawing && drew) classifyPad();
+    drawing = false;
+    last = null;
+  };
+  pad.addEventListener("pointerup", end);
+  pad.addEventListener("pointercancel", end);
+  $("clear").addEventListener("click", () => {
+    clear();
+    drew = false;
+    $("source").textContent = "Drawing cleared: draw, choose a file or pick a test image.";
+    $("bars").replaceChildren();
+    $("timing").textContent = "";
+  });
+}
+
+// ---- files ----
+
+async function takeFile(file) {
+  try {
+    const pic = await decode(file, file.name || "the file");
+    predict({ ...pic, what: file.name || "Your picture" });
+  } catch (e) {
+    showMessage(errorText(e));
+  }
+}
+
+function setUpFiles() {
+  $("file").addEventListener("change", (e) => {
+    const f = e.target.files[0];
+    if (f) takeFile(f);
+    e.target.value = "";
+  });
+  const drop = $("drop");
+  for (const ev of ["dragenter", "dragover"]) {
+    drop.addEventListener(ev, (e) => {
+      e.preventDefault();
+      drop.classList.add("over");
+    });
+  }
+  drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+  drop.addEventListener("drop", (e) => {
+    e.preventDefault();
+    drop.classList.remove("over");
+    const f = e.dataTransfer.files[0];
+    if (f) takeFile(f);
+    else showMessage("Drop a picture file (PNG or JPEG).");
+  });
+  // A file dropped beside the box should not navigate away from the page.
+  window.addEventListener("dragover", (e) => e.preventDefault());
+  window.addEventListener("drop", (e) => e.preventDefault());
+}
+
+// ---- samples ----
+
+let samples = [];
+const sampleCache = new Map();
+
+async function samplePicture(s) {
+  if (!sampleCache.has(s.file)) {
+    const blob = await (await fetch(`samples/${s.file}`)).blob();
+    sampleCache.set(s.file, await decode(blob, s.file));
+  }
+  return { ...sampleCache.get(s.file), what: `Test image ${s.file}`, label: s.label };
+}
+
+async function setUpSamples() {
+  samples = await (await fetch("samples/samples.json")).json();
+  const grid = $("samples");
+  for (const s of samples) {
+    const b = document.createElement("button");
+    b.type = "button";
+    b.setAttribute("role", "listitem");
+    b.setAttribute("aria-pressed", "false");
+    b.title = `${s.class} (test image ${s.test_index})`;
+    const img = document.createElement("img");
+    img.src = `samples/${s.file}`;
+    img.alt = `${s.class}, test image ${s.test_index}`;
+    img.width = 28;
+    img.height = 28;
+    b.append(img);
+    b.addEventListener("click", async () => {
+      for (const o of grid.children) o.setAttribute("aria-pressed", "false");
+      b.setAttribute("aria-pressed", "true");
+      try {
+        predict(await samplePicture(s));
+      } catch (e) {
+        showMessage(errorText(e));
+      }
+    });
+    grid.append(b);
+  }
+}
+
+// ---- models ----
+
+async function loadModel(name, url) {
+  const bytes = new Uint8Array(await (await fetch(url)).arrayBuffer());
+  classifiers[name] = new Classifier(bytes, url.split("/").pop());
+  const d = JSON.parse(classifiers[name].describe());
+  const note = $(`${name}-note`);
+  if (note && d.test_accuracy) note.textContent = `(${(100 * d.test_accuracy).toFixed(2)}% on the test set)`;
+}
+
+function describeModel() {
+  const d = JSON.parse(classifiers[current].describe());
+  const tta = d.tta === "hflip" ? "; averages each picture with its mirror image" : "";
+  $("model-info").textContent = `${d.layers} (${d.parameters.toLocaleString("en")} parameters${tta}).`;
+}
+
+function setUpModelSwitch() {
+  for (const r of document.querySelectorAll("input[name=model]")) {
+    r.addEventListener("change", () => {
+      current = r.value;
+      describeModel();
+      if (lastInput) predict(lastInput);
+    });
+  }
+}
+
+// ---- live training (worker.js) ----
+
+function setUpTraining() {
+  const worker = new Worker("worker.js", { type: "module" });
+  const points = []; // { x: epochs done (fractional), loss, acc, test? }
+  let batches = 1, epochs = 1;
+  const curve = $("curve");
+  const status = $("train-status");
+  const setRunning = (on) => {
+    $("train").disabled = on;
+    $("stop").disabled = !on;
+    for (const id of ["preset", "images", "epochs"]) $(id).disabled = on;
+  };
+  const draw = () => {
+    const ctx = curve.getContext("2d");
+    const W = curve.width, H = curve.height, L = 44, R = 44, T = 14, B = 28;
+    ctx.fillStyle = "#fff";
+    ctx.fillRect(0, 0, W, H);
+    const maxLoss = Math.max(0.5, ...points.map((p) => p.loss));
+    const x = (v) => L + ((W - L - R) * v) / epochs;
+    const yl = (v) => T + (H - T - B) * (1 - v / maxLoss);
+    const ya = (v) => T + (H - T - B) * (1 - v);
+    ctx.strokeStyle = "#ddd";
+    ctx.fillStyle = "#555";
+    ctx.font = "12px system-ui, sans-serif";
+    ctx.lineWidth = 1;
+    for (let i = 0; i <= 4; i++) {
+      const y = T + ((H - T - B) * i) / 4;
+      ctx.beginPath();
+      ctx.moveTo(L, y);
+      ctx.lineTo(W - R, y);
+      ctx.stroke();
+      ctx.textAlign = "right";
+      ctx.fillText((maxLoss * (1 - i / 4)).toFixed(2), L - 4, y + 4);
+      ctx.textAlign = "left";
+      ctx.fillText(`${100 - 25 * i}%`, W - R + 4, y + 4);
+    }
+    ctx.textAlign = "center";
+    for (let e = 0; e <= epochs; e += Math.max(1, Math.ceil(epochs / 10))) ctx.fillText(String(e), x(e), H - 10);
+    const line = (get, y, color, pts) => {
+      ctx.strokeStyle = color;
+      ctx.lineWidth = 2;
+      ctx.beginPath();
+      pts.forEach((p, i) => (i ? ctx.lineTo(x(p.x), y(get(p))) : ctx.moveTo(x(p.x), y(get(p)))));
+      ctx.stroke();
+    };
+    line((p) => p.loss, yl, "#c0392b", points);
+    line((p) => p.acc, ya, "#2a7fd4", points);
+    const tests = points.filter((p) => p.test !== undefined);
+    line((p) => p.test, ya, "#27ae60", tests);
+    for (const p of tests) {
+      ctx.fillStyle = "#27ae60";
+      ctx.fillRect(x(p.x) - 3, ya(p.test) - 3, 6, 6);
+    }
+    ctx.textAlign = "left";
+    [["loss (left)", "#c0392b"], ["train accuracy", "#2a7fd4"], ["test accuracy", "#27ae60"]].forEach(([t, c], i) => {
+      ctx.fillStyle = c;
+      ctx.fillText(t, L + 8 + 130 * i, T + 12);
+    });
+  };
+  draw();
+  let started = 0;
+  worker.onmessage = (e) => {
+    const m = e.data;
+    if (m.type === "started") {
+      batches = m.batches;
+      status.textContent = `Training on ${m.images} images, ${m.batches} batches an epoch\u2026`;
+    } else if (m.type === "progress") {
+      const r = m.report;
+      const xv = r.finished ? r.epoch : r.epoch + r.batch / r.batches;
+      const f = r.finished;
+      points.push({ x: xv, loss: f ? f.train_loss : r.loss, acc: f ? f.train_accuracy : r.accuracy, test: f ? f.test_accuracy : undefined });
+      if (f) {
+        window.scratchnet.timings.epochSeconds = window.scratchnet.timings.epochSeconds || [];
+        window.scratchnet.timings.epochSeconds.push(f.seconds);
+        window.scratchnet.lastEpoch = f;
+        status.textContent = `Epoch ${f.epoch} of ${epochs}: loss ${f.train_loss.toFixed(3)}, train accuracy ` +
+          `${(100 * f.train_accuracy).toFixed(1)}%, test accuracy ${(100 * f.test_accuracy).toFixed(1)}% ` +
+          `(${f.seconds.toFixed(2)} s training pass, ${Math.round(f.images_per_second)} images/s).`;
+      }
+      draw();
+    } else if (m.type === "model") {
+      setRunning(false);
+      const secs = ((performance.now() - started) / 1000).toFixed(1);
+      try {
+        classifiers.trained = new Classifier(m.bytes, "the model trained here");
+      } catch (err) {
+        showMessage(errorText(err));
+        return;
+      }
+      const a = $("download");
+      if (a.href) URL.revokeObjectURL(a.href);
+      a.href = URL.createObjectURL(new Blob([m.bytes], { type: "application/octet-stream" }));
+      a.hidden = false;
+      const radio = document.querySelector("input[value=trained]");
+      radio.disabled = false;
+      $("trained-note").textContent = m.testAccuracy === null ? "" :
+        `(${(100 * m.testAccuracy).toFixed(1)}% on the bundled test images)`;
+      status.textContent += ` ${m.stopped ? "Stopped" : "Done"} after ${secs} s; now classifying with it.`;
+      radio.checked = true;
+      current = "trained";
+      describeModel();
+      if (lastInput) predict(lastInput);
+      window.scratchnet.trainingDone = true;
+    } else if (m.type === "error") {
+      setRunning(false);
+      showMessage(`Training: ${m.message}`);
+      status.textContent = "Training failed.";
+    }
+  };
+  worker.onerror = (e) => {
+    setRunning(false);
+    showMessage(`Training worker: ${e.message}`);
+  };
+  $("train-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const images = Math.round(Number($("images").value));
+    epochs = Math.round(Number($("epochs").value));
+    if (!(images >= 64 && images <= 5000) || !(epochs >= 1 && epochs <= 100)) {
+      showMessage("Images must be 64 to 5,000 and epochs 1 to 100.");
+      return;
+    }
+    showMessage("");
+    points.length = 0;
+    draw();
+    setRunning(true);
+    window.scratchnet.trainingDone = false;
+    window.scratchnet.timings.epochSeconds = [];
+    started = performance.now();
+    status.textContent = "Starting\u2026";
+    worker.postMessage({ type: "start", preset: $("preset").value, images, epochs, seed: 0 });
+  });
+  $("stop").addEventListener("click", () => worker.postMessage({ type: "stop" }));
+}
+
+// ---- self-test: #selftest classifies every sample and writes a JSON summary ----
+
+async function selfTest(model) {
+  const predictions = [];
+  let agree = 0;
+  const times = [];
+  for (const s of samples) {
+    const pic = await samplePicture(s);
+    const r = classify(pic, model);
+    times.push(r.inferMs);
+    const order = Classifier.ranked(r.probs);
+    if (order[0] === s.label) agree++;
+    predictions.push({
+      file: s.file,
+      label: s.label,
+      predicted: order[0],
+      class: r.classes[order[0]],
+      probabilities: Array.from(r.probs),
+      infer_ms: r.inferMs,
+    });
+  }
+  const sorted = [...times].sort((a, b) => a - b);
+  const out = $("selftest");
+  out.textContent = JSON.stringify({
+    samples: samples.length,
+    agree_with_labels: agree,
+    model,
+    infer_ms_median: sorted[Math.floor(sorted.length / 2)],
+    infer_ms_max: sorted[sorted.length - 1],
+    first_prediction_ms: firstPredictionMs,
+    predictions,
+  });
+  out.hidden = false;
+  out.dataset.done = "true";
+}
+
+async function main() {
+  try {
+    await init();
+    await Promise.all([loadModel("cnn", MODELS.cnn), loadModel("mlp", MODELS.mlp), setUpSamples()]);
+    describeModel();
+    setUpModelSwitch();
+    setUpPad();
+    setUpFiles();
+    setUpTraining();
+    // Something to look at straight away: the first test image.
+    $("samples").children[0].setAttribute("aria-pressed", "true");
+    predict(await samplePicture(samples[0]));
+    window.scratchnet.ready = true;
+    const hash = new URLSearchParams(location.hash.slice(1));
+    if (hash.has("selftest")) await selfTest(hash.get("model") || "cnn");
+  } catch (e) {
+    showMessage(`The demo could not start: ${errorText(e)}`);
+    const out = $("selftest");
+    out.textContent = JSON.stringify({ error: errorText(e) });
+    out.dataset.done = "true";
+  }
+}
+
+main();

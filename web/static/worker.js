@@ -1,0 +1,68 @@
+// Live training in a Web Worker, so the page stays responsive: scratchnet's Trainer (compiled to
+// WebAssembly) runs a few batches at a time and reports after each, then hands over the model file.
+import init, { Training } from "./pkg/scratchnet_web.js";
+
+const DATA = {
+  trainImages: "data/train-5000-images-idx3-ubyte.gz",
+  trainLabels: "data/train-5000-labels-idx1-ubyte.gz",
+  testImages: "data/test-1000-images-idx3-ubyte.gz",
+  testLabels: "data/test-1000-labels-idx1-ubyte.gz",
+};
+// Batches per report: about ten curve points an epoch of 5,000 images at batch 64.
+const BATCHES_PER_REPORT = 8;
+
+let ready = null;
+let data = null;
+let stop = false;
+let running = false;
+
+async function load() {
+  await init();
+  const entries = await Promise.all(
+    Object.entries(DATA).map(async ([k, url]) => {
+      const r = await fetch(url);
+      if (!r.ok) throw new Error(`${url}: HTTP ${r.status}`);
+      return [k, new Uint8Array(await r.arrayBuffer())];
+    }),
+  );
+  data = Object.fromEntries(entries);
+}
+
+async function train(m) {
+  ready ??= load();
+  await ready;
+  const t = new Training(m.preset, data.trainImages, data.trainLabels, data.testImages, data.testLabels, m.images, m.epochs, m.seed);
+  try {
+    postMessage({ type: "started", batches: t.batchesPerEpoch(), images: t.trainImages() });
+    let last = null;
+    while (!stop) {
+      const report = JSON.parse(t.run(BATCHES_PER_REPORT));
+      if (report.finished) last = report.finished;
+      postMessage({ type: "progress", report });
+      if (report.done) break;
+      // Let a "stop" message in.
+      await new Promise((r) => setTimeout(r, 0));
+    }
+    const bytes = t.modelBytes(new Date().toISOString());
+    postMessage({ type: "model", bytes, stopped: stop, testAccuracy: last ? last.test_accuracy : null }, [bytes.buffer]);
+  } finally {
+    t.free();
+  }
+}
+
+onmessage = async (e) => {
+  const m = e.data;
+  if (m.type === "stop") {
+    stop = true;
+  } else if (m.type === "start" && !running) {
+    stop = false;
+    running = true;
+    try {
+      await train(m);
+    } catch (err) {
+      postMessage({ type: "error", message: err instanceof Error ? err.message : String(err) });
+    } finally {
+      running = false;
+    }
+  }
+};

@@ -1,0 +1,246 @@
+// The demo page in a real browser: Debian's chromium, headless, driven by puppeteer-core against
+// the page served on 127.0.0.1 (web/test.sh builds, serves and runs this).
+//
+//   node browser-test.mjs --url http://127.0.0.1:PORT/ --dist web/dist --scratchnet target/release/scratchnet
+//                         --out DIR [--screenshot docs/web-demo.png]
+//
+// Checks: (1) the page loads with no console errors and requests nothing but its own files;
+// (2) every bundled sample gets the same top-1 class and probabilities within 1e-5 of
+// `scratchnet predict --json` on the same file (CNN and MLP, through the page's #selftest mode);
+// (3) a stroke drawn with synthetic mouse events gives a prediction; keyboard selection works;
+// (4) a short live training completes, its curve updates, and the downloaded model loads in
+// `scratchnet evaluate`; (5) a non-image file, an empty file and a huge picture each give a clear
+// message, no uncaught exception. Writes screenshots and prints the measured timings.
+import { execFileSync } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import zlib from "node:zlib";
+import puppeteer from "puppeteer-core";
+
+const args = {};
+for (let i = 2; i < process.argv.length; i += 2) args[process.argv[i].replace(/^--/, "")] = process.argv[i + 1];
+for (const k of ["url", "dist", "scratchnet", "out"]) {
+  if (!args[k]) throw new Error(`missing --${k}`);
+}
+const url = args.url.endsWith("/") ? args.url : `${args.url}/`;
+const origin = new URL(url).origin;
+fs.mkdirSync(args.out, { recursive: true });
+const TOLERANCE = 1e-5;
+
+let failures = 0;
+const check = (ok, what) => {
+  console.log(`${ok ? "ok  " : "FAIL"} ${what}`);
+  if (!ok) failures++;
+};
+const figures = {};
+
+const browser = await puppeteer.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  headless: true,
+  args: [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+  ],
+});
+figures.chromium = await browser.version();
+
+// A page with its console errors, uncaught exceptions and foreign requests recorded.
+async function openPage(hash = "", viewport = { width: 1200, height: 1000 }) {
+  const page = await browser.newPage();
+  await page.setViewport(viewport);
+  page.problems = [];
+  page.on("console", (m) => {
+    if (m.type() === "error") page.problems.push(`console error: ${m.text()}`);
+  });
+  page.on("pageerror", (e) => page.problems.push(`uncaught: ${e.message}`));
+  page.on("request", (r) => {
+    const u = r.url();
+    if (!(u.startsWith(origin) || u.startsWith("data:") || u.startsWith("blob:"))) page.problems.push(`foreign request: ${u}`);
+  });
+  page.on("requestfailed", (r) => page.problems.push(`request failed: ${r.url()} ${r.failure()?.errorText}`));
+  page.on("response", (r) => {
+    if (r.status() >= 400) page.problems.push(`HTTP ${r.status()}: ${r.url()}`);
+  });
+  await page.goto(url + hash, { waitUntil: "load" });
+  await page.waitForFunction(() => window.scratchnet && (window.scratchnet.ready || !document.getElementById("message").hidden), {
+    timeout: 60000,
+  });
+  return page;
+}
+
+function cli(argv) {
+  return execFileSync(args.scratchnet, argv, { encoding: "utf8", maxBuffer: 64 << 20 });
+}
+
+// ---- (1) load ----
+const page = await openPage();
+const ready = await page.evaluate(() => window.scratchnet.ready);
+check(ready, "the page loads and classifies its first test image");
+figures.first_prediction_ms = await page.evaluate(() => window.scratchnet.timings.firstPredictionMs);
+check(figures.first_prediction_ms <= 1000, `first prediction ${figures.first_prediction_ms?.toFixed(0)} ms after navigation start (target <= 1000 ms)`);
+
+// ---- (2) samples against `scratchnet predict --json` ----
+const modelFiles = { cnn: "models/fashion-mnist-cnn.safetensors", mlp: "models/fashion-mnist-mlp.safetensors" };
+for (const model of ["cnn", "mlp"]) {
+  const st = await openPage(`#selftest&model=${model}`);
+  await st.waitForFunction(() => document.getElementById("selftest").dataset.done === "true", { timeout: 120000 });
+  const summary = JSON.parse(await st.$eval("#selftest", (e) => e.textContent));
+  check(!summary.error && summary.samples === 100 && summary.predictions.length === 100, `${model}: #selftest classified ${summary.samples} samples`);
+  const files = summary.predictions.map((p) => path.join(args.dist, "samples", p.file));
+  const lines = cli(["predict", "--json", "--top-k", "10", "--model", path.join(args.dist, modelFiles[model]), ...files])
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l));
+  let worst = 0, sameTop = 0;
+  summary.predictions.forEach((p, i) => {
+    const top = lines[i].top;
+    if (path.basename(lines[i].file) !== p.file) check(false, `${model}: CLI line ${i} is ${lines[i].file}, not ${p.file}`);
+    if (top[0].index === p.predicted) sameTop++;
+    for (const t of top) worst = Math.max(worst, Math.abs(t.probability - p.probabilities[t.index]));
+  });
+  check(sameTop === 100, `${model}: same top-1 class as scratchnet predict on ${sameTop}/100 samples`);
+  check(worst <= TOLERANCE, `${model}: largest probability difference from scratchnet predict ${worst.toExponential(2)} (<= 1e-5)`);
+  figures[`${model}_agree_with_labels`] = summary.agree_with_labels;
+  figures[`${model}_infer_ms_median`] = summary.infer_ms_median;
+  figures[`${model}_infer_ms_max`] = summary.infer_ms_max;
+  check(st.problems.length === 0, `${model} self-test page: no console errors, foreign requests or failures ${st.problems.join("; ")}`);
+  await st.close();
+}
+check(figures.cnn_infer_ms_median <= 20, `CNN inference median ${figures.cnn_infer_ms_median.toFixed(2)} ms over 100 images (target <= 20 ms)`);
+
+// ---- (3) a stroke with synthetic mouse events; keyboard ----
+const pad = await page.$("#pad");
+const box = await pad.boundingBox();
+const P = (fx, fy) => [box.x + fx * box.width, box.y + fy * box.height];
+await page.mouse.move(...P(0.3, 0.2));
+await page.mouse.down();
+for (const [fx, fy] of [[0.7, 0.2], [0.7, 0.85], [0.3, 0.85], [0.3, 0.2]]) await page.mouse.move(...P(fx, fy), { steps: 12 });
+await page.mouse.up();
+await page.waitForFunction(() => window.scratchnet.last && window.scratchnet.last.what === "Your drawing", { timeout: 10000 });
+const drawn = await page.evaluate(() => window.scratchnet.last);
+const sum = drawn.probabilities.reduce((a, b) => a + b, 0);
+check(drawn.probabilities.length === 10 && Math.abs(sum - 1) < 1e-4, `a drawn stroke is classified (probabilities sum to ${sum.toFixed(6)})`);
+const seenLit = await page.$eval("#seen", (c) => c.getContext("2d").getImageData(0, 0, 28, 28).data.some((v, i) => i % 4 === 0 && v > 100));
+check(seenLit, "the preprocessed 28x28 input of the drawing is shown");
+await page.focus("#samples button:nth-child(23)");
+await page.keyboard.press("Enter");
+await page.waitForFunction(() => window.scratchnet.last.what.includes("22-pullover"), { timeout: 10000 });
+check(true, "a test image chosen with the keyboard (focus + Enter) is classified");
+
+// ---- (4) live training, download, scratchnet evaluate ----
+const downloads = fs.mkdtempSync(path.join(os.tmpdir(), "scratchnet-web-dl-"));
+const cdp = await page.createCDPSession();
+await cdp.send("Browser.setDownloadBehavior", { behavior: "allow", downloadPath: downloads });
+const curvePixels = () => page.$eval("#curve", (c) => c.toDataURL());
+async function trainInPage(images, epochs) {
+  await page.$eval("#images", (e, v) => (e.value = v), String(images));
+  await page.$eval("#epochs", (e, v) => (e.value = v), String(epochs));
+  const t0 = Date.now();
+  await page.click("#train");
+  await page.waitForFunction(() => window.scratchnet.trainingDone === true, { timeout: 300000 });
+  return (Date.now() - t0) / 1000;
+}
+const before = await curvePixels();
+const shortWall = await trainInPage(400, 1);
+const status = await page.$eval("#train-status", (e) => e.textContent);
+check(/Epoch 1 of 1/.test(status) && /Done/.test(status), `a 400-image, 1-epoch live training completes in ${shortWall.toFixed(1)} s: "${status}"`);
+check((await curvePixels()) !== before, "the training curve is updated");
+check(await page.$eval("input[value=trained]", (e) => e.checked && !e.disabled), "the page switches to the model it trained");
+await page.click("#download");
+const file = path.join(downloads, "scratchnet-web-mlp.safetensors");
+for (let i = 0; i < 100 && !fs.existsSync(file); i++) await new Promise((r) => setTimeout(r, 100));
+check(fs.existsSync(file), `the model downloads (${fs.existsSync(file) ? fs.statSync(file).size : 0} bytes)`);
+if (fs.existsSync(file)) {
+  // The page measured its test accuracy on the bundled 1,000 images, the test set's first 1,000:
+  // the CLI on the same images agrees (up to an argmax tie broken differently).
+  const pageAccuracy = await page.evaluate(() => window.scratchnet.lastEpoch.test_accuracy);
+  let ev = null;
+  try {
+    ev = JSON.parse(cli(["evaluate", "--model", file, "--json", "--limit", "1000"]));
+  } catch (e) {
+    check(false, `scratchnet evaluate --model on the downloaded file: ${e.message}`);
+  }
+  if (ev) {
+    check(Math.abs(ev.accuracy - pageAccuracy) <= 0.002,
+      `scratchnet evaluate --model reads the downloaded model: ${(100 * ev.accuracy).toFixed(1)}% on the first 1,000 test images, the page said ${(100 * pageAccuracy).toFixed(1)}%`);
+  }
+  const inspect = cli(["inspect", file]);
+  check(inspect.includes("web demo"), "its training record says it was trained in the web demo");
+  fs.copyFileSync(file, path.join(args.out, "trained-in-page.safetensors"));
+}
+// The target: an epoch of the MLP on all 5,000 bundled images.
+const fullWall = await trainInPage(5000, 3);
+figures.mlp_epoch_seconds = await page.evaluate(() => window.scratchnet.timings.epochSeconds);
+figures.mlp_3_epochs_wall_seconds = fullWall;
+const slowest = Math.max(...figures.mlp_epoch_seconds);
+check(figures.mlp_epoch_seconds.length === 3 && slowest <= 5,
+  `live MLP epochs on 5,000 images: ${figures.mlp_epoch_seconds.map((s) => s.toFixed(2)).join(", ")} s (target <= 5 s); 3 epochs with evaluations ${fullWall.toFixed(1)} s wall`);
+
+// ---- (5) bad input ----
+const bad = fs.mkdtempSync(path.join(os.tmpdir(), "scratchnet-web-bad-"));
+const notImage = path.join(bad, "notes.png");
+fs.writeFileSync(notImage, "these are words, not pixels\n");
+const empty = path.join(bad, "empty.jpg");
+fs.writeFileSync(empty, "");
+// A real, valid 12,000 x 12,000 PNG (144 megapixels; a few hundred kB compressed).
+const huge = path.join(bad, "huge.png");
+{
+  const [w, h] = [12000, 12000];
+  const chunk = (type, data) => {
+    const len = Buffer.alloc(4);
+    len.writeUInt32BE(data.length);
+    const td = Buffer.concat([Buffer.from(type), data]);
+    const crc = Buffer.alloc(4);
+    crc.writeUInt32BE(zlib.crc32(td));
+    return Buffer.concat([len, td, crc]);
+  };
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(w, 0);
+  ihdr.writeUInt32BE(h, 4);
+  ihdr[8] = 8;
+  const raw = Buffer.alloc((w + 1) * h);
+  fs.writeFileSync(huge, Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk("IHDR", ihdr),
+    chunk("IDAT", zlib.deflateSync(raw, { level: 9 })),
+    chunk("IEND", Buffer.alloc(0)),
+  ]));
+}
+for (const [f, expect] of [[notImage, /not a picture/], [empty, /empty/], [huge, /12000x12000 pixels/]]) {
+  const t0 = Date.now();
+  await page.$eval("#message", (e) => { e.hidden = true; e.textContent = ""; });
+  const input = await page.$("#file");
+  await input.uploadFile(f);
+  await page.waitForFunction(() => !document.getElementById("message").hidden, { timeout: 30000 });
+  const msg = await page.$eval("#message", (e) => e.textContent);
+  check(expect.test(msg), `${path.basename(f)}: "${msg}" (${Date.now() - t0} ms)`);
+}
+// Still responsive afterwards.
+await page.click("#samples button:nth-child(1)");
+await page.waitForFunction(() => window.scratchnet.last.what.includes("00-t-shirt"), { timeout: 10000 });
+check(true, "the page still classifies after the bad inputs");
+check(page.problems.length === 0, `main page: no console errors, uncaught exceptions or foreign requests ${page.problems.join("; ")}`);
+
+// ---- screenshots: desktop and phone width ----
+await page.click("#samples button:nth-child(38)");
+await page.evaluate(() => window.scrollTo(0, 0));
+const shot = path.join(args.out, "web-demo.png");
+await page.screenshot({ path: shot, fullPage: true });
+if (args.screenshot) fs.copyFileSync(shot, args.screenshot);
+const phone = await openPage("", { width: 390, height: 844, isMobile: true, hasTouch: true, deviceScaleFactor: 1 });
+const overflow = await phone.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+check(overflow <= 0, `at phone width (390 px) nothing overflows sideways (${overflow} px)`);
+await phone.screenshot({ path: path.join(args.out, "web-demo-phone.png"), fullPage: true });
+check(phone.problems.length === 0, `phone-width page: no problems ${phone.problems.join("; ")}`);
+
+await browser.close();
+fs.writeFileSync(path.join(args.out, "figures.json"), JSON.stringify(figures, null, 1) + "\n");
+console.log(JSON.stringify(figures, null, 1));
+console.log(failures ? `${failures} check(s) failed` : "all browser checks passed");
+process.exit(failures ? 1 : 0);
