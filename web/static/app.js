@@ -260,8 +260,7 @@ async function samplePicture(s) {
   return { ...sampleCache.get(s.file), what: `Test image ${s.file}`, label: s.label };
 }
 
-async function setUpSamples() {
-  samples = await (await fetch("samples/samples.json")).json();
+function setUpSamples() {
   const grid = $("samples");
   for (const s of samples) {
     const b = document.createElement("button");
@@ -290,9 +289,23 @@ async function setUpSamples() {
 
 // ---- models ----
 
+// Fetches start at once, in parallel with compiling the WebAssembly.
+const modelBytes = Object.fromEntries(
+  Object.entries(MODELS).map(([name, url]) => [
+    name,
+    fetch(url).then((r) => {
+      if (!r.ok) throw new Error(`${url}: HTTP ${r.status}`);
+      return r.arrayBuffer();
+    }),
+  ]),
+);
+const samplesJson = fetch("samples/samples.json").then((r) => r.json());
+
 async function loadModel(name, url) {
-  const bytes = new Uint8Array(await (await fetch(url)).arrayBuffer());
+  const bytes = new Uint8Array(await modelBytes[name]);
+  const t0 = performance.now();
   classifiers[name] = new Classifier(bytes, url.split("/").pop());
+  window.scratchnet.timings[`${name}LoadMs`] = performance.now() - t0;
   const d = JSON.parse(classifiers[name].describe());
   const note = $(`${name}-note`);
   if (note && d.test_accuracy) note.textContent = `(${(100 * d.test_accuracy).toFixed(2)}% on the test set)`;
@@ -487,16 +500,23 @@ async function selfTest(model) {
 
 async function main() {
   try {
+    const t = window.scratchnet.timings;
     await init();
-    await Promise.all([loadModel("cnn", MODELS.cnn), loadModel("mlp", MODELS.mlp), setUpSamples()]);
+    t.wasmReadyMs = performance.now();
+    // The first prediction waits for the CNN alone; the MLP and the training worker come after.
+    samples = await samplesJson;
+    await loadModel("cnn", MODELS.cnn);
+    t.modelsReadyMs = performance.now();
     describeModel();
-    setUpModelSwitch();
     setUpPad();
     setUpFiles();
-    setUpTraining();
-    // Something to look at straight away: the first test image.
-    $("samples").children[0].setAttribute("aria-pressed", "true");
+    // Something to look at straight away: the first test image (the thumbnails load after it).
     predict(await samplePicture(samples[0]));
+    setUpSamples();
+    $("samples").children[0].setAttribute("aria-pressed", "true");
+    await loadModel("mlp", MODELS.mlp);
+    setUpModelSwitch();
+    setUpTraining();
     window.scratchnet.ready = true;
     const hash = new URLSearchParams(location.hash.slice(1));
     if (hash.has("selftest")) await selfTest(hash.get("model") || "cnn");
