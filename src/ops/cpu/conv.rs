@@ -35,7 +35,7 @@ fn direct(g: &Conv2dGeom, algo: ConvAlgorithm) -> bool {
 /// gradient, but slower there than the direct kernel: measured conv2 0.88x, conv3 0.91x, as its
 /// transforms run over the 2x more channels of dY.)
 fn winograd(g: &Conv2dGeom, algo: ConvAlgorithm) -> bool {
-    direct(g, algo) && algo == ConvAlgorithm::Auto && g.k == 3
+    direct(g, algo) && algo == ConvAlgorithm::Auto && g.k == 3 && winograd::available()
 }
 
 /// Images per chunk of work: small enough to balance two or more threads at batch 64.

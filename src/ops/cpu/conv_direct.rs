@@ -1,5 +1,6 @@
 //! The shifted products of [`super::conv_shift`] fused into one register-blocked kernel ("direct
-//! convolution"), for CPUs with AVX-512.
+//! convolution"), for CPUs with vector instructions: written once over [`Simd`], compiled for
+//! AVX-512, AVX2 + FMA and NEON, with each level's tile shapes in [`Kernels`].
 //!
 //! Through `gemm`, each of the k² taps is its own small product (inner dimension c = 32 or 64), so
 //! every tap re-packs its operands and re-reads and re-writes the whole output: on the CNN's
@@ -14,20 +15,21 @@
 //! The weight gradient dW_tap (f, c) = dY_wide · X_tapᵀ reduces over pixels, so its tile keeps MF
 //! filters by up to 64 channels in registers over the whole image: channels are the vector lanes,
 //! read from the image transposed to (pixel, channel), and dY is broadcast from its rows.
+//!
+//! Every output is summed in the same order at every level (forward: over (channel, tap) from
+//! zero; weight gradient: over pixels onto the existing value), so the levels agree bit for bit.
 
+use super::simd::{Level, Simd, level};
 use crate::ops::Conv2dGeom;
 
-/// Output rows per tile (filters forward, input channels backward).
+/// Rows per packed weight block (filters forward, input channels backward). A level's tile
+/// takes all of them or a part ([`Kernels::TILE_ROWS`]).
 pub const MR: usize = 8;
-/// Output columns per tile: three 16-float vectors.
-#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
-const NR: usize = 48;
 
-/// Whether this CPU runs the kernel (it has AVX-512F, and `SCRATCHNET_MAX_CPU_ISA` allows it:
-/// [`super::isa::current`] never exceeds what the CPU has). Elsewhere the callers use `gemm` per
-/// tap.
+/// Whether this CPU runs the kernels: it has vector instructions we have kernels for, and
+/// `SCRATCHNET_MAX_CPU_ISA` allows them. Elsewhere the callers use `gemm` per tap.
 pub fn available() -> bool {
-    super::isa::current() >= super::isa::Isa::Avx512
+    level().is_some()
 }
 
 /// Offsets of the k² taps in a wide layout of row length `wp`: tap (ki, kj) reads pixel p + ki·wp + kj.
@@ -76,8 +78,27 @@ pub fn pack_append(
 
 /// out[i·out_rs + p] = Σ_j Σ_t packed(i, j, t) · inp[j·in_rs + p + offs[t]] for i < m, p < ncols,
 /// with `packed` from [`pack_forward`] / [`pack_backward`] (m rows, kc reduction rows). Overwrites.
+/// Needs [`available`].
 #[allow(clippy::too_many_arguments)]
 pub fn taps_product(
+    packed: &[f32],
+    m: usize,
+    kc: usize,
+    offs: &[usize],
+    inp: &[f32],
+    in_rs: usize,
+    ncols: usize,
+    out: &mut [f32],
+    out_rs: usize,
+) {
+    let level = level().expect("taps_product needs vector instructions (conv_direct::available)");
+    taps_product_in(level, packed, m, kc, offs, inp, in_rs, ncols, out, out_rs)
+}
+
+/// [`taps_product`] at a given level.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn taps_product_in(
+    level: Level,
     packed: &[f32],
     m: usize,
     kc: usize,
@@ -96,32 +117,17 @@ pub fn taps_product(
     assert!(packed.len() >= m.div_ceil(MR) * kc * offs.len() * MR, "taps_product: packed weights too short");
     assert!(kc > 0 && inp.len() >= (kc - 1) * in_rs + ncols + max_off, "taps_product: input too short");
     assert!(out.len() >= (m - 1) * out_rs + ncols, "taps_product: output too short");
-    assert!(available(), "taps_product needs AVX-512");
-    // Column panels outside: a panel of the input (kc rows of NR columns and the taps' reach)
-    // stays in L1 while every row block uses it.
-    #[cfg(target_arch = "x86_64")]
-    for p0 in (0..ncols).step_by(NR) {
-        for block in 0..m.div_ceil(MR) {
-            let rows = MR.min(m - block * MR);
-            let w = &packed[block * kc * offs.len() * MR..];
-            // SAFETY: AVX-512F was asserted above. `tile_any`'s bounds, from the asserts above:
-            // `w` starts block·kc·offs.len()·MR floats into `packed`, which holds m.div_ceil(MR)
-            // such blocks; p0 < ncols, so inp[p0 + j·in_rs + off + col] and
-            // out[(block·MR + r)·out_rs + p0 + col] for col < ncols - p0, j < kc, r < rows ≤ MR
-            // (block·MR + r < m) are inside `inp` and `out`; `out` is a unique borrow.
-            unsafe {
-                avx512::tile_any(
-                    w.as_ptr(),
-                    kc,
-                    offs,
-                    inp.as_ptr().add(p0),
-                    in_rs,
-                    ncols - p0,
-                    out.as_mut_ptr().add(block * MR * out_rs + p0),
-                    out_rs,
-                    rows,
-                )
-            };
+    let (inp, out) = (inp.as_ptr(), out.as_mut_ptr());
+    // SAFETY: the level's token proves its instruction set; the asserts above bound every access
+    // (see `taps_product_at`), and `out` is a unique borrow.
+    unsafe {
+        match level {
+            #[cfg(target_arch = "x86_64")]
+            Level::Avx512(s) => entry::taps_product_avx512(s, packed, m, kc, offs, inp, in_rs, ncols, out, out_rs),
+            #[cfg(target_arch = "x86_64")]
+            Level::Avx2(s) => entry::taps_product_avx2(s, packed, m, kc, offs, inp, in_rs, ncols, out, out_rs),
+            #[cfg(target_arch = "aarch64")]
+            Level::Neon(s) => entry::taps_product_neon(s, packed, m, kc, offs, inp, in_rs, ncols, out, out_rs),
         }
     }
 }
@@ -138,8 +144,27 @@ pub fn transpose_image(src: &[f32], c: usize, q: usize, xt: &mut [f32], cs: usiz
 /// dw[(t·f + i)·c + j] += Σ_p dy[i·dy_rs + p] · xt[(p + offs[t])·cs + j] for i < f, j < c, over the
 /// pixels p = y·wp + x, y < oh, x < ow: the weight gradient by tap, (k², f, c), of one image given
 /// dY wide and the image transposed. (The wide layout's other columns are skipped, not summed.)
+/// Needs [`available`].
 #[allow(clippy::too_many_arguments)]
 pub fn taps_weight_grad(
+    dy: &[f32],
+    f: usize,
+    dy_rs: usize,
+    xt: &[f32],
+    c: usize,
+    cs: usize,
+    offs: &[usize],
+    px: (usize, usize, usize),
+    dw: &mut [f32],
+) {
+    let level = level().expect("taps_weight_grad needs vector instructions (conv_direct::available)");
+    taps_weight_grad_in(level, dy, f, dy_rs, xt, c, cs, offs, px, dw)
+}
+
+/// [`taps_weight_grad`] at a given level.
+#[allow(clippy::too_many_arguments)]
+fn taps_weight_grad_in(
+    level: Level,
     dy: &[f32],
     f: usize,
     dy_rs: usize,
@@ -160,155 +185,41 @@ pub fn taps_weight_grad(
     assert!(dy.len() >= (f - 1) * dy_rs + ncols, "taps_weight_grad: dy too short");
     assert!(cs >= c && xt.len() >= (ncols - 1 + max_off) * cs + c, "taps_weight_grad: image too short");
     assert!(dw.len() >= offs.len() * f * c, "taps_weight_grad: output too short");
-    assert!(available(), "taps_weight_grad needs AVX-512");
-    #[cfg(target_arch = "x86_64")]
-    for (t, &off) in offs.iter().enumerate() {
-        for c0 in (0..c).step_by(64) {
-            let lanes = (c - c0).min(64);
-            let mf = avx512::wgrad_rows(lanes);
-            for f0 in (0..f).step_by(mf) {
-                // SAFETY: AVX-512F was asserted above; 1 ≤ mf.min(f - f0) ≤ mf = wgrad_rows(lanes)
-                // and lanes ≤ 64. The tile reads dy[(f0 + r)·dy_rs + p] and
-                // xt[(p + off)·cs + c0 + l], reads and writes dw[(t·f + f0 + r)·c + c0 + l], for
-                // r < rows, p < ncols, l < lanes (c0 + l < c): in bounds by the asserts above, and
-                // `dw` is a unique borrow.
-                unsafe {
-                    avx512::wgrad_tile(
-                        dy.as_ptr().add(f0 * dy_rs),
-                        dy_rs,
-                        mf.min(f - f0),
-                        xt.as_ptr().add(off * cs + c0),
-                        cs,
-                        (oh, ow, wp),
-                        lanes,
-                        dw.as_mut_ptr().add((t * f + f0) * c + c0),
-                        c,
-                    )
-                }
-            }
+    let (dy, xt, dw) = (dy.as_ptr(), xt.as_ptr(), dw.as_mut_ptr());
+    let px = (oh, ow, wp);
+    // SAFETY: the level's token proves its instruction set; the asserts above bound every access
+    // (see `taps_weight_grad_at`), and `dw` is a unique borrow.
+    unsafe {
+        match level {
+            #[cfg(target_arch = "x86_64")]
+            Level::Avx512(s) => entry::weight_grad_avx512(s, dy, f, dy_rs, xt, c, cs, offs, px, dw),
+            #[cfg(target_arch = "x86_64")]
+            Level::Avx2(s) => entry::weight_grad_avx2(s, dy, f, dy_rs, xt, c, cs, offs, px, dw),
+            #[cfg(target_arch = "aarch64")]
+            Level::Neon(s) => entry::weight_grad_neon(s, dy, f, dy_rs, xt, c, cs, offs, px, dw),
         }
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-mod avx512 {
-    use super::{MR, NR};
-    use std::arch::x86_64::*;
+/// A level's tile shapes: how many accumulators fit its vector registers.
+trait Kernels: Simd {
+    /// Rows of a forward tile, a divisor of [`MR`]: a packed block is covered in MR / TILE_ROWS
+    /// passes.
+    const TILE_ROWS: usize;
+    /// Vectors of columns per forward tile.
+    const TILE_VECTORS: usize;
+    /// Channels per weight-gradient chunk.
+    const WGRAD_LANES: usize;
+    /// Filters per weight-gradient tile of `lanes` channels.
+    fn wgrad_rows(lanes: usize) -> usize;
 
-    fn mask(lanes: usize, v: usize) -> __mmask16 {
-        let n = lanes.saturating_sub(16 * v).min(16);
-        ((1u32 << n) - 1) as __mmask16
-    }
-
-    /// Filters per weight-gradient tile for `lanes` channels: about 24 accumulators.
-    pub fn wgrad_rows(lanes: usize) -> usize {
-        if lanes > 48 { 6 } else { 8 }
-    }
-
-    /// Weight-gradient tile: `rows` filters by `lanes` channels. out[r·out_rs + l] +=
-    /// Σ_p dy[r·dy_rs + p] · x[p·cs + l] over the pixels p = y·wp + x, y < oh, x < ow.
+    /// [`tile`] for TILE_ROWS rows and up to TILE_VECTORS·LANES columns.
     ///
     /// # Safety
-    /// The CPU has AVX-512F; 1 ≤ rows ≤ [`wgrad_rows`]`(lanes)`, 1 ≤ lanes ≤ 64. For r < rows,
-    /// l < lanes and those pixels p: dy[r·dy_rs + p] and x[p·cs + l] are readable, and
-    /// out[r·out_rs + l] is readable, writable and not accessed by anyone else during the call.
-    #[target_feature(enable = "avx512f")]
+    /// As [`tile`]'s, with rows ≤ TILE_ROWS.
     #[allow(clippy::too_many_arguments)]
-    pub unsafe fn wgrad_tile(
-        dy: *const f32,
-        dy_rs: usize,
-        rows: usize,
-        x: *const f32,
-        cs: usize,
-        pixels: (usize, usize, usize),
-        lanes: usize,
-        out: *mut f32,
-        out_rs: usize,
-    ) {
-        // SAFETY: the caller's promises; each arm's MF is wgrad_rows(lanes) (8, or 6 from 49 lanes)
-        // and its NV vectors of 16 cover `lanes` (whole vectors, unmasked, only when lanes = 16·NV).
-        unsafe {
-            match lanes {
-                // Channel counts that fill whole vectors load without masks.
-                32 => wgrad::<8, 2, true>(dy, dy_rs, rows, x, cs, pixels, lanes, out, out_rs),
-                64 => wgrad::<6, 4, true>(dy, dy_rs, rows, x, cs, pixels, lanes, out, out_rs),
-                _ => match lanes.div_ceil(16) {
-                    1 => wgrad::<8, 1, false>(dy, dy_rs, rows, x, cs, pixels, lanes, out, out_rs),
-                    2 => wgrad::<8, 2, false>(dy, dy_rs, rows, x, cs, pixels, lanes, out, out_rs),
-                    3 => wgrad::<8, 3, false>(dy, dy_rs, rows, x, cs, pixels, lanes, out, out_rs),
-                    _ => wgrad::<6, 4, false>(dy, dy_rs, rows, x, cs, pixels, lanes, out, out_rs),
-                },
-            }
-        }
-    }
-
-    /// [`wgrad_tile`] with MF accumulator rows of NV vectors.
-    ///
-    /// # Safety
-    /// As [`wgrad_tile`], with rows ≤ MF and 16·(NV - 1) < lanes ≤ 16·NV (lanes = 16·NV if FULL),
-    /// so every vector's pointer is inside the row and masked-off lanes are the only ones past it.
-    #[target_feature(enable = "avx512f")]
-    #[allow(clippy::too_many_arguments)]
-    unsafe fn wgrad<const MF: usize, const NV: usize, const FULL: bool>(
-        dy: *const f32,
-        dy_rs: usize,
-        rows: usize,
-        x: *const f32,
-        cs: usize,
-        (oh, ow, wp): (usize, usize, usize),
-        lanes: usize,
-        out: *mut f32,
-        out_rs: usize,
-    ) {
-        let masks: [__mmask16; NV] = std::array::from_fn(|v| mask(lanes, v));
-        // Rows past `rows` repeat the last one and are not stored.
-        // SAFETY: row r.min(rows - 1) < rows (rows ≥ 1) of dy, as the caller promises.
-        let dy_rows: [*const f32; MF] = std::array::from_fn(|r| unsafe { dy.add(r.min(rows - 1) * dy_rs) });
-        let mut acc = [[_mm512_setzero_ps(); NV]; MF];
-        for (r, acc_r) in acc.iter_mut().enumerate().take(rows) {
-            for (v, a) in acc_r.iter_mut().enumerate() {
-                // SAFETY: r < rows, and lanes 16·v + (0..16) masked to < lanes, in the caller's
-                // `out`; 16·v < lanes keeps the pointer inside the row.
-                *a = unsafe { _mm512_maskz_loadu_ps(masks[v], out.add(r * out_rs + 16 * v)) };
-            }
-        }
-        for y in 0..oh {
-            for p in y * wp..y * wp + ow {
-                // SAFETY: one of the caller's pixels p; channels 16·v + (0..16) masked to < lanes,
-                // or all of them when FULL (lanes = 16·NV).
-                let xv: [__m512; NV] = std::array::from_fn(|v| unsafe {
-                    let at = x.add(p * cs + 16 * v);
-                    if FULL { _mm512_loadu_ps(at) } else { _mm512_maskz_loadu_ps(masks[v], at) }
-                });
-                for (acc_r, &row) in acc.iter_mut().zip(&dy_rows) {
-                    // SAFETY: `row` is one of the caller's dy rows and p one of its pixels.
-                    let d = _mm512_set1_ps(unsafe { *row.add(p) });
-                    for (a, &xv) in acc_r.iter_mut().zip(&xv) {
-                        *a = _mm512_fmadd_ps(d, xv, *a);
-                    }
-                }
-            }
-        }
-        for (r, acc_r) in acc.iter().enumerate().take(rows) {
-            for (v, &a) in acc_r.iter().enumerate() {
-                // SAFETY: as the loads from `out` above.
-                unsafe { _mm512_mask_storeu_ps(out.add(r * out_rs + 16 * v), masks[v], a) };
-            }
-        }
-    }
-
-    /// One MR x NR tile, or narrower for the last columns: out[r·out_rs + col] =
-    /// Σ_j Σ_t w[(j·offs.len() + t)·MR + r] · inp[j·in_rs + offs[t] + col], stored for r < rows,
-    /// col < cols.min(NR).
-    ///
-    /// # Safety
-    /// The CPU has AVX-512F; cols ≥ 1, rows ≤ MR. `w` holds kc·offs.len()·MR readable floats; for
-    /// j < kc, t < offs.len(), col < cols.min(NR), inp[j·in_rs + offs[t] + col] is readable; for
-    /// r < rows and those columns, out[r·out_rs + col] is writable and not accessed by anyone else
-    /// during the call.
-    #[target_feature(enable = "avx512f")]
-    #[allow(clippy::too_many_arguments)]
-    pub unsafe fn tile_any(
+    unsafe fn tile_any(
+        self,
         w: *const f32,
         kc: usize,
         offs: &[usize],
@@ -318,86 +229,587 @@ mod avx512 {
         out: *mut f32,
         out_rs: usize,
         rows: usize,
-    ) {
-        // SAFETY: the caller's promises; each arm's NV vectors of 16 cover min(cols, NR) columns,
-        // unmasked (FULL) only when cols ≥ NR = 16·NV.
-        unsafe {
-            match cols.div_ceil(16) {
-                _ if cols >= NR => tile::<{ NR / 16 }, true>(w, kc, offs, inp, in_rs, cols, out, out_rs, rows),
-                1 => tile::<1, false>(w, kc, offs, inp, in_rs, cols, out, out_rs, rows),
-                2 => tile::<2, false>(w, kc, offs, inp, in_rs, cols, out, out_rs, rows),
-                _ => tile::<{ NR / 16 }, false>(w, kc, offs, inp, in_rs, cols, out, out_rs, rows),
+    );
+
+    /// [`wgrad`] for up to `wgrad_rows(lanes)` filters by `lanes` ≤ WGRAD_LANES channels.
+    ///
+    /// # Safety
+    /// As [`wgrad`]'s, with rows ≤ wgrad_rows(lanes), 1 ≤ lanes ≤ WGRAD_LANES.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn wgrad_tile(
+        self,
+        dy: *const f32,
+        dy_rs: usize,
+        rows: usize,
+        x: *const f32,
+        cs: usize,
+        pixels: (usize, usize, usize),
+        lanes: usize,
+        out: *mut f32,
+        out_rs: usize,
+    );
+}
+
+/// `tile_any`'s arms for a tile of $rows rows and $nv vectors: whole tiles, then the last
+/// columns in 1..=$nv vectors (the partial counts listed).
+macro_rules! tile_any_arms {
+    ($S:ty, $rows:literal, $nv:literal, [$($part:literal),*], $s:expr, $w:expr, $kc:expr, $offs:expr, $inp:expr, $in_rs:expr, $cols:expr, $out:expr, $out_rs:expr, $n:expr) => {
+        match $cols.div_ceil(<$S>::LANES) {
+            _ if $cols >= $nv * <$S>::LANES => tile::<$S, $rows, $nv, true>($s, $w, $kc, $offs, $inp, $in_rs, $cols, $out, $out_rs, $n),
+            $($part => tile::<$S, $rows, $part, false>($s, $w, $kc, $offs, $inp, $in_rs, $cols, $out, $out_rs, $n),)*
+            _ => tile::<$S, $rows, $nv, false>($s, $w, $kc, $offs, $inp, $in_rs, $cols, $out, $out_rs, $n),
+        }
+    };
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86_shapes {
+    use super::*;
+    use crate::ops::cpu::simd::x86::{Avx2, Avx512};
+
+    // SAFETY (every block in these impls): forwarded to the generic kernels under the same
+    // contract; each arm's const shape matches the contract of `tile` / `wgrad`: the vector count
+    // covers `cols` / `lanes` (FULL only when they fill whole vectors) and MF ≥ rows.
+    #[allow(clippy::undocumented_unsafe_blocks)]
+    impl Kernels for Avx512 {
+        // 8 x 3 accumulators of 32 registers.
+        const TILE_ROWS: usize = 8;
+        const TILE_VECTORS: usize = 3;
+        const WGRAD_LANES: usize = 64;
+        fn wgrad_rows(lanes: usize) -> usize {
+            if lanes > 48 { 6 } else { 8 }
+        }
+        #[inline(always)]
+        unsafe fn tile_any(
+            self,
+            w: *const f32,
+            kc: usize,
+            offs: &[usize],
+            inp: *const f32,
+            in_rs: usize,
+            cols: usize,
+            out: *mut f32,
+            out_rs: usize,
+            rows: usize,
+        ) {
+            unsafe { tile_any_arms!(Avx512, 8, 3, [1, 2], self, w, kc, offs, inp, in_rs, cols, out, out_rs, rows) }
+        }
+        #[inline(always)]
+        unsafe fn wgrad_tile(
+            self,
+            dy: *const f32,
+            dy_rs: usize,
+            rows: usize,
+            x: *const f32,
+            cs: usize,
+            px: (usize, usize, usize),
+            lanes: usize,
+            out: *mut f32,
+            out_rs: usize,
+        ) {
+            unsafe {
+                match lanes {
+                    // Channel counts that fill whole vectors load without masks.
+                    32 => wgrad::<Self, 8, 2, true>(self, dy, dy_rs, rows, x, cs, px, lanes, out, out_rs),
+                    64 => wgrad::<Self, 6, 4, true>(self, dy, dy_rs, rows, x, cs, px, lanes, out, out_rs),
+                    _ => match lanes.div_ceil(16) {
+                        1 => wgrad::<Self, 8, 1, false>(self, dy, dy_rs, rows, x, cs, px, lanes, out, out_rs),
+                        2 => wgrad::<Self, 8, 2, false>(self, dy, dy_rs, rows, x, cs, px, lanes, out, out_rs),
+                        3 => wgrad::<Self, 8, 3, false>(self, dy, dy_rs, rows, x, cs, px, lanes, out, out_rs),
+                        _ => wgrad::<Self, 6, 4, false>(self, dy, dy_rs, rows, x, cs, px, lanes, out, out_rs),
+                    },
+                }
             }
         }
     }
 
-    /// [`tile_any`] with NV vectors of columns.
-    ///
-    /// # Safety
-    /// As [`tile_any`], with cols ≥ 16·NV if FULL, else 16·(NV - 1) < cols ≤ 16·NV: every vector's
-    /// pointer is then inside the columns the caller vouches for, and masked-off lanes are the
-    /// only ones past them.
-    #[target_feature(enable = "avx512f")]
-    #[allow(clippy::too_many_arguments)]
-    unsafe fn tile<const NV: usize, const FULL: bool>(
-        mut w: *const f32,
-        kc: usize,
-        offs: &[usize],
-        inp: *const f32,
-        in_rs: usize,
-        cols: usize,
-        out: *mut f32,
-        out_rs: usize,
-        rows: usize,
-    ) {
-        let masks: [__mmask16; NV] = std::array::from_fn(|v| mask(cols, v));
-        let mut acc = [[_mm512_setzero_ps(); NV]; MR];
-        // One (input row j, tap) step: NV vectors of the shifted row times MR broadcast weights;
-        // `src` = inp + j·in_rs + offs[t], `w` at step j·offs.len() + t.
-        macro_rules! step {
-            ($src:expr) => {
-                let src = $src;
-                // SAFETY: columns 16·v + (0..16) of one of the caller's (j, t) rows, masked to
-                // < cols unless FULL.
-                let x: [__m512; NV] = std::array::from_fn(|v| unsafe {
-                    if FULL {
-                        _mm512_loadu_ps(src.add(16 * v))
-                    } else {
-                        _mm512_maskz_loadu_ps(masks[v], src.add(16 * v))
-                    }
-                });
-                for (r, acc_r) in acc.iter_mut().enumerate() {
-                    // SAFETY: weight r < MR of this step's MR, inside the caller's kc·offs.len()·MR.
-                    let wv = _mm512_set1_ps(unsafe { *w.add(r) });
-                    for (a, &xv) in acc_r.iter_mut().zip(&x) {
-                        *a = _mm512_fmadd_ps(wv, xv, *a);
-                    }
-                }
-                // SAFETY: to the next step's weights, at most one past the caller's last.
-                w = unsafe { w.add(MR) };
-            };
+    #[allow(clippy::undocumented_unsafe_blocks)]
+    impl Kernels for Avx2 {
+        // 4 x 2 accumulators, 2 input vectors and a broadcast weight: 11 of 16 registers (4 x 3
+        // needs all 16, and the compiler then spills an accumulator).
+        const TILE_ROWS: usize = 4;
+        const TILE_VECTORS: usize = 2;
+        const WGRAD_LANES: usize = 16;
+        fn wgrad_rows(lanes: usize) -> usize {
+            if lanes > 8 { 6 } else { 8 }
         }
-        if let [off] = *offs {
-            // One tap (Winograd's products): no inner loop.
-            for j in 0..kc {
-                // SAFETY: column 0 of row (j, offs[0]), which the caller vouches for (cols ≥ 1).
-                step!(unsafe { inp.add(j * in_rs + off) });
-            }
-        } else {
-            for j in 0..kc {
-                // SAFETY: j < kc: between `inp` and row (j, offs[0])'s first column, both inside
-                // the caller's input.
-                let row = unsafe { inp.add(j * in_rs) };
-                for &off in offs {
-                    // SAFETY: column 0 of row (j, off), which the caller vouches for (cols ≥ 1).
-                    step!(unsafe { row.add(off) });
+        #[inline(always)]
+        unsafe fn tile_any(
+            self,
+            w: *const f32,
+            kc: usize,
+            offs: &[usize],
+            inp: *const f32,
+            in_rs: usize,
+            cols: usize,
+            out: *mut f32,
+            out_rs: usize,
+            rows: usize,
+        ) {
+            unsafe { tile_any_arms!(Avx2, 4, 2, [1], self, w, kc, offs, inp, in_rs, cols, out, out_rs, rows) }
+        }
+        #[inline(always)]
+        unsafe fn wgrad_tile(
+            self,
+            dy: *const f32,
+            dy_rs: usize,
+            rows: usize,
+            x: *const f32,
+            cs: usize,
+            px: (usize, usize, usize),
+            lanes: usize,
+            out: *mut f32,
+            out_rs: usize,
+        ) {
+            unsafe {
+                match lanes {
+                    8 => wgrad::<Self, 8, 1, true>(self, dy, dy_rs, rows, x, cs, px, lanes, out, out_rs),
+                    16 => wgrad::<Self, 6, 2, true>(self, dy, dy_rs, rows, x, cs, px, lanes, out, out_rs),
+                    1..8 => wgrad::<Self, 8, 1, false>(self, dy, dy_rs, rows, x, cs, px, lanes, out, out_rs),
+                    _ => wgrad::<Self, 6, 2, false>(self, dy, dy_rs, rows, x, cs, px, lanes, out, out_rs),
                 }
             }
         }
-        for (r, acc_r) in acc.iter().enumerate().take(rows) {
-            for (v, &a) in acc_r.iter().enumerate() {
-                // SAFETY: r < rows, columns 16·v + (0..16) masked to < cols (16·v < cols).
-                unsafe { _mm512_mask_storeu_ps(out.add(r * out_rs + 16 * v), masks[v], a) };
+    }
+}
+
+#[cfg(target_arch = "aarch64")]
+mod arm_shapes {
+    use super::*;
+    use crate::ops::cpu::simd::arm::Neon;
+
+    // SAFETY (every block in this impl): as for the x86 levels.
+    #[allow(clippy::undocumented_unsafe_blocks)]
+    impl Kernels for Neon {
+        // 8 x 3 accumulators of 32 registers.
+        const TILE_ROWS: usize = 8;
+        const TILE_VECTORS: usize = 3;
+        const WGRAD_LANES: usize = 16;
+        fn wgrad_rows(lanes: usize) -> usize {
+            if lanes > 12 { 6 } else { 8 }
+        }
+        #[inline(always)]
+        unsafe fn tile_any(
+            self,
+            w: *const f32,
+            kc: usize,
+            offs: &[usize],
+            inp: *const f32,
+            in_rs: usize,
+            cols: usize,
+            out: *mut f32,
+            out_rs: usize,
+            rows: usize,
+        ) {
+            unsafe { tile_any_arms!(Neon, 8, 3, [1, 2], self, w, kc, offs, inp, in_rs, cols, out, out_rs, rows) }
+        }
+        #[inline(always)]
+        unsafe fn wgrad_tile(
+            self,
+            dy: *const f32,
+            dy_rs: usize,
+            rows: usize,
+            x: *const f32,
+            cs: usize,
+            px: (usize, usize, usize),
+            lanes: usize,
+            out: *mut f32,
+            out_rs: usize,
+        ) {
+            unsafe {
+                match lanes {
+                    16 => wgrad::<Self, 6, 4, true>(self, dy, dy_rs, rows, x, cs, px, lanes, out, out_rs),
+                    _ => match lanes.div_ceil(4) {
+                        1 => wgrad::<Self, 8, 1, false>(self, dy, dy_rs, rows, x, cs, px, lanes, out, out_rs),
+                        2 => wgrad::<Self, 8, 2, false>(self, dy, dy_rs, rows, x, cs, px, lanes, out, out_rs),
+                        3 => wgrad::<Self, 8, 3, false>(self, dy, dy_rs, rows, x, cs, px, lanes, out, out_rs),
+                        _ => wgrad::<Self, 6, 4, false>(self, dy, dy_rs, rows, x, cs, px, lanes, out, out_rs),
+                    },
+                }
+            }
+        }
+    }
+}
+
+/// Each level's entry points: the generic loops compiled with its instruction set.
+mod entry {
+    use super::*;
+
+    macro_rules! entries {
+        ($(#[$feat:meta])* $product:ident, $grad:ident, $S:ty) => {
+            /// [`taps_product_at`] at this level.
+            ///
+            /// # Safety
+            /// As [`taps_product_at`]'s.
+            $(#[$feat])*
+            #[allow(clippy::too_many_arguments)]
+            pub unsafe fn $product(s: $S, packed: &[f32], m: usize, kc: usize, offs: &[usize], inp: *const f32, in_rs: usize, ncols: usize, out: *mut f32, out_rs: usize) {
+                // SAFETY: the caller's promises.
+                unsafe { taps_product_at(s, packed, m, kc, offs, inp, in_rs, ncols, out, out_rs) }
+            }
+
+            /// [`taps_weight_grad_at`] at this level.
+            ///
+            /// # Safety
+            /// As [`taps_weight_grad_at`]'s.
+            $(#[$feat])*
+            #[allow(clippy::too_many_arguments)]
+            pub unsafe fn $grad(s: $S, dy: *const f32, f: usize, dy_rs: usize, xt: *const f32, c: usize, cs: usize, offs: &[usize], px: (usize, usize, usize), dw: *mut f32) {
+                // SAFETY: the caller's promises.
+                unsafe { taps_weight_grad_at(s, dy, f, dy_rs, xt, c, cs, offs, px, dw) }
+            }
+        };
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    entries!(
+        #[target_feature(enable = "avx512f")]
+        taps_product_avx512,
+        weight_grad_avx512,
+        crate::ops::cpu::simd::x86::Avx512
+    );
+    #[cfg(target_arch = "x86_64")]
+    entries!(
+        #[target_feature(enable = "avx2,fma")]
+        taps_product_avx2,
+        weight_grad_avx2,
+        crate::ops::cpu::simd::x86::Avx2
+    );
+    #[cfg(target_arch = "aarch64")]
+    entries!(
+        #[target_feature(enable = "neon")]
+        taps_product_neon,
+        weight_grad_neon,
+        crate::ops::cpu::simd::arm::Neon
+    );
+}
+
+/// [`taps_product`]'s loops: column panels outside, so that a panel of the input (kc rows of a
+/// tile's columns and the taps' reach) stays in L1 while every row block uses it.
+///
+/// # Safety
+/// `s`'s instruction set is compiled in (an entry point); `packed` holds m.div_ceil(MR) blocks of
+/// kc·offs.len()·MR floats; for j < kc, t < offs.len(), p < ncols, inp[j·in_rs + offs[t] + p] is
+/// readable; for i < m, out[i·out_rs + p] is writable and not accessed by anyone else.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn taps_product_at<S: Kernels>(
+    s: S,
+    packed: &[f32],
+    m: usize,
+    kc: usize,
+    offs: &[usize],
+    inp: *const f32,
+    in_rs: usize,
+    ncols: usize,
+    out: *mut f32,
+    out_rs: usize,
+) {
+    let block_len = kc * offs.len() * MR;
+    for p0 in (0..ncols).step_by(S::TILE_VECTORS * S::LANES) {
+        for block in 0..m.div_ceil(MR) {
+            for r0 in (0..MR).step_by(S::TILE_ROWS) {
+                let row = block * MR + r0;
+                if row >= m {
+                    break;
+                }
+                // SAFETY: weights r0.. of this block (inside `packed`, r0 < MR), columns p0.. of
+                // the input (p0 < ncols) and of output rows row..row + rows (row + rows ≤ m): the
+                // tile reads and writes only what the caller vouches for.
+                unsafe {
+                    s.tile_any(
+                        packed.as_ptr().add(block * block_len + r0),
+                        kc,
+                        offs,
+                        inp.add(p0),
+                        in_rs,
+                        ncols - p0,
+                        out.add(row * out_rs + p0),
+                        out_rs,
+                        S::TILE_ROWS.min(m - row),
+                    )
+                }
+            }
+        }
+    }
+}
+
+/// [`taps_weight_grad`]'s loops over taps, channel chunks and filter tiles.
+///
+/// # Safety
+/// `s`'s instruction set is compiled in; with ncols = (oh - 1)·wp + ow and max_off the largest of
+/// `offs`: dy[i·dy_rs + p] for i < f, p < ncols and xt[(p + off)·cs + j] for j < c ≤ cs are
+/// readable; dw[..offs.len()·f·c] is writable and not accessed by anyone else.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn taps_weight_grad_at<S: Kernels>(
+    s: S,
+    dy: *const f32,
+    f: usize,
+    dy_rs: usize,
+    xt: *const f32,
+    c: usize,
+    cs: usize,
+    offs: &[usize],
+    px: (usize, usize, usize),
+    dw: *mut f32,
+) {
+    for (t, &off) in offs.iter().enumerate() {
+        for c0 in (0..c).step_by(S::WGRAD_LANES) {
+            let lanes = (c - c0).min(S::WGRAD_LANES);
+            let mf = S::wgrad_rows(lanes);
+            for f0 in (0..f).step_by(mf) {
+                // SAFETY: 1 ≤ mf.min(f - f0) ≤ wgrad_rows(lanes), 1 ≤ lanes ≤ WGRAD_LANES. The
+                // tile reads dy[(f0 + r)·dy_rs + p] and xt[(p + off)·cs + c0 + l], reads and
+                // writes dw[(t·f + f0 + r)·c + c0 + l], for r < rows, l < lanes (c0 + l < c): as
+                // the caller vouches.
+                unsafe {
+                    s.wgrad_tile(
+                        dy.add(f0 * dy_rs),
+                        dy_rs,
+                        mf.min(f - f0),
+                        xt.add(off * cs + c0),
+                        cs,
+                        px,
+                        lanes,
+                        dw.add((t * f + f0) * c + c0),
+                        c,
+                    )
+                }
+            }
+        }
+    }
+}
+
+/// Weight-gradient tile: MF accumulator rows (filters) of NV vectors (channels). out[r·out_rs + l]
+/// += Σ_p dy[r·dy_rs + p] · x[p·cs + l] over the pixels p = y·wp + x, y < oh, x < ow.
+///
+/// # Safety
+/// `s`'s instruction set is compiled in; 1 ≤ rows ≤ MF; LANES·(NV - 1) < lanes ≤ LANES·NV
+/// (lanes = LANES·NV if FULL), so every vector's pointer is inside the row and masked-off lanes
+/// are the only ones past it. For r < rows, l < lanes and those pixels p: dy[r·dy_rs + p] and
+/// x[p·cs + l] are readable, and out[r·out_rs + l] is readable, writable and not accessed by
+/// anyone else during the call.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn wgrad<S: Simd, const MF: usize, const NV: usize, const FULL: bool>(
+    s: S,
+    dy: *const f32,
+    dy_rs: usize,
+    rows: usize,
+    x: *const f32,
+    cs: usize,
+    (oh, ow, wp): (usize, usize, usize),
+    lanes: usize,
+    out: *mut f32,
+    out_rs: usize,
+) {
+    let mut masks = [s.mask(0); NV];
+    for (v, m) in masks.iter_mut().enumerate() {
+        *m = s.mask(lanes.saturating_sub(S::LANES * v));
+    }
+    // Rows past `rows` repeat the last one and are not stored.
+    let mut dy_rows = [dy; MF];
+    for (r, row) in dy_rows.iter_mut().enumerate() {
+        // SAFETY: row r.min(rows - 1) < rows (rows ≥ 1) of dy, as the caller promises.
+        *row = unsafe { dy.add(r.min(rows - 1) * dy_rs) };
+    }
+    let mut acc = [[s.zero(); NV]; MF];
+    for (r, acc_r) in acc.iter_mut().enumerate().take(rows) {
+        for (v, a) in acc_r.iter_mut().enumerate() {
+            // SAFETY: r < rows, lanes LANES·v + i masked to < lanes, in the caller's `out`;
+            // LANES·v < lanes keeps the pointer inside the row.
+            *a = unsafe { s.load_masked(out.add(r * out_rs + S::LANES * v), masks[v]) };
+        }
+    }
+    for y in 0..oh {
+        for p in y * wp..y * wp + ow {
+            let mut xv = [s.zero(); NV];
+            for (v, xv) in xv.iter_mut().enumerate() {
+                // SAFETY: one of the caller's pixels p; channels LANES·v + i masked to < lanes, or
+                // all of them when FULL (lanes = LANES·NV).
+                *xv = unsafe {
+                    let at = x.add(p * cs + S::LANES * v);
+                    if FULL { s.load(at) } else { s.load_masked(at, masks[v]) }
+                };
+            }
+            for (acc_r, &row) in acc.iter_mut().zip(&dy_rows) {
+                // SAFETY: `row` is one of the caller's dy rows and p one of its pixels.
+                let d = s.splat(unsafe { *row.add(p) });
+                for (a, &xv) in acc_r.iter_mut().zip(&xv) {
+                    *a = s.fma(d, xv, *a);
+                }
+            }
+        }
+    }
+    for (r, acc_r) in acc.iter().enumerate().take(rows) {
+        for (v, &a) in acc_r.iter().enumerate() {
+            // SAFETY: as the loads from `out` above.
+            unsafe { s.store_masked(out.add(r * out_rs + S::LANES * v), masks[v], a) };
+        }
+    }
+}
+
+/// One ROWS x NV·LANES tile, or narrower for the last columns: out[r·out_rs + col] =
+/// Σ_j Σ_t w[(j·offs.len() + t)·MR + r] · inp[j·in_rs + offs[t] + col], stored for r < rows,
+/// col < cols.min(NV·LANES).
+///
+/// # Safety
+/// `s`'s instruction set is compiled in; cols ≥ 1, rows ≤ ROWS ≤ MR; cols ≥ LANES·NV if FULL,
+/// else LANES·(NV - 1) < cols ≤ LANES·NV. `w` holds (kc·offs.len() - 1)·MR + ROWS readable floats; for
+/// j < kc, t < offs.len(), col < cols.min(LANES·NV), inp[j·in_rs + offs[t] + col] is readable;
+/// for r < rows and those columns, out[r·out_rs + col] is writable and not accessed by anyone
+/// else during the call.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn tile<S: Simd, const ROWS: usize, const NV: usize, const FULL: bool>(
+    s: S,
+    mut w: *const f32,
+    kc: usize,
+    offs: &[usize],
+    inp: *const f32,
+    in_rs: usize,
+    cols: usize,
+    out: *mut f32,
+    out_rs: usize,
+    rows: usize,
+) {
+    let mut masks = [s.mask(0); NV];
+    for (v, m) in masks.iter_mut().enumerate() {
+        *m = s.mask(cols.saturating_sub(S::LANES * v));
+    }
+    let mut acc = [[s.zero(); NV]; ROWS];
+    // One (input row j, tap) step: NV vectors of the shifted row times ROWS broadcast weights;
+    // `src` = inp + j·in_rs + offs[t], `w` at step j·offs.len() + t.
+    macro_rules! step {
+        ($src:expr) => {
+            let src = $src;
+            let mut x = [s.zero(); NV];
+            for (v, x) in x.iter_mut().enumerate() {
+                // SAFETY: columns LANES·v + i of one of the caller's (j, t) rows, masked to < cols
+                // unless FULL.
+                *x = unsafe {
+                    if FULL { s.load(src.add(S::LANES * v)) } else { s.load_masked(src.add(S::LANES * v), masks[v]) }
+                };
+            }
+            for (r, acc_r) in acc.iter_mut().enumerate() {
+                // SAFETY: weight r < ROWS of this step's MR, inside the caller's weights.
+                let wv = s.splat(unsafe { *w.add(r) });
+                for (a, &xv) in acc_r.iter_mut().zip(&x) {
+                    *a = s.fma(wv, xv, *a);
+                }
+            }
+            // To the next step's weights (past the caller's last after the last step: never read).
+            w = w.wrapping_add(MR);
+        };
+    }
+    if let [off] = *offs {
+        // One tap (Winograd's products): no inner loop.
+        for j in 0..kc {
+            // SAFETY: column 0 of row (j, offs[0]), which the caller vouches for (cols ≥ 1).
+            step!(unsafe { inp.add(j * in_rs + off) });
+        }
+    } else {
+        for j in 0..kc {
+            // SAFETY: j < kc: between `inp` and row (j, offs[0])'s first column, both inside
+            // the caller's input.
+            let row = unsafe { inp.add(j * in_rs) };
+            for &off in offs {
+                // SAFETY: column 0 of row (j, off), which the caller vouches for (cols ≥ 1).
+                step!(unsafe { row.add(off) });
+            }
+        }
+    }
+    for (r, acc_r) in acc.iter().enumerate().take(rows) {
+        for (v, &a) in acc_r.iter().enumerate() {
+            // SAFETY: r < rows, columns LANES·v + i masked to < cols (LANES·v < cols).
+            unsafe { s.store_masked(out.add(r * out_rs + S::LANES * v), masks[v], a) };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::cpu::simd::levels_here;
+    use crate::rng::Rng;
+
+    fn randn(n: usize, rng: &mut Rng) -> Vec<f32> {
+        (0..n).map(|_| rng.normal()).collect()
+    }
+
+    /// Every vector level this CPU runs (whatever SCRATCHNET_MAX_CPU_ISA says) against plain loops,
+    /// and against each other bit for bit, on shapes that leave partial tiles, partial vectors
+    /// and partial channel chunks at every width.
+    #[test]
+    fn every_level_matches_plain_loops_and_the_others_exactly() {
+        let mut rng = Rng::new(7);
+        for (c, f, h, w, k) in [
+            (1, 8, 9, 9, 3),
+            (3, 5, 7, 11, 3),
+            (17, 9, 6, 30, 3),
+            (32, 64, 12, 12, 3),
+            (64, 13, 5, 5, 2),
+            (50, 7, 8, 8, 5),
+        ] {
+            let g = Conv2dGeom { c, h, w, f, k, stride: 1, pad: 0 };
+            let (oh, ow) = (h - k + 1, w - k + 1);
+            let x = randn(c * h * w, &mut rng);
+            let wt = randn(f * c * k * k, &mut rng);
+            let (mut packed, mut offs) = (Vec::new(), Vec::new());
+            pack_forward(&wt, &g, &mut packed);
+            tap_offsets(&g, w, &mut offs);
+            // Forward in the wide layout: row stride w, columns past ow are don't-cares.
+            let ncols = (oh - 1) * w + ow;
+            let mut reference = vec![0.0f32; f * ncols];
+            for i in 0..f {
+                for p in 0..ncols {
+                    let mut acc = 0.0f64;
+                    for j in 0..c {
+                        for (t, &o) in offs.iter().enumerate() {
+                            acc += wt[(i * c + j) * k * k + t] as f64 * x[j * h * w + p + o] as f64;
+                        }
+                    }
+                    reference[i * ncols + p] = acc as f32;
+                }
+            }
+            // dY wide with zeros past ow, the image transposed, dW by tap from a non-zero start.
+            let mut dy = randn(f * ncols, &mut rng);
+            for (p, v) in dy.iter_mut().enumerate() {
+                if p % ncols % w >= ow {
+                    *v = 0.0;
+                }
+            }
+            let mut xt = vec![0.0; h * w * c];
+            transpose_image(&x, c, h * w, &mut xt, c);
+            let dw0 = randn(k * k * f * c, &mut rng);
+            let mut dw_ref = dw0.clone();
+            for (t, &o) in offs.iter().enumerate() {
+                for i in 0..f {
+                    for j in 0..c {
+                        let s: f64 = (0..ncols).map(|p| dy[i * ncols + p] as f64 * xt[(p + o) * c + j] as f64).sum();
+                        dw_ref[(t * f + i) * c + j] += s as f32;
+                    }
+                }
+            }
+            let mut results = Vec::new();
+            for level in levels_here() {
+                let mut y = vec![f32::NAN; f * ncols];
+                taps_product_in(level, &packed, f, c, &offs, &x, h * w, ncols, &mut y, ncols);
+                for (u, v) in y.iter().zip(&reference) {
+                    assert!((u - v).abs() <= 1e-4 * (1.0 + v.abs()), "{level:?} y: {u} vs {v} for {g:?}");
+                }
+                let mut dw = dw0.clone();
+                taps_weight_grad_in(level, &dy, f, ncols, &xt, c, c, &offs, (oh, ow, w), &mut dw);
+                for (u, v) in dw.iter().zip(&dw_ref) {
+                    assert!((u - v).abs() <= 1e-4 * (1.0 + v.abs()), "{level:?} dw: {u} vs {v} for {g:?}");
+                }
+                results.push((level, y, dw));
+            }
+            for pair in results.windows(2) {
+                let ((la, ya, dwa), (lb, yb, dwb)) = (&pair[0], &pair[1]);
+                assert!(ya.iter().zip(yb).all(|(a, b)| a.to_bits() == b.to_bits()), "y: {la:?} vs {lb:?}, {g:?}");
+                assert!(dwa.iter().zip(dwb).all(|(a, b)| a.to_bits() == b.to_bits()), "dw: {la:?} vs {lb:?}, {g:?}");
             }
         }
     }

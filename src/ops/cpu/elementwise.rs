@@ -1,6 +1,7 @@
 //! Element-wise kernels: activations, dropout, bias, optimizer updates. Large tensors are split in
 //! fixed chunks across threads; element-wise work gives the same bits whatever the split.
 
+use super::multiversion::multiversion;
 use super::par::{for_each_chunk, for_each_chunk2};
 use crate::ops::{AdamStep, SgdStep};
 use crate::rng::Rng;
@@ -23,19 +24,23 @@ pub fn leaky_relu_backward(y: &[f32], dy: &[f32], slope: f32, dx: &mut [f32]) {
     for_each_chunk(dx, CHUNK, |i, dc| leaky_relu_grad_here(&y[i * CHUNK..], &dy[i * CHUNK..], slope, dc));
 }
 
-/// [`leaky_relu`] in place, on this thread (inside kernels already parallel over images).
-pub fn leaky_relu_here(y: &mut [f32], slope: f32) {
-    for v in y {
-        // Branch-free so it vectorises: activations are ~half negative, a branch mispredicts.
-        *v = v.max(0.0) + slope * v.min(0.0);
+multiversion! {
+    /// [`leaky_relu`] in place, on this thread (inside kernels already parallel over images).
+    pub fn leaky_relu_here(y: &mut [f32], slope: f32) {
+        for v in y {
+            // Branch-free so it vectorises: activations are ~half negative, a branch mispredicts.
+            *v = v.max(0.0) + slope * v.min(0.0);
+        }
     }
 }
 
-/// [`leaky_relu_backward`] on this thread.
-pub fn leaky_relu_grad_here(y: &[f32], dy: &[f32], slope: f32, dx: &mut [f32]) {
-    for ((o, &v), &d) in dx.iter_mut().zip(y).zip(dy) {
-        let positive = (v > 0.0) as u32 as f32;
-        *o = d * (slope + (1.0 - slope) * positive);
+multiversion! {
+    /// [`leaky_relu_backward`] on this thread.
+    pub fn leaky_relu_grad_here(y: &[f32], dy: &[f32], slope: f32, dx: &mut [f32]) {
+        for ((o, &v), &d) in dx.iter_mut().zip(y).zip(dy) {
+            let positive = (v > 0.0) as u32 as f32;
+            *o = d * (slope + (1.0 - slope) * positive);
+        }
     }
 }
 
@@ -48,19 +53,25 @@ pub fn dropout(x: &[f32], p: f32, rng: &mut Rng, mask: &mut [f32], y: &mut [f32]
     // 24-bit uniforms; u > p compared as integers: u·2^24 > p·2^24.
     let threshold = (p as f64 * (1u64 << 24) as f64) as u32;
     let key = rng.next_u64();
-    let (k0, k1) = (key as u32, (key >> 32) as u32);
     for_each_chunk2(mask, CHUNK, y, CHUNK, |ci, m, yc| {
-        let base = (ci * CHUNK) as u32;
-        for (j, ((m, y), &x)) in m.iter_mut().zip(yc.iter_mut()).zip(&x[ci * CHUNK..]).enumerate() {
+        dropout_chunk((ci * CHUNK) as u32, key, threshold, keep, &x[ci * CHUNK..], m, yc)
+    });
+}
+
+multiversion! {
+    /// [`dropout`] of the elements from index `base` on.
+    fn dropout_chunk(base: u32, key: u64, threshold: u32, keep: f32, x: &[f32], m: &mut [f32], y: &mut [f32]) {
+        let (k0, k1) = (key as u32, (key >> 32) as u32);
+        for (j, ((m, y), &x)) in m.iter_mut().zip(y.iter_mut()).zip(x).enumerate() {
             let u = hash32(hash32((base + j as u32) ^ k0) ^ k1) >> 8;
             *m = keep * (u > threshold) as u32 as f32;
             *y = x * *m;
         }
-    });
+    }
 }
 
 /// A 32-bit integer hash with good avalanche (Chris Wellons' "lowbias32").
-#[inline]
+#[inline(always)]
 fn hash32(mut x: u32) -> u32 {
     x ^= x >> 16;
     x = x.wrapping_mul(0x7feb_352d);
@@ -71,11 +82,15 @@ fn hash32(mut x: u32) -> u32 {
 
 /// out = a·b element-wise.
 pub fn mul(a: &[f32], b: &[f32], out: &mut [f32]) {
-    for_each_chunk(out, CHUNK, |i, oc| {
-        for ((o, &u), &v) in oc.iter_mut().zip(&a[i * CHUNK..]).zip(&b[i * CHUNK..]) {
+    for_each_chunk(out, CHUNK, |i, oc| mul_here(&a[i * CHUNK..], &b[i * CHUNK..], oc));
+}
+
+multiversion! {
+    fn mul_here(a: &[f32], b: &[f32], out: &mut [f32]) {
+        for ((o, &u), &v) in out.iter_mut().zip(a).zip(b) {
             *o = u * v;
         }
-    });
+    }
 }
 
 /// Reverses every row of length `w`.
@@ -85,37 +100,45 @@ pub fn reverse_rows(x: &mut [f32], w: usize) {
     }
 }
 
-/// a = (a + b) / 2.
-pub fn average_into(a: &mut [f32], b: &[f32]) {
-    for (u, &v) in a.iter_mut().zip(b) {
-        *u = 0.5 * (*u + v);
-    }
-}
-
-/// y (rows, b.len()) += b on every row.
-pub fn add_row_bias(y: &mut [f32], b: &[f32]) {
-    for row in y.chunks_mut(b.len()) {
-        for (o, &v) in row.iter_mut().zip(b) {
-            *o += v;
+multiversion! {
+    /// a = (a + b) / 2.
+    pub fn average_into(a: &mut [f32], b: &[f32]) {
+        for (u, &v) in a.iter_mut().zip(b) {
+            *u = 0.5 * (*u + v);
         }
     }
 }
 
-/// db = Σ_rows dy.
-pub fn sum_rows(dy: &[f32], db: &mut [f32]) {
-    db.fill(0.0);
-    for row in dy.chunks(db.len()) {
-        for (o, &v) in db.iter_mut().zip(row) {
-            *o += v;
+multiversion! {
+    /// y (rows, b.len()) += b on every row.
+    pub fn add_row_bias(y: &mut [f32], b: &[f32]) {
+        for row in y.chunks_mut(b.len()) {
+            for (o, &v) in row.iter_mut().zip(b) {
+                *o += v;
+            }
         }
     }
 }
 
-/// db += s·Σ_rows dy.
-pub fn add_sum_rows(dy: &[f32], s: f32, db: &mut [f32]) {
-    for row in dy.chunks(db.len()) {
-        for (o, &v) in db.iter_mut().zip(row) {
-            *o += s * v;
+multiversion! {
+    /// db = Σ_rows dy.
+    pub fn sum_rows(dy: &[f32], db: &mut [f32]) {
+        db.fill(0.0);
+        for row in dy.chunks(db.len()) {
+            for (o, &v) in db.iter_mut().zip(row) {
+                *o += v;
+            }
+        }
+    }
+}
+
+multiversion! {
+    /// db += s·Σ_rows dy.
+    pub fn add_sum_rows(dy: &[f32], s: f32, db: &mut [f32]) {
+        for row in dy.chunks(db.len()) {
+            for (o, &v) in db.iter_mut().zip(row) {
+                *o += s * v;
+            }
         }
     }
 }
@@ -124,35 +147,47 @@ pub fn add_sum_rows(dy: &[f32], s: f32, db: &mut [f32]) {
 /// g = grad + λ·θ. Without a velocity buffer (μ = 0): θ -= lr·g. Parallel over fixed chunks.
 pub fn sgd(p: &mut [f32], g: &[f32], v: Option<&mut [f32]>, h: &SgdStep) {
     match v {
-        None => for_each_chunk(p, UPDATE_CHUNK, |c, p| {
-            for (p, &g) in p.iter_mut().zip(&g[c * UPDATE_CHUNK..]) {
-                *p -= h.lr * (g + h.weight_decay * *p);
-            }
-        }),
-        Some(v) => for_each_chunk2(p, UPDATE_CHUNK, v, UPDATE_CHUNK, |c, p, v| {
-            for ((p, &g), v) in p.iter_mut().zip(&g[c * UPDATE_CHUNK..]).zip(v.iter_mut()) {
-                let g = g + h.weight_decay * *p;
-                let vel = h.momentum * *v - h.lr * g;
-                // A velocity left to decay (gradient ~0) sinks into the subnormal range, where x86
-                // arithmetic is ~24x slower (measured); flush it to zero there.
-                *v = if vel.abs() < f32::MIN_POSITIVE { 0.0 } else { vel };
-                *p += if h.nesterov { h.momentum * *v - h.lr * g } else { *v };
-            }
-        }),
+        None => for_each_chunk(p, UPDATE_CHUNK, |c, p| sgd_plain(p, &g[c * UPDATE_CHUNK..], h)),
+        Some(v) => {
+            for_each_chunk2(p, UPDATE_CHUNK, v, UPDATE_CHUNK, |c, p, v| sgd_momentum(p, &g[c * UPDATE_CHUNK..], v, h))
+        }
     }
 }
 
-/// Adam with bias correction; `decoupled` makes it AdamW (decay applied to θ, not mixed into g).
-pub fn adam(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], h: &AdamStep) {
-    let c1 = 1.0 - h.beta1.powi(h.step as i32);
-    let c2 = 1.0 - h.beta2.powi(h.step as i32);
-    for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
-        let g = if h.decoupled { g } else { g + h.weight_decay * *p };
-        if h.decoupled {
-            *p -= h.lr * h.weight_decay * *p;
+multiversion! {
+    fn sgd_plain(p: &mut [f32], g: &[f32], h: &SgdStep) {
+        for (p, &g) in p.iter_mut().zip(g) {
+            *p -= h.lr * (g + h.weight_decay * *p);
         }
-        *m = h.beta1 * *m + (1.0 - h.beta1) * g;
-        *v = h.beta2 * *v + (1.0 - h.beta2) * g * g;
-        *p -= h.lr * (*m / c1) / ((*v / c2).sqrt() + h.eps);
+    }
+}
+
+multiversion! {
+    fn sgd_momentum(p: &mut [f32], g: &[f32], v: &mut [f32], h: &SgdStep) {
+        for ((p, &g), v) in p.iter_mut().zip(g).zip(v.iter_mut()) {
+            let g = g + h.weight_decay * *p;
+            let vel = h.momentum * *v - h.lr * g;
+            // A velocity left to decay (gradient ~0) sinks into the subnormal range, where x86
+            // arithmetic is ~24x slower (measured); flush it to zero there.
+            *v = if vel.abs() < f32::MIN_POSITIVE { 0.0 } else { vel };
+            *p += if h.nesterov { h.momentum * *v - h.lr * g } else { *v };
+        }
+    }
+}
+
+multiversion! {
+    /// Adam with bias correction; `decoupled` makes it AdamW (decay applied to θ, not mixed into g).
+    pub fn adam(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], h: &AdamStep) {
+        let c1 = 1.0 - h.beta1.powi(h.step as i32);
+        let c2 = 1.0 - h.beta2.powi(h.step as i32);
+        for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+            let g = if h.decoupled { g } else { g + h.weight_decay * *p };
+            if h.decoupled {
+                *p -= h.lr * h.weight_decay * *p;
+            }
+            *m = h.beta1 * *m + (1.0 - h.beta1) * g;
+            *v = h.beta2 * *v + (1.0 - h.beta2) * g * g;
+            *p -= h.lr * (*m / c1) / ((*v / c2).sqrt() + h.eps);
+        }
     }
 }

@@ -5,6 +5,7 @@
 //! cost nothing. We always call it single-threaded: the callers parallelise over independent row
 //! blocks or images, which scales better on these shapes and keeps results thread-count independent.
 
+use super::multiversion::multiversion;
 use std::cell::Cell;
 
 thread_local! {
@@ -190,54 +191,57 @@ mod capped {
         match isa {
             Isa::Avx512 => run!(gemm_common::simd::V4, avx512f, 16),
             Isa::Avx2 => run!(gemm_common::simd::V3, fma, 8),
-            Isa::Scalar => run!(gemm_common::simd::Scalar, scalar, 1),
+            Isa::Scalar | Isa::Neon => run!(gemm_common::simd::Scalar, scalar, 1),
         }
     }
 }
 
-/// Products with a dimension of 1 (the per-sample MLP's every product): a row vector times a matrix,
-/// or an outer product. The `gemm` crate spends ~5x the arithmetic's time on packing and dispatch
-/// there (measured: 65 us per per-sample step), so these run as plain dot / axpy loops instead.
-/// Returns false for shapes it does not handle.
-fn vector_product(a: Mat, b: Mat, c: &mut [f32], c_rs: usize, accumulate: bool, s: f32) -> bool {
-    let (m, k, n) = (a.rows, a.cols, b.cols);
-    if m == 1 && b.cs == 1 {
-        // c = Σ_p a[p]·b[p, :]: one contiguous axpy per row of b.
-        let c = &mut c[..n];
-        if !accumulate {
-            c.fill(0.0);
-        }
-        for p in 0..k {
-            axpy(s * a.data[p * a.cs], &b.data[p * b.rs..][..n], c);
-        }
-    } else if m == 1 && b.rs == 1 && a.cs == 1 {
-        // c[j] = a · b[:, j], and column j of b is contiguous (b is a transposed row-major matrix).
-        let a = &a.data[..k];
-        for (j, o) in c[..n].iter_mut().enumerate() {
-            let d = s * dot(a, &b.data[j * b.cs..][..k]);
-            *o = if accumulate { *o + d } else { d };
-        }
-    } else if k == 1 && b.cs == 1 {
-        // Outer product: row i of c gets a[i]·b.
-        let b = &b.data[..n];
-        for i in 0..m {
-            let row = &mut c[i * c_rs..][..n];
-            let alpha = s * a.data[i * a.rs];
-            if accumulate {
-                axpy(alpha, b, row);
-            } else {
-                for (o, &v) in row.iter_mut().zip(b) {
-                    *o = alpha * v;
+multiversion! {
+    /// Products with a dimension of 1 (the per-sample MLP's every product): a row vector times a matrix,
+    /// or an outer product. The `gemm` crate spends ~5x the arithmetic's time on packing and dispatch
+    /// there (measured: 65 us per per-sample step), so these run as plain dot / axpy loops instead.
+    /// Returns false for shapes it does not handle.
+    fn vector_product(a: Mat, b: Mat, c: &mut [f32], c_rs: usize, accumulate: bool, s: f32) -> bool {
+        let (m, k, n) = (a.rows, a.cols, b.cols);
+        if m == 1 && b.cs == 1 {
+            // c = Σ_p a[p]·b[p, :]: one contiguous axpy per row of b.
+            let c = &mut c[..n];
+            if !accumulate {
+                c.fill(0.0);
+            }
+            for p in 0..k {
+                axpy(s * a.data[p * a.cs], &b.data[p * b.rs..][..n], c);
+            }
+        } else if m == 1 && b.rs == 1 && a.cs == 1 {
+            // c[j] = a · b[:, j], and column j of b is contiguous (b is a transposed row-major matrix).
+            let a = &a.data[..k];
+            for (j, o) in c[..n].iter_mut().enumerate() {
+                let d = s * dot(a, &b.data[j * b.cs..][..k]);
+                *o = if accumulate { *o + d } else { d };
+            }
+        } else if k == 1 && b.cs == 1 {
+            // Outer product: row i of c gets a[i]·b.
+            let b = &b.data[..n];
+            for i in 0..m {
+                let row = &mut c[i * c_rs..][..n];
+                let alpha = s * a.data[i * a.rs];
+                if accumulate {
+                    axpy(alpha, b, row);
+                } else {
+                    for (o, &v) in row.iter_mut().zip(b) {
+                        *o = alpha * v;
+                    }
                 }
             }
+        } else {
+            return false;
         }
-    } else {
-        return false;
+        true
     }
-    true
 }
 
 /// y += alpha·x.
+#[inline(always)]
 fn axpy(alpha: f32, x: &[f32], y: &mut [f32]) {
     for (o, &v) in y.iter_mut().zip(x) {
         *o += alpha * v;
@@ -246,6 +250,7 @@ fn axpy(alpha: f32, x: &[f32], y: &mut [f32]) {
 
 /// x·y with 16 partial sums, so the compiler may keep them in vector registers (a single running
 /// sum fixes the order of additions and cannot be vectorised).
+#[inline(always)]
 fn dot(x: &[f32], y: &[f32]) -> f32 {
     const L: usize = 16;
     let mut acc = [0.0f32; L];

@@ -51,7 +51,7 @@ fn forward_any(x_p: &[f32], g: &Pool2dGeom, y_p: &mut [f32], a_p: &mut [u32]) {
 fn forward_2x2(x_p: &[f32], g: &Pool2dGeom, y_p: &mut [f32], a_p: &mut [u32]) {
     let ow = g.ow();
     #[cfg(target_arch = "x86_64")]
-    if super::conv_direct::available() {
+    if super::isa::current() == super::isa::Isa::Avx512 {
         // SAFETY: AVX-512F was detected just above; plane_2x2 bounds its accesses by the slices.
         unsafe { avx512::plane_2x2(x_p, g.w, ow, y_p, a_p) };
         return;

@@ -10,16 +10,20 @@
 //! would be the same computation on dY padded by 2 with the weights transposed and flipped, but
 //! measured slower there than the direct kernel (see docs/ARCHITECTURE.md).
 //!
-//! Layout: tiles are numbered u = ty·tw + tx. The input transform takes 16 tiles of a tile row at
-//! once, splitting the 4 input rows they read into even and odd columns with vector permutes. V
+//! Layout: tiles are numbered u = ty·tw + tx. The input transform takes a vector's worth of tiles
+//! of a tile row at once, splitting the 4 input rows they read into even and odd columns with
+//! vector permutes. The transforms are written once over [`Simd`], like the products. V
 //! and M keep the 16 components of a channel next to each other ((c, 16, tiles), (m, 16, tiles)):
 //! each transform then writes or reads one small block instead of 16 places far apart (measured:
 //! the input transform was bound by those scattered stores).
 
-// Elsewhere than x86-64 `conv_direct::available()` is false and nothing here runs.
-#![cfg_attr(not(target_arch = "x86_64"), allow(unused_variables, unused_mut))]
-
 use super::conv_direct::{self, MR};
+use super::simd::{Level, Simd, level};
+
+/// Whether this CPU runs [`correlate`]: it has vector instructions we have kernels for.
+pub fn available() -> bool {
+    level().is_some()
+}
 
 const G: [[f32; 3]; 4] = [[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]];
 
@@ -56,8 +60,8 @@ pub fn pack_weights(rows: usize, red: usize, out: &mut Vec<f32>, kernel: impl Fn
 
 /// out (m, oh, ow) = Σ_j Σ_{ki,kj} kernel(i, j)[ki][kj] · inp(j, oy + ki - pad, ox + kj - pad),
 /// for inp (kc, h, w) zero outside, oh = h + 2·pad - 2 (ow alike), plus bias[i] if given, through
-/// leaky ReLU with `slope` if given; with `packed` from [`pack_weights`]. Overwrites `out`. Needs AVX-512 (the transforms and products
-/// use it), like [`conv_direct`].
+/// leaky ReLU with `slope` if given; with `packed` from [`pack_weights`]. Overwrites `out`.
+/// Needs [`available`].
 #[allow(clippy::too_many_arguments)]
 pub fn correlate(
     inp: &[f32],
@@ -70,7 +74,24 @@ pub fn correlate(
     s: &mut Scratch,
     out: &mut [f32],
 ) {
-    assert!(conv_direct::available(), "winograd::correlate needs AVX-512");
+    let level = level().expect("winograd::correlate needs vector instructions (winograd::available)");
+    correlate_in(level, inp, (kc, h, w), pad, packed, m, bias, slope, s, out)
+}
+
+/// [`correlate`] at a given level.
+#[allow(clippy::too_many_arguments)]
+fn correlate_in(
+    level: Level,
+    inp: &[f32],
+    (kc, h, w): (usize, usize, usize),
+    pad: usize,
+    packed: &[f32],
+    m: usize,
+    bias: Option<&[f32]>,
+    slope: Option<f32>,
+    s: &mut Scratch,
+    out: &mut [f32],
+) {
     assert!(h + 2 * pad >= 3 && w + 2 * pad >= 3, "winograd::correlate: image smaller than its kernel");
     let (oh, ow) = (h + 2 * pad - 2, w + 2 * pad - 2);
     let (th, tw) = (oh.div_ceil(2), ow.div_ceil(2));
@@ -96,22 +117,22 @@ pub fn correlate(
         (&s.padded[..], ph, pw)
     };
     s.v.resize(16 * kc * tiles, 0.0);
-    for j in 0..kc {
-        let plane = &src[j * ph * pw..(j + 1) * ph * pw];
-        for ty in 0..th {
-            let rows = &plane[2 * ty * pw..(2 * ty + 4) * pw];
+    // SAFETY: the level's token proves its instruction set; `src` holds kc planes of ph·pw with
+    // ph ≥ 2·th + 2 rows (the input, or the padded copy), and s.v holds 16·kc·tiles floats.
+    unsafe {
+        match level {
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: AVX-512F was asserted above; `rows` holds 4·pw floats (sliced); V is
-            // written at (j·16 + ξ)·tiles + ty·tw + (0..tw), below (j·16 + 16)·tiles ≤ s.v.len()
-            // as ty < th and tiles = th·tw; s.v is borrowed mutably, nothing else touches it.
-            unsafe {
-                avx512::input_tile_row(rows, pw, tw, s.v.as_mut_ptr().add(j * 16 * tiles + ty * tw), tiles)
-            };
+            Level::Avx512(l) => entry::input_avx512(l, src, (kc, ph, pw), (th, tw), &mut s.v),
+            #[cfg(target_arch = "x86_64")]
+            Level::Avx2(l) => entry::input_avx2(l, src, (kc, ph, pw), (th, tw), &mut s.v),
+            #[cfg(target_arch = "aarch64")]
+            Level::Neon(l) => entry::input_neon(l, src, (kc, ph, pw), (th, tw), &mut s.v),
         }
     }
     s.m.resize(16 * m * tiles, 0.0);
     for xi in 0..16 {
-        conv_direct::taps_product(
+        conv_direct::taps_product_in(
+            level,
             &packed[xi * per..(xi + 1) * per],
             m,
             kc,
@@ -123,141 +144,320 @@ pub fn correlate(
             16 * tiles,
         );
     }
-    for (i, plane) in out.chunks_mut(oh * ow).take(m).enumerate() {
-        let mi = &s.m[i * 16 * tiles..(i + 1) * 16 * tiles];
-        let b = bias.map_or(0.0, |b| b[i]);
-        for ty in 0..th {
-            let rows = &mut plane[2 * ty * ow..((2 * ty + 2) * ow).min(oh * ow)];
+    // SAFETY: as above; s.m holds 16·m·tiles floats and `out` m planes of oh·ow (asserted).
+    unsafe {
+        match level {
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: AVX-512F was asserted above; `mi` holds 16·tiles ≥ 15·tiles + ty·tw + tw
-            // floats (ty < th); tw = ow.div_ceil(2).
-            unsafe {
-                avx512::output_tile_row(mi, tiles, ty * tw, tw, (b, slope), rows, ow)
-            };
+            Level::Avx512(l) => entry::output_avx512(l, &s.m, m, (oh, ow), (th, tw), bias, slope, out),
+            #[cfg(target_arch = "x86_64")]
+            Level::Avx2(l) => entry::output_avx2(l, &s.m, m, (oh, ow), (th, tw), bias, slope, out),
+            #[cfg(target_arch = "aarch64")]
+            Level::Neon(l) => entry::output_neon(l, &s.m, m, (oh, ow), (th, tw), bias, slope, out),
         }
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-mod avx512 {
-    use std::arch::x86_64::*;
+/// Each level's entry points: the transforms compiled with its instruction set.
+mod entry {
+    use super::*;
 
-    fn mask(n: usize) -> __mmask16 {
-        ((1u32 << n.min(16)) - 1) as __mmask16
+    macro_rules! entries {
+        ($(#[$feat:meta])* $input:ident, $output:ident, $S:ty) => {
+            /// [`input_transform`] at this level.
+            ///
+            /// # Safety
+            /// As [`input_transform`]'s.
+            $(#[$feat])*
+            pub unsafe fn $input(s: $S, src: &[f32], dims: (usize, usize, usize), tiles: (usize, usize), v: &mut [f32]) {
+                // SAFETY: the caller's promises.
+                unsafe { input_transform(s, src, dims, tiles, v) }
+            }
+
+            /// [`output_transform`] at this level.
+            ///
+            /// # Safety
+            /// As [`output_transform`]'s.
+            $(#[$feat])*
+            #[allow(clippy::too_many_arguments)]
+            pub unsafe fn $output(
+                s: $S,
+                mm: &[f32],
+                m: usize,
+                out_dims: (usize, usize),
+                tiles: (usize, usize),
+                bias: Option<&[f32]>,
+                slope: Option<f32>,
+                out: &mut [f32],
+            ) {
+                // SAFETY: the caller's promises.
+                unsafe { output_transform(s, mm, m, out_dims, tiles, bias, slope, out) }
+            }
+        };
     }
 
-    /// v_ξ[tx] (at v + ξ·v_stride) = (Bᵀ d B)_ξ of the tiles tx < tw of one tile row, whose 4
-    /// input rows of `rs` floats follow each other in `rows`; tile tx reads columns 2tx..2tx + 4
-    /// (zero past a row's end).
-    ///
-    /// # Safety
-    /// The CPU has AVX-512F; rows.len() ≥ 4·rs; v[ξ·v_stride + tx] for ξ < 16, tx < tw is
-    /// writable and not accessed by anyone else during the call.
-    #[target_feature(enable = "avx512f")]
-    pub unsafe fn input_tile_row(rows: &[f32], rs: usize, tw: usize, v: *mut f32, v_stride: usize) {
-        debug_assert!(rows.len() >= 4 * rs);
-        let ev = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-        let od = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
-        for tx in (0..tw).step_by(16) {
-            let k = mask(tw - tx);
-            // For each row, columns 2tx + {0, 1, 2, 3} of 16 tiles: the tiles' d[i][0..4].
-            let d: [[__m512; 4]; 4] = std::array::from_fn(|i| {
-                // 48 floats from column 2tx, zero past the row's end.
-                let [a, b, c] = std::array::from_fn(|q| {
-                    let at = 2 * tx + 16 * q;
-                    // SAFETY: masked to the row: i·rs + at + lanes ≤ (i + 1)·rs ≤ rows.len() (the
-                    // caller's), and the pointer clamped to the row's end where no lane is read.
-                    unsafe {
-                        _mm512_maskz_loadu_ps(mask(rs.saturating_sub(at)), rows.as_ptr().add(i * rs + at.min(rs)))
-                    }
-                });
-                let (e0, o0) = (_mm512_permutex2var_ps(a, ev, b), _mm512_permutex2var_ps(a, od, b));
-                let ci = _mm512_castps_si512(c);
-                let shift = |x: __m512, next: __m512i| {
-                    _mm512_castsi512_ps(_mm512_alignr_epi32::<1>(next, _mm512_castps_si512(x)))
-                };
-                [e0, o0, shift(e0, ci), shift(o0, _mm512_alignr_epi32::<1>(ci, ci))]
-            });
-            // Bᵀ over the rows, for each of the 4 columns; then over the columns.
-            let t: [[__m512; 4]; 4] = std::array::from_fn(|col| {
-                let r = |i: usize| d[i][col];
-                [
-                    _mm512_sub_ps(r(0), r(2)),
-                    _mm512_add_ps(r(1), r(2)),
-                    _mm512_sub_ps(r(2), r(1)),
-                    _mm512_sub_ps(r(1), r(3)),
-                ]
-            });
-            let [t0, t1, t2, t3] = t;
-            for (a, (((c0, c1), c2), c3)) in t0.into_iter().zip(t1).zip(t2).zip(t3).enumerate() {
-                let vals = [_mm512_sub_ps(c0, c2), _mm512_add_ps(c1, c2), _mm512_sub_ps(c2, c1), _mm512_sub_ps(c1, c3)];
-                for (b, val) in vals.into_iter().enumerate() {
-                    // SAFETY: masked to lanes tx + (0..16) < tw, which the caller vouches for.
-                    unsafe { _mm512_mask_storeu_ps(v.add((4 * a + b) * v_stride + tx), k, val) };
+    #[cfg(target_arch = "x86_64")]
+    entries!(
+        #[target_feature(enable = "avx512f")]
+        input_avx512,
+        output_avx512,
+        crate::ops::cpu::simd::x86::Avx512
+    );
+    #[cfg(target_arch = "x86_64")]
+    entries!(
+        #[target_feature(enable = "avx2,fma")]
+        input_avx2,
+        output_avx2,
+        crate::ops::cpu::simd::x86::Avx2
+    );
+    #[cfg(target_arch = "aarch64")]
+    entries!(
+        #[target_feature(enable = "neon")]
+        input_neon,
+        output_neon,
+        crate::ops::cpu::simd::arm::Neon
+    );
+}
+
+/// V (kc, 16, tiles) = Bᵀ d B of every tile of every channel of `src` (kc planes of ph rows of
+/// pw floats), tiles numbered ty·tw + tx.
+///
+/// # Safety
+/// `s`'s instruction set is compiled in; ph ≥ 2·th + 2, src.len() ≥ kc·ph·pw, v.len() ≥
+/// 16·kc·th·tw.
+#[inline(always)]
+unsafe fn input_transform<S: Simd>(
+    s: S,
+    src: &[f32],
+    (kc, ph, pw): (usize, usize, usize),
+    (th, tw): (usize, usize),
+    v: &mut [f32],
+) {
+    let tiles = th * tw;
+    debug_assert!(ph >= 2 * th + 2 && src.len() >= kc * ph * pw && v.len() >= 16 * kc * tiles);
+    for j in 0..kc {
+        let plane = &src[j * ph * pw..(j + 1) * ph * pw];
+        for ty in 0..th {
+            let rows = &plane[2 * ty * pw..(2 * ty + 4) * pw];
+            // SAFETY: `rows` holds 4·pw floats (sliced); V is written at (j·16 + ξ)·tiles + ty·tw +
+            // (0..tw), below (j·16 + 16)·tiles ≤ v.len() as ty < th; `v` is a unique borrow.
+            unsafe { input_tile_row(s, rows, pw, tw, v.as_mut_ptr().add(j * 16 * tiles + ty * tw), tiles) };
+        }
+    }
+}
+
+/// out (m, oh, ow) = Aᵀ M A + bias, through leaky ReLU with `slope` if given, from M (m, 16,
+/// tiles).
+///
+/// # Safety
+/// `s`'s instruction set is compiled in; (th, tw) = (oh, ow) halved up; mm.len() ≥ 16·m·th·tw,
+/// out.len() ≥ m·oh·ow, bias (if given) holds m values.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn output_transform<S: Simd>(
+    s: S,
+    mm: &[f32],
+    m: usize,
+    (oh, ow): (usize, usize),
+    (th, tw): (usize, usize),
+    bias: Option<&[f32]>,
+    slope: Option<f32>,
+    out: &mut [f32],
+) {
+    let tiles = th * tw;
+    for (i, plane) in out.chunks_mut(oh * ow).take(m).enumerate() {
+        let mi = &mm[i * 16 * tiles..(i + 1) * 16 * tiles];
+        let b = bias.map_or(0.0, |b| b[i]);
+        for ty in 0..th {
+            let rows = &mut plane[2 * ty * ow..((2 * ty + 2) * ow).min(oh * ow)];
+            // SAFETY: `mi` holds 16·tiles ≥ 15·tiles + ty·tw + tw floats (ty < th); tw =
+            // ow.div_ceil(2).
+            unsafe { output_tile_row(s, mi, tiles, ty * tw, tw, (b, slope), rows, ow) };
+        }
+    }
+}
+
+/// v_ξ[tx] (at v + ξ·v_stride) = (Bᵀ d B)_ξ of the tiles tx < tw of one tile row, whose 4 input
+/// rows of `rs` floats follow each other in `rows`; tile tx reads columns 2tx..2tx + 4 (zero past
+/// a row's end). LANES tiles at a time: each row's columns 2tx + 2u + {0, 1} and + {2, 3} for the
+/// lanes u come from two loads of 2·LANES floats split into even and odd columns.
+///
+/// # Safety
+/// `s`'s instruction set is compiled in; rows.len() ≥ 4·rs; v[ξ·v_stride + tx] for ξ < 16,
+/// tx < tw is writable and not accessed by anyone else during the call.
+#[inline(always)]
+unsafe fn input_tile_row<S: Simd>(s: S, rows: &[f32], rs: usize, tw: usize, v: *mut f32, v_stride: usize) {
+    debug_assert!(rows.len() >= 4 * rs);
+    let l = S::LANES;
+    for tx in (0..tw).step_by(l) {
+        let k = s.mask(tw - tx);
+        // d[i][col]: columns 2tx + 2u + col of row i for the lanes u, zero past the row's end.
+        let mut d = [[s.zero(); 4]; 4];
+        for (i, d) in d.iter_mut().enumerate() {
+            for half in 0..2 {
+                let at = 2 * tx + 2 * half;
+                let mut ab = [s.zero(); 2];
+                for (q, ab) in ab.iter_mut().enumerate() {
+                    let col = at + q * l;
+                    // SAFETY: masked to the row: i·rs + col + lanes ≤ (i + 1)·rs ≤ rows.len()
+                    // (the caller's), and the pointer clamped to the row's end where no lane is
+                    // read.
+                    *ab = unsafe {
+                        s.load_masked(rows.as_ptr().add(i * rs + col.min(rs)), s.mask(rs.saturating_sub(col)))
+                    };
+                }
+                (d[2 * half], d[2 * half + 1]) = s.deinterleave(ab[0], ab[1]);
+            }
+        }
+        // Bᵀ over the rows, for each of the 4 columns; then over the columns.
+        let mut t = [[s.zero(); 4]; 4];
+        for (col, t) in t.iter_mut().enumerate() {
+            let r = |i: usize| d[i][col];
+            *t = [s.sub(r(0), r(2)), s.add(r(1), r(2)), s.sub(r(2), r(1)), s.sub(r(1), r(3))];
+        }
+        for a in 0..4 {
+            let (c0, c1, c2, c3) = (t[0][a], t[1][a], t[2][a], t[3][a]);
+            let vals = [s.sub(c0, c2), s.add(c1, c2), s.sub(c2, c1), s.sub(c1, c3)];
+            for (b, &val) in vals.iter().enumerate() {
+                // SAFETY: masked to lanes tx + u < tw, which the caller vouches for.
+                unsafe { s.store_masked(v.add((4 * a + b) * v_stride + tx), k, val) };
+            }
+        }
+    }
+}
+
+/// Output rows 2ty and 2ty + 1 (`rows`, rows of `ow`; the second may be missing at an odd end)
+/// from the tiles u0..u0 + tw of one output channel's M (16 components, `tiles` apart):
+/// y = Aᵀ M_u A + bias (then leaky ReLU with `slope` if given), Aᵀ = [[1, 1, 1, 0],
+/// [0, 1, -1, -1]], written interleaved (x = 2tx + b).
+///
+/// # Safety
+/// `s`'s instruction set is compiled in; mi.len() ≥ 15·tiles + u0 + tw; 1 ≤ tw ≤ ow.div_ceil(2),
+/// so each tile's first column 2tx is inside a row.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn output_tile_row<S: Simd>(
+    s: S,
+    mi: &[f32],
+    tiles: usize,
+    u0: usize,
+    tw: usize,
+    (bias, slope): (f32, Option<f32>),
+    rows: &mut [f32],
+    ow: usize,
+) {
+    debug_assert!(mi.len() >= 15 * tiles + u0 + tw && rows.len() >= ow && 2 * tw <= ow + 1);
+    let l = S::LANES;
+    let (b, zero) = (s.splat(bias), s.zero());
+    for tx in (0..tw).step_by(l) {
+        let k = s.mask(tw - tx);
+        let mut m = [zero; 16];
+        for (xi, m) in m.iter_mut().enumerate() {
+            // SAFETY: masked to lanes u0 + tx + u < u0 + tw; ξ·tiles + u0 + tw ≤ mi.len() for
+            // ξ < 16, as the caller promises.
+            *m = unsafe { s.load_masked(mi.as_ptr().add(xi * tiles + u0 + tx), k) };
+        }
+        let mut p0 = [zero; 4];
+        let mut p1 = [zero; 4];
+        for a in 0..4 {
+            p0[a] = s.add(s.add(m[4 * a], m[4 * a + 1]), m[4 * a + 2]);
+            p1[a] = s.sub(s.sub(m[4 * a + 1], m[4 * a + 2]), m[4 * a + 3]);
+        }
+        let y = [
+            [s.add(s.add(p0[0], p0[1]), p0[2]), s.add(s.add(p1[0], p1[1]), p1[2])],
+            [s.sub(s.sub(p0[1], p0[2]), p0[3]), s.sub(s.sub(p1[1], p1[2]), p1[3])],
+        ];
+        for (a, [y0, y1]) in y.into_iter().enumerate() {
+            let Some(row) = rows.get_mut(a * ow..(a + 1) * ow) else { continue };
+            let (mut y0, mut y1) = (s.add(y0, b), s.add(y1, b));
+            if let Some(sl) = slope {
+                // Leaky ReLU as `elementwise::leaky_relu_here` computes it: max(v, 0) + slope·min(v, 0).
+                let sl = s.splat(sl);
+                y0 = s.add(s.max(y0, zero), s.mul(sl, s.min(y0, zero)));
+                y1 = s.add(s.max(y1, zero), s.mul(sl, s.min(y1, zero)));
+            }
+            let (lo, hi) = s.interleave(y0, y1);
+            let at = 2 * tx;
+            // SAFETY: `row` holds ow floats (sliced); at = 2tx < ow as tx < tw ≤ ow.div_ceil(2)
+            // (the caller's), and both stores are masked to the lanes before ow.
+            unsafe {
+                s.store_masked(row.as_mut_ptr().add(at), s.mask(ow - at), lo);
+                if ow > at + l {
+                    s.store_masked(row.as_mut_ptr().add(at + l), s.mask(ow - at - l), hi);
                 }
             }
         }
     }
+}
 
-    /// Output rows 2ty and 2ty + 1 (`rows`, rows of `ow`; the second may be missing at an odd
-    /// end) from the tiles u0..u0 + tw of one output channel's M (16 components, `tiles` apart):
-    /// y = Aᵀ M_u A + bias (then leaky ReLU with `slope` if given), Aᵀ = [[1, 1, 1, 0],
-    /// [0, 1, -1, -1]], written interleaved (x = 2tx + b).
-    ///
-    /// # Safety
-    /// The CPU has AVX-512F; mi.len() ≥ 15·tiles + u0 + tw; 1 ≤ tw ≤ ow.div_ceil(2), so each
-    /// tile's first column 2tx is inside a row.
-    #[target_feature(enable = "avx512f")]
-    pub unsafe fn output_tile_row(
-        mi: &[f32],
-        tiles: usize,
-        u0: usize,
-        tw: usize,
-        (bias, slope): (f32, Option<f32>),
-        rows: &mut [f32],
-        ow: usize,
-    ) {
-        debug_assert!(mi.len() >= 15 * tiles + u0 + tw && rows.len() >= ow && 2 * tw <= ow + 1);
-        let lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
-        let hi = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
-        let b = _mm512_set1_ps(bias);
-        for tx in (0..tw).step_by(16) {
-            let k = mask(tw - tx);
-            // SAFETY: masked to lanes u0 + tx + (0..16) < u0 + tw; ξ·tiles + u0 + tw ≤ mi.len()
-            // for ξ < 16, as the caller promises.
-            let m: [__m512; 16] =
-                std::array::from_fn(|xi| unsafe { _mm512_maskz_loadu_ps(k, mi.as_ptr().add(xi * tiles + u0 + tx)) });
-            let add3 = |a, b, c| _mm512_add_ps(_mm512_add_ps(a, b), c);
-            let sub3 = |a, b, c| _mm512_sub_ps(_mm512_sub_ps(a, b), c);
-            let p0: [__m512; 4] = std::array::from_fn(|a| add3(m[4 * a], m[4 * a + 1], m[4 * a + 2]));
-            let p1: [__m512; 4] = std::array::from_fn(|a| sub3(m[4 * a + 1], m[4 * a + 2], m[4 * a + 3]));
-            let y = [
-                [add3(p0[0], p0[1], p0[2]), add3(p1[0], p1[1], p1[2])],
-                [sub3(p0[1], p0[2], p0[3]), sub3(p1[1], p1[2], p1[3])],
-            ];
-            for (a, [y0, y1]) in y.into_iter().enumerate() {
-                let Some(row) = rows.get_mut(a * ow..(a + 1) * ow) else { continue };
-                // Leaky ReLU as `elementwise::leaky_relu_here` computes it: max(v, 0) + slope·min(v, 0).
-                let act = |v: __m512| match slope {
-                    Some(s) => _mm512_add_ps(
-                        _mm512_max_ps(v, _mm512_setzero_ps()),
-                        _mm512_mul_ps(_mm512_set1_ps(s), _mm512_min_ps(v, _mm512_setzero_ps())),
-                    ),
-                    None => v,
-                };
-                let (y0, y1) = (act(_mm512_add_ps(y0, b)), act(_mm512_add_ps(y1, b)));
-                let at = 2 * tx;
-                // SAFETY: `row` holds ow floats (sliced); at = 2tx < ow as tx < tw ≤ ow.div_ceil(2)
-                // (the caller's), and both stores are masked to the lanes before ow.
-                unsafe {
-                    _mm512_mask_storeu_ps(row.as_mut_ptr().add(at), mask(ow - at), _mm512_permutex2var_ps(y0, lo, y1));
-                    if ow > at + 16 {
-                        _mm512_mask_storeu_ps(
-                            row.as_mut_ptr().add(at + 16),
-                            mask(ow - at - 16),
-                            _mm512_permutex2var_ps(y0, hi, y1),
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::cpu::simd::levels_here;
+    use crate::rng::Rng;
+
+    /// Every vector level this CPU runs against plain loops, and the levels against each other
+    /// bit for bit: odd and even sizes, padding, rows around the vector widths, with and without
+    /// bias and activation.
+    #[test]
+    fn every_level_matches_plain_loops_and_the_others_exactly() {
+        let mut rng = Rng::new(9);
+        for (kc, m, h, w, pad) in
+            [(1, 3, 5, 5, 0), (3, 9, 8, 19, 1), (5, 4, 7, 36, 0), (8, 17, 12, 12, 1), (2, 2, 3, 70, 2)]
+        {
+            let inp: Vec<f32> = (0..kc * h * w).map(|_| rng.normal()).collect();
+            let g: Vec<f32> = (0..m * kc * 9).map(|_| rng.normal()).collect();
+            let bias: Vec<f32> = (0..m).map(|_| rng.normal()).collect();
+            let kernel = |i: usize, j: usize| -> [[f32; 3]; 3] {
+                std::array::from_fn(|a| std::array::from_fn(|b| g[(i * kc + j) * 9 + 3 * a + b]))
+            };
+            let mut packed = Vec::new();
+            pack_weights(m, kc, &mut packed, kernel);
+            let (oh, ow) = (h + 2 * pad - 2, w + 2 * pad - 2);
+            let at = |j: usize, y: isize, x: isize| {
+                let (y, x) = (y - pad as isize, x - pad as isize);
+                if y < 0 || x < 0 || y >= h as isize || x >= w as isize {
+                    0.0
+                } else {
+                    inp[(j * h + y as usize) * w + x as usize]
+                }
+            };
+            for (with_bias, slope) in [(false, None), (true, Some(0.01))] {
+                let mut reference = vec![0.0f32; m * oh * ow];
+                for i in 0..m {
+                    for y in 0..oh {
+                        for x in 0..ow {
+                            let mut acc = if with_bias { bias[i] as f64 } else { 0.0 };
+                            for j in 0..kc {
+                                for (a, row) in kernel(i, j).iter().enumerate() {
+                                    for (b, &k) in row.iter().enumerate() {
+                                        acc += k as f64 * at(j, (y + a) as isize, (x + b) as isize) as f64;
+                                    }
+                                }
+                            }
+                            let v = acc as f32;
+                            reference[(i * oh + y) * ow + x] = match slope {
+                                Some(s) => v.max(0.0) + s * v.min(0.0),
+                                None => v,
+                            };
+                        }
+                    }
+                }
+                let mut results: Vec<(Level, Vec<f32>)> = Vec::new();
+                for level in levels_here() {
+                    let mut out = vec![f32::NAN; m * oh * ow];
+                    let b = with_bias.then_some(&bias[..]);
+                    correlate_in(level, &inp, (kc, h, w), pad, &packed, m, b, slope, &mut Scratch::default(), &mut out);
+                    for (u, v) in out.iter().zip(&reference) {
+                        assert!(
+                            (u - v).abs() <= 1e-4 * (1.0 + v.abs()),
+                            "{level:?}: {u} vs {v}, {kc} {m} {h}x{w} pad {pad}"
                         );
                     }
+                    if let Some((first, y)) = results.first() {
+                        let same = y.iter().zip(&out).all(|(a, b)| a.to_bits() == b.to_bits());
+                        assert!(same, "{first:?} vs {level:?}: {kc} {m} {h}x{w} pad {pad}");
+                    }
+                    results.push((level, out));
                 }
             }
         }
