@@ -253,6 +253,7 @@ await phone.screenshot({ path: path.join(args.out, "web-demo-phone.png"), fullPa
 check(phone.problems.length === 0, `phone-width page: no problems ${phone.problems.join("; ")}`);
 
 await browser.close();
+for (const d of [downloads, bad]) fs.rmSync(d, { recursive: true, force: true });
 fs.writeFileSync(path.join(args.out, "figures.json"), JSON.stringify(figures, null, 1) + "\n");
 console.log(JSON.stringify(figures, null, 1));
 console.log(failures ? `${failures} check(s) failed` : "all browser checks passed");
