@@ -19,6 +19,13 @@
 //! Every output is summed in the same order at every level (forward: over (channel, tap) from
 //! zero; weight gradient: over pixels onto the existing value), so the levels agree bit for bit.
 
+// Elsewhere than x86-64 and AArch64 (wasm32) there is no vector level: [`Level`] has no variant,
+// and the kernels are compiled but never called.
+#![cfg_attr(
+    not(any(target_arch = "x86_64", target_arch = "aarch64")),
+    allow(dead_code, unused_imports, unused_macros, unused_mut, unused_unsafe, unused_variables, unreachable_code)
+)]
+
 use super::simd::{Level, Simd, level};
 use crate::ops::Conv2dGeom;
 

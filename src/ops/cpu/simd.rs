@@ -12,6 +12,13 @@
 //! each level gives the same bits as long as the kernel does the same operations in the same
 //! order; the vector width only changes which lanes are computed together.
 
+// Elsewhere than x86-64 and AArch64 (wasm32) there is no vector level: [`Level`] has no variant,
+// and the kernels are compiled but never called.
+#![cfg_attr(
+    not(any(target_arch = "x86_64", target_arch = "aarch64")),
+    allow(dead_code, unused_imports, unused_macros, unused_mut, unused_unsafe, unused_variables, unreachable_code)
+)]
+
 use super::isa::{self, Isa};
 
 /// One instruction set's vectors of f32.

@@ -17,6 +17,13 @@
 //! each transform then writes or reads one small block instead of 16 places far apart (measured:
 //! the input transform was bound by those scattered stores).
 
+// Elsewhere than x86-64 and AArch64 (wasm32) there is no vector level: [`Level`] has no variant,
+// and the kernels are compiled but never called.
+#![cfg_attr(
+    not(any(target_arch = "x86_64", target_arch = "aarch64")),
+    allow(dead_code, unused_imports, unused_macros, unused_mut, unused_unsafe, unused_variables, unreachable_code)
+)]
+
 use super::conv_direct::{self, MR};
 use super::simd::{Level, Simd, level};
 
@@ -315,7 +322,7 @@ unsafe fn input_tile_row<S: Simd>(s: S, rows: &[f32], rs: usize, tw: usize, v: *
             *t = [s.sub(r(0), r(2)), s.add(r(1), r(2)), s.sub(r(2), r(1)), s.sub(r(1), r(3))];
         }
         for a in 0..4 {
-            let (c0, c1, c2, c3) = (t[0][a], t[1][a], t[2][a], t[3][a]);
+            let [c0, c1, c2, c3] = t.map(|tc| tc[a]);
             let vals = [s.sub(c0, c2), s.add(c1, c2), s.sub(c2, c1), s.sub(c1, c3)];
             for (b, &val) in vals.iter().enumerate() {
                 // SAFETY: masked to lanes tx + u < tw, which the caller vouches for.
