@@ -124,7 +124,7 @@ pub fn restore(loaded: Loaded, source: &str) -> Result<(Trainer, ModelInfo)> {
 
 /// Rebuilds the trainer and the run's settings from a loaded checkpoint file.
 pub fn decode(loaded: Loaded, source: &str) -> Result<Checkpoint> {
-    let Loaded { model, info, mut extra_tensors, checkpoint } = loaded;
+    let Loaded { model, info, mut extra_tensors, checkpoint, .. } = loaded;
     let text = checkpoint.ok_or_else(|| {
         Error::model(source, "is a model file, not a checkpoint (no training state); use it with evaluate/predict")
     })?;

@@ -45,9 +45,12 @@ pub mod checkpoint;
 pub mod classify;
 pub mod data;
 pub mod error;
+pub mod import;
 pub mod layers;
 pub mod model;
 pub mod model_file;
+#[cfg(feature = "onnx")]
+pub mod onnx;
 pub mod ops;
 pub mod optim;
 pub mod rng;

@@ -25,6 +25,8 @@ fn main() {
         Command::Predict(a) => cli::predict::run(a),
         Command::Inspect(a) => cli::inspect::run(a),
         Command::Devices(a) => cli::device::list(a),
+        Command::Import(a) => cli::import::run(a),
+        Command::Export(a) => cli::export::run(a),
     };
     if let Err(e) = result {
         if e.downcast_ref::<cli::train::Interrupted>().is_some() {

@@ -12,6 +12,7 @@
 //! | `input`    | how pixels become inputs: `{"scale": 1/255, "offset": 0}`         |
 //! | `training` | how it was trained ([`TrainingRecord`]), if known                 |
 //! | `tta`      | how it predicts ([`Tta`]): `hflip` averages each picture with its mirror image; absent: `none` |
+//! | `imported` | imported weights only: where they came from ([`ImportRecord`]) |
 //! | `checkpoint` | checkpoints only: [`crate::train::TrainState`] and the config  |
 //!
 //! Checkpoints add the optimizer state as tensors `optimizer.<slot>.<param name>`.
@@ -60,6 +61,24 @@ pub struct TrainingRecord {
     pub date: String,
 }
 
+/// Where imported weights came from (`scratchnet import`), recorded in the file for `inspect`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ImportRecord {
+    /// The weights file as given.
+    pub source: String,
+    pub bytes: u64,
+    /// FNV-1a (64 bits, hex) of the weights file.
+    pub fingerprint: String,
+    /// How its tensors were named (`nn.Sequential numbering (1.weight)`, ...).
+    pub naming: String,
+    /// Its data types (converted to F32).
+    pub dtypes: Vec<String>,
+    /// The architecture it was mapped onto: a preset's name or a spec file.
+    pub arch: String,
+    pub command: String,
+    pub date: String,
+}
+
 /// Everything in a model file besides the weights.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ModelInfo {
@@ -78,6 +97,8 @@ pub struct Loaded {
     pub info: ModelInfo,
     pub extra_tensors: HashMap<String, Tensor>,
     pub checkpoint: Option<String>,
+    /// Imported models: where the weights came from.
+    pub imported: Option<ImportRecord>,
 }
 
 fn json<T: Serialize>(v: &T) -> String {
@@ -91,7 +112,21 @@ pub fn to_bytes(
     extra: &[(String, &Tensor)],
     checkpoint: Option<String>,
 ) -> Result<Vec<u8>> {
+    to_bytes_imported(model, info, extra, checkpoint, None)
+}
+
+/// [`to_bytes`] with the record of where imported weights came from.
+pub fn to_bytes_imported(
+    model: &Sequential,
+    info: &ModelInfo,
+    extra: &[(String, &Tensor)],
+    checkpoint: Option<String>,
+    imported: Option<&ImportRecord>,
+) -> Result<Vec<u8>> {
     let mut meta = HashMap::new();
+    if let Some(r) = imported {
+        meta.insert("imported".to_string(), json(r));
+    }
     meta.insert("format".to_string(), FORMAT.to_string());
     meta.insert("spec".to_string(), json(&info.spec));
     meta.insert("classes".to_string(), json(&info.classes));
@@ -145,7 +180,14 @@ pub fn from_bytes(bytes: &[u8], source: &str) -> Result<Loaded> {
     match meta.get("format") {
         Some(f) if f == FORMAT => {}
         Some(f) => return Err(Error::model(source, format!("format '{f}'; this scratchnet reads '{FORMAT}'"))),
-        None => return Err(Error::model(source, "no scratchnet metadata: not a scratchnet model file".to_string())),
+        None => {
+            return Err(Error::model(
+                source,
+                "no scratchnet metadata: not a scratchnet model file (plain weights, such as a PyTorch state_dict, \
+                 become one with `scratchnet import`)"
+                    .to_string(),
+            ));
+        }
     }
     let bad_json = |key: &str, e: serde_json::Error| Error::model(source, format!("metadata '{key}' is invalid: {e}"));
     let spec: ModelSpec = serde_json::from_str(get("spec")?).map_err(|e| bad_json("spec", e))?;
@@ -157,6 +199,8 @@ pub fn from_bytes(bytes: &[u8], source: &str) -> Result<Loaded> {
     let input: InputNorm = serde_json::from_str(get("input")?).map_err(|e| bad_json("input", e))?;
     let training =
         meta.get("training").map(|t| serde_json::from_str(t).map_err(|e| bad_json("training", e))).transpose()?;
+    let imported =
+        meta.get("imported").map(|t| serde_json::from_str(t).map_err(|e| bad_json("imported", e))).transpose()?;
     let tta = match meta.get("tta") {
         None => Tta::None,
         Some(t) => Tta::from_name(t).ok_or_else(|| {
@@ -189,7 +233,7 @@ pub fn from_bytes(bytes: &[u8], source: &str) -> Result<Loaded> {
             extra_tensors.insert(name.clone(), tensor_from(&view, &name, source)?);
         }
     }
-    Ok(Loaded { model, info, extra_tensors, checkpoint: meta.get("checkpoint").cloned() })
+    Ok(Loaded { model, info, extra_tensors, checkpoint: meta.get("checkpoint").cloned(), imported })
 }
 
 /// Writes `bytes` to `path` atomically: a temporary file in the same directory, flushed, then

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::data::{Dataset, Jitter};
 use crate::error::{Error, Result};
 use crate::model::{Sequential, TrainConfig, Tta};
+use crate::model_file::InputNorm;
 use crate::optim::Optimizer;
 use crate::rng::Rng;
 
@@ -328,12 +329,30 @@ pub fn evaluate(model: &mut Sequential, data: &Dataset, batch_size: usize) -> Re
 /// [`evaluate`] with predictions averaged over the views `tta` names; the loss is then the mean
 /// cross-entropy of the averaged probabilities.
 pub fn evaluate_tta(model: &mut Sequential, data: &Dataset, batch_size: usize, tta: Tta) -> Result<Evaluation> {
-    let macs = model.spec().forward_macs() * batch_size;
-    let device = model.device().clone();
-    crate::ops::run_batches(&device, macs, || evaluate_here(model, data, batch_size, tta))
+    evaluate_input(model, data, batch_size, tta, &InputNorm::default())
 }
 
-fn evaluate_here(model: &mut Sequential, data: &Dataset, batch_size: usize, tta: Tta) -> Result<Evaluation> {
+/// [`evaluate_tta`] with pixels made inputs by a model file's normalisation (pixel·scale +
+/// offset; imported models may have another than the default x/255).
+pub fn evaluate_input(
+    model: &mut Sequential,
+    data: &Dataset,
+    batch_size: usize,
+    tta: Tta,
+    input: &InputNorm,
+) -> Result<Evaluation> {
+    let macs = model.spec().forward_macs() * batch_size;
+    let device = model.device().clone();
+    crate::ops::run_batches(&device, macs, || evaluate_here(model, data, batch_size, tta, input))
+}
+
+fn evaluate_here(
+    model: &mut Sequential,
+    data: &Dataset,
+    batch_size: usize,
+    tta: Tta,
+    input: &InputNorm,
+) -> Result<Evaluation> {
     let k = model.num_classes();
     let mut confusion = vec![vec![0u64; k]; k];
     let mut labels = Vec::new();
@@ -351,7 +370,7 @@ fn evaluate_here(model: &mut Sequential, data: &Dataset, batch_size: usize, tta:
         Ok(sum)
     };
     for chunk in idx.chunks(batch_size.max(1)) {
-        data.fill_batch(chunk, model.input_mut(chunk.len()), &mut labels);
+        data.fill_batch_normalised(chunk, model.input_mut(chunk.len()), &mut labels, input.scale, input.offset);
         let probs = if tta == Tta::None {
             model.forward(false, &mut rng)?;
             if deferred {

@@ -37,14 +37,9 @@ def max_pool(x, k, s):
     return out
 
 
-def main():
-    path, inputs, probs, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-    with safe_open(path, framework="numpy") as f:
-        meta = f.metadata()
-        tensors = {k: f.get_tensor(k).astype(np.float64) for k in f.keys()}
-    assert meta["format"] == "scratchnet/1", meta.get("format")
-    spec = json.loads(meta["spec"])
-    x = np.fromfile(inputs, dtype="<f4").astype(np.float64).reshape([n] + spec["input"])
+def forward(spec, x, tensors):
+    """PyTorch's forward pass of the spec's nn.Sequential on x (float64), parameters by
+    state_dict name: tensors[f"layers.{i}.weight"]."""
     for i, layer in enumerate(spec["layers"]):
         t = layer["type"]
         if t == "conv2d":
@@ -68,6 +63,18 @@ def main():
             pass
         else:
             raise SystemExit(f"unknown layer type {t}")
+    return x
+
+
+def main():
+    path, inputs, probs, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+    with safe_open(path, framework="numpy") as f:
+        meta = f.metadata()
+        tensors = {k: f.get_tensor(k).astype(np.float64) for k in f.keys()}
+    assert meta["format"] == "scratchnet/1", meta.get("format")
+    spec = json.loads(meta["spec"])
+    x = np.fromfile(inputs, dtype="<f4").astype(np.float64).reshape([n] + spec["input"])
+    x = forward(spec, x, tensors)
     z = x - x.max(axis=1, keepdims=True)
     p = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
     ours = np.fromfile(probs, dtype="<f4").reshape(p.shape)

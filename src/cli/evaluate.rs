@@ -8,7 +8,7 @@ use scratchnet::data::discover;
 use scratchnet::data::{Dataset, Splits};
 use scratchnet::model::Tta;
 use scratchnet::model_file::ModelInfo;
-use scratchnet::train::evaluate_tta;
+use scratchnet::train::evaluate_input;
 
 use super::out::{errln, outln};
 use super::{DataArgs, percent};
@@ -68,7 +68,7 @@ pub fn run(a: EvaluateArgs) -> Result<()> {
         errln!("note: the model was trained on {}, this is {}", loaded.info.dataset, splits.kind.name());
     }
     let tta = super::tta_or(a.tta.as_deref(), loaded.info.tta);
-    let ev = evaluate_tta(&mut loaded.model, &test, scratchnet::train::EVAL_BATCH, tta)?;
+    let ev = evaluate_input(&mut loaded.model, &test, scratchnet::train::EVAL_BATCH, tta, &loaded.info.input)?;
     let classes = &loaded.info.classes;
     if a.json {
         let per_class: serde_json::Map<String, serde_json::Value> =

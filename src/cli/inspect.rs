@@ -41,6 +41,7 @@ pub fn run(a: InspectArgs) -> Result<()> {
             "training": info.training,
             "tta": info.tta.name(),
             "checkpoint": loaded.checkpoint.is_some(),
+            "imported": loaded.imported,
         });
         outln!("{out}");
         return Ok(());
@@ -88,7 +89,22 @@ pub fn run(a: InspectArgs) -> Result<()> {
             outln!("machine {}", t.machine);
             outln!("command {}", t.command);
         }
-        None => outln!("\nno training record"),
+        None => match &loaded.imported {
+            Some(r) => {
+                outln!(
+                    "\nimported {} from {} ({} bytes, FNV-1a {}; {}, {}) onto {}",
+                    r.date,
+                    r.source,
+                    r.bytes,
+                    r.fingerprint,
+                    r.naming,
+                    r.dtypes.join("+"),
+                    r.arch
+                );
+                outln!("command {}", r.command);
+            }
+            None => outln!("\nno training record"),
+        },
     }
     Ok(())
 }

@@ -3,6 +3,8 @@
 pub mod default_model;
 pub mod device;
 pub mod evaluate;
+pub mod export;
+pub mod import;
 pub mod inspect;
 pub mod out;
 pub mod plot;
@@ -37,6 +39,10 @@ pub enum Command {
     Inspect(inspect::InspectArgs),
     /// List the GPU adapters `--device gpu` can use
     Devices(device::DevicesArgs),
+    /// Make a model file from weights trained elsewhere (a PyTorch state_dict saved as .safetensors)
+    Import(import::ImportArgs),
+    /// Write a model file as ONNX, for ONNX Runtime and other runtimes
+    Export(export::ExportArgs),
 }
 
 /// Where the data comes from (shared by train and evaluate).

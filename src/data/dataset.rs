@@ -127,11 +127,24 @@ impl Dataset {
     /// Writes examples `indices` into `input` (n, 1, h, w) as x/255, and their labels into `labels`.
     /// `input` must already have the batch shape (the model's input buffer).
     pub fn fill_batch(&self, indices: &[u32], input: &mut Tensor, labels: &mut Vec<u32>) {
+        self.fill_batch_normalised(indices, input, labels, 1.0 / 255.0, 0.0);
+    }
+
+    /// [`Dataset::fill_batch`] as pixel·scale + offset (a model file's input normalisation; with
+    /// offset 0 the same values as x·(1/255)).
+    pub fn fill_batch_normalised(
+        &self,
+        indices: &[u32],
+        input: &mut Tensor,
+        labels: &mut Vec<u32>,
+        scale: f32,
+        offset: f32,
+    ) {
         let n = self.pixels_per_image();
         labels.clear();
         for (&i, dst) in indices.iter().zip(input.data_mut().chunks_mut(n)) {
             for (d, &p) in dst.iter_mut().zip(self.image(i as usize)) {
-                *d = p as f32 * (1.0 / 255.0);
+                *d = p as f32 * scale + offset;
             }
             labels.push(self.labels[i as usize] as u32);
         }

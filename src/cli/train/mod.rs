@@ -1,8 +1,8 @@
 //! `scratchnet train`: flags ([`args`]), resuming ([`resume`]), provenance ([`record`]), and the
 //! run itself here.
 
-mod args;
-mod record;
+pub(crate) mod args;
+pub(crate) mod record;
 mod resume;
 
 use std::io::{IsTerminal, Write};

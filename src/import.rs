@@ -1,0 +1,303 @@
+//! Weights trained elsewhere onto a scratchnet network: a plain `state_dict` saved as safetensors
+//! (PyTorch: `safetensors.torch.save_file(model.state_dict(), "w.safetensors")`).
+//!
+//! Names: an `nn.Sequential`'s own numbering (`1.weight`), ours (`layers.1.weight`), or the same
+//! numbering under any one prefix (`features.1.weight`, `module.layers.1.weight`), the layer index
+//! counting every module of the sequence as the spec's layer list does (Flatten, ReLU and Dropout
+//! included). Every tensor is checked: a name the network does not have, a missing one, a shape
+//! that differs (the error names the tensor, the layer, the expected and the found shape), values
+//! that are not finite. F32 is taken as is; F64, F16 and BF16 are converted to f32.
+//!
+//! PyTorch's own `.pt`/`.pth` files are pickle programs; reading them would mean running (or
+//! re-implementing) an unpickler, so they are refused with the two lines of Python that convert
+//! them.
+//!
+//! ```
+//! use scratchnet::import::map_state_dict;
+//! use scratchnet::model::{LayerSpec, ModelSpec};
+//! use safetensors::{Dtype, tensor::TensorView};
+//!
+//! let spec = ModelSpec {
+//!     input: [1, 2, 2],
+//!     layers: vec![LayerSpec::Flatten, LayerSpec::Linear { in_features: 4, out_features: 2 }],
+//! };
+//! let (w, b) = (vec![0u8; 4 * 8], vec![0u8; 4 * 2]);
+//! let views = vec![
+//!     ("1.weight", TensorView::new(Dtype::F32, vec![2, 4], &w).unwrap()),
+//!     ("1.bias", TensorView::new(Dtype::F32, vec![2], &b).unwrap()),
+//! ];
+//! let bytes = safetensors::serialize(views, None).unwrap();
+//! let mapped = map_state_dict(&bytes, "w.safetensors", &spec)?;
+//! assert_eq!(mapped.naming, "nn.Sequential numbering (1.weight)");
+//! assert_eq!(mapped.values[0].shape(), [2, 4]);
+//! # Ok::<(), scratchnet::Error>(())
+//! ```
+
+use std::collections::BTreeMap;
+
+use safetensors::{Dtype, SafeTensors};
+
+use crate::error::{Error, Result};
+use crate::model::ModelSpec;
+use crate::tensor::Tensor;
+
+/// What PyTorch users run to turn a `.pt`/`.pth` file into one scratchnet imports.
+pub const CONVERT_HINT: &str = "convert it in Python (pip install safetensors):\n    \
+     from safetensors.torch import save_file\n    \
+     save_file(torch.load(\"model.pt\", map_location=\"cpu\"), \"model.safetensors\")\n\
+     (torch.load gives the state_dict when the file was saved with torch.save(model.state_dict(), ...); \
+     for a whole pickled model use model.state_dict())";
+
+/// A state_dict mapped onto a spec.
+pub struct Mapped {
+    /// One tensor per parameter, in the spec's state_dict order ([`ModelSpec::param_shapes`]).
+    pub values: Vec<Tensor>,
+    /// How the file named its tensors, for the record.
+    pub naming: String,
+    /// The file's data types (e.g. `F32`, or `F16` when converted).
+    pub dtypes: Vec<String>,
+}
+
+/// Whether `bytes` look like a file written by `torch.save` (a zip archive, or a legacy pickle).
+pub fn is_torch_save(bytes: &[u8]) -> bool {
+    bytes.starts_with(b"PK\x03\x04") || (bytes.len() >= 2 && bytes[0] == 0x80 && (2..=5).contains(&bytes[1]))
+}
+
+/// Maps the tensors of a safetensors file onto `spec`'s parameters. `source` names the file in
+/// errors.
+pub fn map_state_dict(bytes: &[u8], source: &str, spec: &ModelSpec) -> Result<Mapped> {
+    let err = |msg: String| Error::Data(format!("{source}: {msg}"));
+    if is_torch_save(bytes) {
+        return Err(err(format!(
+            "is a PyTorch torch.save file (pickle), which scratchnet does not read: unpickling runs code from \
+             the file. {CONVERT_HINT}"
+        )));
+    }
+    let st = SafeTensors::deserialize(bytes)
+        .map_err(|e| err(format!("not a readable safetensors file ({e}); the file may be truncated or corrupt")))?;
+    let expected = spec.param_shapes();
+    if expected.is_empty() {
+        return Err(err("the network has no parameters to import".into()));
+    }
+    let names: Vec<String> = st.names().into_iter().map(str::to_string).collect();
+    if names.is_empty() {
+        return Err(err("holds no tensors".into()));
+    }
+    let (prefix, naming) = naming(&names).map_err(&err)?;
+    let ours = |name: &str| format!("layers.{}", &name[prefix.len()..]);
+    let theirs = |ours: &str| format!("{prefix}{}", &ours["layers.".len()..]);
+
+    // Every name in the file must be one of the network's.
+    let wanted: BTreeMap<&str, &Vec<usize>> = expected.iter().map(|(n, s)| (n.as_str(), s)).collect();
+    let mut sorted = names.clone();
+    sorted.sort();
+    for name in &sorted {
+        if !name.starts_with(&prefix) || !wanted.contains_key(ours(name).as_str()) {
+            let list: Vec<String> = expected.iter().map(|(n, _)| theirs(n)).collect();
+            return Err(err(format!(
+                "tensor {name} is not a parameter of this network; it expects {} ({})",
+                list.join(", "),
+                layer_list(spec)
+            )));
+        }
+    }
+    let mut values = Vec::with_capacity(expected.len());
+    let mut dtypes = Vec::new();
+    for (i, (name, shape)) in expected.iter().enumerate() {
+        let file_name = theirs(name);
+        let layer = &spec.layers[layer_index(name)];
+        let view = st
+            .tensor(&file_name)
+            .map_err(|_| err(format!("tensor {file_name} ({} of {}) is missing", param_of(name), layer.describe())))?;
+        if view.shape() != shape.as_slice() {
+            let transposed = view.shape().len() == 2 && view.shape().iter().rev().eq(shape.iter());
+            return Err(err(format!(
+                "tensor {file_name} ({} of {}): expected shape {shape:?}, found {:?}{}",
+                param_of(name),
+                layer.describe(),
+                view.shape(),
+                if transposed { " (transposed? Linear weights are [out_features, in_features])" } else { "" }
+            )));
+        }
+        let data = to_f32(view.dtype(), view.data()).ok_or_else(|| {
+            err(format!("tensor {file_name} has dtype {:?}; expected F32, F64, F16 or BF16", view.dtype()))
+        })?;
+        let t = Tensor::from_vec(shape, data)?;
+        if !t.all_finite() {
+            return Err(err(format!("tensor {file_name} holds NaN or infinite values")));
+        }
+        let d = format!("{:?}", view.dtype());
+        if !dtypes.contains(&d) {
+            dtypes.push(d);
+        }
+        values.push(t);
+        debug_assert_eq!(values.len(), i + 1);
+    }
+    Ok(Mapped { values, naming, dtypes })
+}
+
+/// The prefix before the layer index shared by every name, and how to describe the naming.
+fn naming(names: &[String]) -> std::result::Result<(String, String), String> {
+    let prefix_of = |name: &str| -> Option<String> {
+        // <prefix><index>.<param>: the index is the last-but-one part.
+        let mut parts = name.rsplitn(3, '.');
+        let (_param, index) = (parts.next()?, parts.next()?);
+        if index.is_empty() || !index.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        Some(parts.next().map(|p| format!("{p}.")).unwrap_or_default())
+    };
+    let mut prefixes = BTreeMap::new();
+    for n in names {
+        let p = prefix_of(n).ok_or_else(|| {
+            format!("tensor {n} is not named <index>.<parameter> (as nn.Sequential's 1.weight) or layers.<index>.<parameter>")
+        })?;
+        prefixes.entry(p).or_insert_with(|| n.clone());
+    }
+    if prefixes.len() > 1 {
+        let seen: Vec<String> = prefixes.iter().map(|(p, n)| format!("'{p}' ({n})")).collect();
+        return Err(format!(
+            "the tensors come from {} different modules: {}; scratchnet maps the numbering of one nn.Sequential \
+             (1.weight or layers.1.weight); save that module's state_dict, or rename the tensors to number the \
+             layers in one sequence",
+            prefixes.len(),
+            seen.join(", ")
+        ));
+    }
+    let prefix = prefixes.into_keys().next().unwrap_or_default();
+    let naming = match prefix.as_str() {
+        "" => "nn.Sequential numbering (1.weight)".to_string(),
+        "layers." => "scratchnet / state_dict names (layers.1.weight)".to_string(),
+        p => format!("nn.Sequential numbering under '{p}' ({p}1.weight)"),
+    };
+    Ok((prefix, naming))
+}
+
+/// `layers.3.weight` → 3.
+fn layer_index(name: &str) -> usize {
+    name.split('.').nth(1).and_then(|i| i.parse().ok()).expect("spec names are layers.<i>.<param>")
+}
+
+fn param_of(name: &str) -> &str {
+    name.rsplit('.').next().unwrap_or(name)
+}
+
+/// "0 Flatten(), 1 Linear(784, 128), ..." for errors.
+fn layer_list(spec: &ModelSpec) -> String {
+    let layers: Vec<String> = spec.layers.iter().enumerate().map(|(i, l)| format!("{i} {}", l.describe())).collect();
+    format!("its layers: {}", layers.join(", "))
+}
+
+/// Little-endian values of `dtype` as f32, None for other types.
+fn to_f32(dtype: Dtype, data: &[u8]) -> Option<Vec<f32>> {
+    Some(match dtype {
+        Dtype::F32 => data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
+        Dtype::F64 => data.chunks_exact(8).map(|b| f64::from_le_bytes(b.try_into().unwrap()) as f32).collect(),
+        Dtype::BF16 => {
+            data.chunks_exact(2).map(|b| f32::from_bits((u16::from_le_bytes([b[0], b[1]]) as u32) << 16)).collect()
+        }
+        Dtype::F16 => data.chunks_exact(2).map(|b| f16_to_f32(u16::from_le_bytes([b[0], b[1]]))).collect(),
+        _ => return None,
+    })
+}
+
+/// IEEE half precision to single (exact: every f16 is an f32).
+fn f16_to_f32(h: u16) -> f32 {
+    let sign = if h & 0x8000 != 0 { -1.0f32 } else { 1.0 };
+    let exp = ((h >> 10) & 0x1f) as i32;
+    let frac = (h & 0x3ff) as f32;
+    match exp {
+        0 => sign * frac * 2f32.powi(-24),
+        31 if frac == 0.0 => sign * f32::INFINITY,
+        31 => f32::NAN,
+        e => sign * (1.0 + frac / 1024.0) * 2f32.powi(e - 15),
+    }
+}
+
+/// FNV-1a (64 bits) of a file's bytes, hex: identifies the weights an import came from.
+pub fn fingerprint(bytes: &[u8]) -> String {
+    let h = bytes.iter().fold(0xcbf29ce484222325u64, |h, &b| (h ^ b as u64).wrapping_mul(0x100000001b3));
+    format!("{h:016x}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::presets;
+    use safetensors::tensor::TensorView;
+
+    fn file(tensors: &[(&str, Vec<usize>)], dtype: Dtype) -> Vec<u8> {
+        let size = dtype.bitsize() / 8;
+        let data: Vec<Vec<u8>> = tensors.iter().map(|(_, s)| vec![0u8; s.iter().product::<usize>() * size]).collect();
+        let views: Vec<(&str, TensorView<'_>)> =
+            tensors.iter().zip(&data).map(|((n, s), d)| (*n, TensorView::new(dtype, s.clone(), d).unwrap())).collect();
+        safetensors::serialize(views, None).unwrap()
+    }
+
+    fn mlp(prefix: &str) -> Vec<(String, Vec<usize>)> {
+        presets::mlp_spec(0.0).param_shapes().into_iter().map(|(n, s)| (n.replacen("layers.", prefix, 1), s)).collect()
+    }
+
+    fn map(tensors: &[(String, Vec<usize>)], dtype: Dtype) -> Result<Mapped> {
+        let t: Vec<(&str, Vec<usize>)> = tensors.iter().map(|(n, s)| (n.as_str(), s.clone())).collect();
+        map_state_dict(&file(&t, dtype), "w.safetensors", &presets::mlp_spec(0.0))
+    }
+
+    #[test]
+    fn every_naming_maps() {
+        for (prefix, naming) in [
+            ("", "nn.Sequential numbering (1.weight)"),
+            ("layers.", "scratchnet / state_dict names (layers.1.weight)"),
+            ("module.net.", "nn.Sequential numbering under 'module.net.' (module.net.1.weight)"),
+        ] {
+            let m = map(&mlp(prefix), Dtype::F32).unwrap();
+            assert_eq!(m.naming, naming);
+            assert_eq!(m.values.len(), 6);
+        }
+        assert_eq!(map(&mlp(""), Dtype::F16).unwrap().dtypes, ["F16"]);
+    }
+
+    #[test]
+    fn misfits_are_named() {
+        let e = |t: &[(String, Vec<usize>)]| map(t, Dtype::F32).err().unwrap().to_string();
+        let mut t = mlp("");
+        t[0].1 = vec![784, 128];
+        let m = e(&t);
+        assert!(
+            m.contains(
+                "tensor 1.weight (weight of Linear(784, 128)): expected shape [128, 784], found [784, 128] (transposed?"
+            ),
+            "{m}"
+        );
+        let mut t = mlp("");
+        t.pop();
+        assert!(e(&t).contains("tensor 5.bias (bias of Linear(64, 10)) is missing"), "{}", e(&t));
+        let mut t = mlp("");
+        t.push(("7.weight".into(), vec![2]));
+        let m = e(&t);
+        assert!(m.contains("tensor 7.weight is not a parameter of this network; it expects 1.weight, 1.bias"), "{m}");
+        // A network whose Sequential has no Flatten in front numbers its Linears 0, 2, 4.
+        let t: Vec<_> = mlp("").into_iter().map(|(n, s)| (n.replacen('1', "0", 1), s)).collect();
+        assert!(e(&t).contains("tensor 0.bias is not a parameter") && e(&t).contains("its layers: 0 Flatten()"));
+        let t = vec![("features.0.weight".to_string(), vec![2]), ("classifier.1.weight".to_string(), vec![2])];
+        assert!(e(&t).contains("2 different modules"), "{}", e(&t));
+        let t = vec![("fc.weight".to_string(), vec![2])];
+        assert!(e(&t).contains("tensor fc.weight is not named <index>.<parameter>"), "{}", e(&t));
+        let m = map(&mlp(""), Dtype::I32).err().unwrap().to_string();
+        assert!(m.contains("dtype I32; expected F32"), "{m}");
+        let spec = presets::mlp_spec(0.0);
+        let m = map_state_dict(b"PK\x03\x04rest", "m.pt", &spec).err().unwrap().to_string();
+        assert!(m.contains("torch.save file") && m.contains("save_file(torch.load("), "{m}");
+        let m = map_state_dict(b"not a file", "x", &spec).err().unwrap().to_string();
+        assert!(m.starts_with("x: not a readable safetensors file"), "{m}");
+    }
+
+    #[test]
+    fn half_precision_converts_exactly() {
+        assert_eq!(f16_to_f32(0x3c00), 1.0);
+        assert_eq!(f16_to_f32(0xc000), -2.0);
+        assert_eq!(f16_to_f32(0x0001), 2f32.powi(-24));
+        assert_eq!(f16_to_f32(0x7bff), 65504.0);
+        assert!(f16_to_f32(0x7c00).is_infinite() && f16_to_f32(0x7e00).is_nan());
+    }
+}
