@@ -1,8 +1,8 @@
 //! Bounded fuzzing on stable Rust, run by `cargo test --release`: random and mutated inputs for
-//! the three parsers of untrusted bytes (IDX raw and gzip, Kaggle CSV, model files). Each input
-//! must give a value or an error: never a panic, and never an allocation out of proportion to
-//! the input (a header's claim is compared with the data, not allocated). The cargo-fuzz targets
-//! in fuzz/ run the same checks under libFuzzer on nightly.
+//! the parsers of untrusted bytes (IDX raw and gzip, Kaggle CSV, model files, state_dicts to
+//! import). Each input must give a value or an error: never a panic, and never an allocation out
+//! of proportion to the input (a header's claim is compared with the data, not allocated). The
+//! cargo-fuzz targets in fuzz/ run the same checks under libFuzzer on nightly.
 //!
 //! `SCRATCHNET_FUZZ_ITERS=N` sets the inputs per parser (default 100,000, a few seconds in all);
 //! `SCRATCHNET_FUZZ_SEED=S` another deterministic stream. A failing input is written to
@@ -333,10 +333,9 @@ fn fuzz_csv() {
     );
 }
 
-/// Small model files: those in fuzz/seeds/model_file, and freshly written ones (an MLP, a CNN with
-/// tta, a checkpoint-like file with an extra tensor and the shipped MLP's training record).
-fn model_seeds() -> Vec<Vec<u8>> {
-    let mlp = ModelSpec {
+/// The MLP of the model seeds (also the network the state_dict importer maps them onto).
+fn seed_mlp() -> ModelSpec {
+    ModelSpec {
         input: [1, 4, 4],
         layers: vec![
             LayerSpec::Flatten,
@@ -345,7 +344,13 @@ fn model_seeds() -> Vec<Vec<u8>> {
             LayerSpec::Dropout { p: 0.25 },
             LayerSpec::Linear { in_features: 8, out_features: 3 },
         ],
-    };
+    }
+}
+
+/// Small model files: those in fuzz/seeds/model_file, and freshly written ones (an MLP, a CNN with
+/// tta, a checkpoint-like file with an extra tensor and the shipped MLP's training record).
+fn model_seeds() -> Vec<Vec<u8>> {
+    let mlp = seed_mlp();
     let cnn = ModelSpec {
         input: [1, 6, 6],
         layers: vec![
@@ -421,6 +426,38 @@ fn fuzz_model_file() {
                 return true;
             }
             false
+        },
+    );
+}
+
+/// `scratchnet import`'s parser (a plain state_dict onto a network) on the model seeds mutated:
+/// the MLP seeds map, the rest are refused; never a panic.
+#[test]
+fn fuzz_state_dict_import() {
+    let seeds = model_seeds();
+    let spec = seed_mlp();
+    let mut rng = seed(4);
+    fuzz(
+        "state_dict",
+        iterations(),
+        |_| {
+            if rng.below(2) == 0 {
+                let s = &seeds[rng.below(seeds.len())];
+                if let Some(b) = mutate_header(&mut rng, s) {
+                    return b;
+                }
+            }
+            next_input(&mut rng, &seeds)
+        },
+        raw_bound,
+        |b| match scratchnet::import::map_state_dict(b, "fuzz", &spec) {
+            Ok(m) => {
+                let found: Vec<Vec<usize>> = m.values.iter().map(|t| t.shape().to_vec()).collect();
+                let shapes: Vec<Vec<usize>> = spec.param_shapes().into_iter().map(|(_, s)| s).collect();
+                assert_eq!(shapes, found);
+                true
+            }
+            Err(_) => false,
         },
     );
 }
