@@ -430,11 +430,14 @@ fn fuzz_model_file() {
     );
 }
 
-/// `scratchnet import`'s parser (a plain state_dict onto a network) on the model seeds mutated:
-/// the MLP seeds map, the rest are refused; never a panic.
+/// `scratchnet import`'s parsers (safetensors, torch.save's zip and pickle) on the model seeds and
+/// torch.save files mutated: the MLP seeds map, the rest are refused; never a panic.
 #[test]
 fn fuzz_state_dict_import() {
-    let seeds = model_seeds();
+    let mut seeds = model_seeds();
+    // A torch.save file (zip + pickle), from real PyTorch.
+    let torch = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/torch");
+    seeds.extend(["tiny.pt", "tiny-half.pt", "tiny-model.pt"].map(|f| std::fs::read(torch.join(f)).unwrap()));
     let spec = seed_mlp();
     let mut rng = seed(4);
     fuzz(

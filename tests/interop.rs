@@ -4,6 +4,7 @@
 //!   (tests/interop.py);
 //! - import: weights written in PyTorch's state_dict layout by NumPy alone, imported, give in
 //!   `predict` the probabilities PyTorch's layer definitions give (NumPy reference), within 1e-5;
+//!   files written by real PyTorch's `torch.save` (tests/data/torch/) give PyTorch's probabilities;
 //! - bad input is refused naming the file and what is wrong.
 //!
 //! Needs `python3 -m pip install numpy safetensors onnx onnxruntime` (done by .ci/run) and the
@@ -33,7 +34,12 @@ struct TestImages {
 }
 
 fn fashion_test_images() -> TestImages {
-    let (_, layout, kind) = discover::locate("fashion-mnist", None).expect("the Fashion-MNIST test set");
+    test_images("fashion-mnist")
+}
+
+/// [`fashion_test_images`] of another data set (a name or a folder).
+fn test_images(dataset: &str) -> TestImages {
+    let (_, layout, kind) = discover::locate(dataset, None).expect("the test set");
     let test: Dataset = discover::load_split(layout.test.as_ref().unwrap(), kind).unwrap().take(IMAGES);
     let dir = tempfile::tempdir().unwrap();
     let raw = dir.path().join("images.u8");
@@ -74,6 +80,28 @@ fn python(args: &[&dyn AsRef<std::ffi::OsStr>]) -> String {
     );
     assert!(stdout.starts_with("OK"), "{stdout}");
     stdout.into_owned()
+}
+
+fn read_f32(path: &Path) -> Vec<f32> {
+    std::fs::read(path).unwrap().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect()
+}
+
+/// The largest difference between `predict`'s probabilities for the pictures and `reference`
+/// ([images, 10], row-major).
+fn predict_vs_reference(model: &Path, images: &TestImages, reference: &[f32]) -> f32 {
+    let jsonl = images.dir.path().join("predict.jsonl");
+    predict(model, images, "none", &jsonl);
+    let mut max_diff = 0f32;
+    for line in std::fs::read_to_string(&jsonl).unwrap().lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let file = v["file"].as_str().unwrap();
+        let i: usize = file[file.len() - 7..file.len() - 4].parse().unwrap();
+        for t in v["top"].as_array().unwrap() {
+            let k = t["index"].as_u64().unwrap() as usize;
+            max_diff = max_diff.max((t["probability"].as_f64().unwrap() as f32 - reference[i * 10 + k]).abs());
+        }
+    }
+    max_diff
 }
 
 /// Exports `model`, runs predict and compares in ONNX Runtime.
@@ -127,21 +155,8 @@ fn import_matches_reference(arch: &str, prefix: &str) -> f32 {
     let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(v["dataset"], "fashion-mnist");
 
-    let reference: Vec<f32> =
-        std::fs::read(&probs).unwrap().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect();
-    let jsonl = dir.join("predict.jsonl");
-    predict(&model, &images, "none", &jsonl);
-    let mut max_diff = 0f32;
-    for line in std::fs::read_to_string(&jsonl).unwrap().lines() {
-        let v: serde_json::Value = serde_json::from_str(line).unwrap();
-        let file = v["file"].as_str().unwrap();
-        let i: usize = file[file.len() - 7..file.len() - 4].parse().unwrap();
-        for t in v["top"].as_array().unwrap() {
-            let k = t["index"].as_u64().unwrap() as usize;
-            let p = t["probability"].as_f64().unwrap() as f32;
-            max_diff = max_diff.max((p - reference[i * 10 + k]).abs());
-        }
-    }
+    let reference = read_f32(&probs);
+    let max_diff = predict_vs_reference(&model, &images, &reference);
     assert!(max_diff <= 1e-5, "{arch}: imported model vs NumPy reference: max |difference| {max_diff}");
 
     // evaluate on the same 100 images counts what the reference's top classes say.
@@ -248,4 +263,37 @@ fn bad_input_is_refused_naming_the_file() {
     assert!(!out.exists());
     ok(&mut import("mlp", &weights, &out));
     assert!(out.exists());
+}
+
+/// Files written by real PyTorch's `torch.save` (tests/data/torch/make.py, PyTorch 2.15): read
+/// without running their pickle, they give PyTorch's own probabilities; a half-precision copy
+/// gives the same weights rounded; a whole pickled module is refused.
+#[test]
+fn torch_save_files_import_to_pytorchs_probabilities() {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    let torch = data.join("torch");
+    let images = test_images(data.join("mnist").to_str().unwrap());
+    let dir = images.dir.path();
+    let import = |file: &str, out: &Path| {
+        let mut c = cmd();
+        c.args(["import", "--dataset", "mnist", "--arch"]).arg(torch.join("tiny.json")).arg(torch.join(file));
+        c.arg("--out").arg(out);
+        c
+    };
+    let model = dir.join("tiny.safetensors");
+    let r = ok(&mut import("tiny.pt", &model));
+    assert!(r.stdout.contains("4 tensors (2010 parameters, nn.Sequential numbering (1.weight), F32)"), "{}", r.stdout);
+
+    let max_diff = predict_vs_reference(&model, &images, &read_f32(&torch.join("tiny-probs.f32")));
+    eprintln!("torch.save import vs PyTorch: max |difference| {max_diff:.2e}");
+    assert!(max_diff <= 1e-5, "imported torch.save file vs PyTorch: max |difference| {max_diff}");
+
+    let half = dir.join("half.safetensors");
+    assert!(ok(&mut import("tiny-half.pt", &half)).stdout.contains("F16"));
+    for ((name, a), (_, b)) in common::tensors(&model).into_iter().zip(common::tensors(&half)) {
+        for (x, y) in a.iter().zip(&b) {
+            assert!((x - y).abs() <= x.abs() * 2f32.powi(-11) + 6e-8, "{name}: {x} as half is {y}");
+        }
+    }
+    fails(&mut import("tiny-model.pt", &dir.join("x.safetensors")), "refers to torch.nn.modules.container.Sequential");
 }

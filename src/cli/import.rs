@@ -1,12 +1,12 @@
-//! `scratchnet import`: a plain state_dict (PyTorch's, saved as safetensors) onto a preset or
-//! spec.json network, written as a full model file.
+//! `scratchnet import`: a plain state_dict (PyTorch's, saved as safetensors or by torch.save) onto
+//! a preset or spec.json network, written as a full model file.
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
 use clap::Args;
 use scratchnet::data::{DatasetKind, discover};
-use scratchnet::import::{CONVERT_HINT, fingerprint, map_state_dict};
+use scratchnet::import::{fingerprint, map_state_dict};
 use scratchnet::model::{Sequential, Tta};
 use scratchnet::model_file::{self, ImportRecord, InputNorm, ModelInfo};
 
@@ -15,7 +15,8 @@ use super::train::record::now_utc;
 
 #[derive(Args)]
 pub struct ImportArgs {
-    /// The weights: a state_dict saved as .safetensors (names 1.weight as nn.Sequential's, or layers.1.weight)
+    /// The weights: a state_dict saved as .safetensors or by torch.save (.pt, .pth; read without running
+    /// its pickle), names 1.weight as nn.Sequential's, or layers.1.weight
     pub weights: PathBuf,
     /// The network they belong to: a preset (mlp, cnn, ...) or a spec .json file
     #[arg(long)]
@@ -38,20 +39,9 @@ pub struct ImportArgs {
     pub tta: String,
 }
 
-/// Extensions of files `torch.save` writes (pickle programs).
-const TORCH_EXTENSIONS: [&str; 5] = ["pt", "pth", "bin", "ckpt", "pkl"];
-
 pub fn run(a: ImportArgs) -> Result<()> {
     check_writable("--out", &a.out)?;
     let source = a.weights.display().to_string();
-    if let Some(ext) = a.weights.extension().and_then(|e| e.to_str())
-        && TORCH_EXTENSIONS.contains(&ext.to_ascii_lowercase().as_str())
-    {
-        bail!(
-            "{source}: a .{ext} file is a torch.save pickle, which scratchnet does not read (unpickling runs code \
-             from the file); {CONVERT_HINT}"
-        );
-    }
     ensure!(a.std.is_finite() && a.std > 0.0, "--std must be a positive number, not {}", a.std);
     ensure!(a.mean.is_finite(), "--mean must be a number, not {}", a.mean);
     let choice = super::train::args::resolve_model(&a.arch)?;

@@ -1,5 +1,6 @@
 //! Weights trained elsewhere onto a scratchnet network: a plain `state_dict` saved as safetensors
-//! (PyTorch: `safetensors.torch.save_file(model.state_dict(), "w.safetensors")`).
+//! (PyTorch: `safetensors.torch.save_file(model.state_dict(), "w.safetensors")`) or by
+//! `torch.save(model.state_dict(), "w.pt")` (read without running its pickle program: [`pt`]).
 //!
 //! Names: an `nn.Sequential`'s own numbering (`1.weight`), ours (`layers.1.weight`), or the same
 //! numbering under any one prefix (`features.1.weight`, `module.layers.1.weight`), the layer index
@@ -8,9 +9,9 @@
 //! that differs (the error names the tensor, the layer, the expected and the found shape), values
 //! that are not finite. F32 is taken as is; F64, F16 and BF16 are converted to f32.
 //!
-//! PyTorch's own `.pt`/`.pth` files are pickle programs; reading them would mean running (or
-//! re-implementing) an unpickler, so they are refused with the two lines of Python that convert
-//! them.
+//! A `torch.save` file that holds anything but a state_dict of tensors (a whole pickled model,
+//! another global), or the pre-1.6 format (a bare pickle), is refused with the two lines of
+//! Python that convert it.
 //!
 //! ```
 //! use scratchnet::import::map_state_dict;
@@ -35,6 +36,10 @@
 
 use std::collections::BTreeMap;
 
+pub mod pt;
+
+use std::borrow::Cow;
+
 use safetensors::{Dtype, SafeTensors};
 
 use crate::error::{Error, Result};
@@ -42,7 +47,7 @@ use crate::model::ModelSpec;
 use crate::tensor::Tensor;
 
 /// What PyTorch users run to turn a `.pt`/`.pth` file into one scratchnet imports.
-pub const CONVERT_HINT: &str = "convert it in Python (pip install safetensors):\n    \
+pub const CONVERT_HINT: &str = "Convert it in Python (pip install safetensors):\n    \
      from safetensors.torch import save_file\n    \
      save_file(torch.load(\"model.pt\", map_location=\"cpu\"), \"model.safetensors\")\n\
      (torch.load gives the state_dict when the file was saved with torch.save(model.state_dict(), ...); \
@@ -58,28 +63,59 @@ pub struct Mapped {
     pub dtypes: Vec<String>,
 }
 
-/// Whether `bytes` look like a file written by `torch.save` (a zip archive, or a legacy pickle).
-pub fn is_torch_save(bytes: &[u8]) -> bool {
-    bytes.starts_with(b"PK\x03\x04") || (bytes.len() >= 2 && bytes[0] == 0x80 && (2..=5).contains(&bytes[1]))
+/// Whether `bytes` look like a bare pickle (`torch.save` before PyTorch 1.6, or
+/// `_use_new_zipfile_serialization=False`).
+fn is_bare_pickle(bytes: &[u8]) -> bool {
+    bytes.len() >= 2 && bytes[0] == 0x80 && (2..=5).contains(&bytes[1])
 }
 
-/// Maps the tensors of a safetensors file onto `spec`'s parameters. `source` names the file in
-/// errors.
-pub fn map_state_dict(bytes: &[u8], source: &str, spec: &ModelSpec) -> Result<Mapped> {
-    let err = |msg: String| Error::Data(format!("{source}: {msg}"));
-    if is_torch_save(bytes) {
+/// One tensor as a file holds it.
+struct Named<'a> {
+    name: String,
+    dtype: Dtype,
+    shape: Vec<usize>,
+    data: Cow<'a, [u8]>,
+}
+
+/// The tensors of a safetensors file or a `torch.save` zip archive.
+fn read_tensors<'a>(bytes: &'a [u8], err: &dyn Fn(String) -> Error) -> Result<Vec<Named<'a>>> {
+    if pt::is_zip(bytes) {
+        let tensors = pt::read_state_dict(bytes)
+            .map_err(|e| err(format!("a torch.save file that scratchnet cannot read: {e}. {CONVERT_HINT}")))?;
+        return Ok(tensors
+            .into_iter()
+            .map(|t| Named { name: t.name, dtype: t.dtype, shape: t.shape, data: Cow::Owned(t.data) })
+            .collect());
+    }
+    if is_bare_pickle(bytes) {
         return Err(err(format!(
-            "is a PyTorch torch.save file (pickle), which scratchnet does not read: unpickling runs code from \
-             the file. {CONVERT_HINT}"
+            "a torch.save file in the format before PyTorch 1.6 (a bare pickle), which scratchnet does not read \
+             (unpickling runs code from the file). {CONVERT_HINT}"
         )));
     }
     let st = SafeTensors::deserialize(bytes)
         .map_err(|e| err(format!("not a readable safetensors file ({e}); the file may be truncated or corrupt")))?;
+    Ok(st
+        .tensors()
+        .into_iter()
+        .map(|(name, v)| Named { name, dtype: v.dtype(), shape: v.shape().to_vec(), data: Cow::Borrowed(v.data()) })
+        .collect())
+}
+
+/// Maps the tensors of a safetensors file (or a `torch.save`d state_dict) onto `spec`'s
+/// parameters. `source` names the file in errors.
+pub fn map_state_dict(bytes: &[u8], source: &str, spec: &ModelSpec) -> Result<Mapped> {
+    let err = |msg: String| Error::Data(format!("{source}: {msg}"));
+    let tensors = read_tensors(bytes, &err)?;
     let expected = spec.param_shapes();
     if expected.is_empty() {
         return Err(err("the network has no parameters to import".into()));
     }
-    let names: Vec<String> = st.names().into_iter().map(str::to_string).collect();
+    let by_name: BTreeMap<&str, &Named<'_>> = tensors.iter().map(|t| (t.name.as_str(), t)).collect();
+    if by_name.len() != tensors.len() {
+        return Err(err("holds two tensors of the same name".into()));
+    }
+    let names: Vec<String> = by_name.keys().map(|n| n.to_string()).collect();
     if names.is_empty() {
         return Err(err("holds no tensors".into()));
     }
@@ -106,27 +142,27 @@ pub fn map_state_dict(bytes: &[u8], source: &str, spec: &ModelSpec) -> Result<Ma
     for (i, (name, shape)) in expected.iter().enumerate() {
         let file_name = theirs(name);
         let layer = &spec.layers[layer_index(name)];
-        let view = st
-            .tensor(&file_name)
-            .map_err(|_| err(format!("tensor {file_name} ({} of {}) is missing", param_of(name), layer.describe())))?;
-        if view.shape() != shape.as_slice() {
-            let transposed = view.shape().len() == 2 && view.shape().iter().rev().eq(shape.iter());
+        let view = by_name.get(file_name.as_str()).ok_or_else(|| {
+            err(format!("tensor {file_name} ({} of {}) is missing", param_of(name), layer.describe()))
+        })?;
+        if view.shape != *shape {
+            let transposed = view.shape.len() == 2 && view.shape.iter().rev().eq(shape.iter());
             return Err(err(format!(
                 "tensor {file_name} ({} of {}): expected shape {shape:?}, found {:?}{}",
                 param_of(name),
                 layer.describe(),
-                view.shape(),
+                view.shape,
                 if transposed { " (transposed? Linear weights are [out_features, in_features])" } else { "" }
             )));
         }
-        let data = to_f32(view.dtype(), view.data()).ok_or_else(|| {
-            err(format!("tensor {file_name} has dtype {:?}; expected F32, F64, F16 or BF16", view.dtype()))
+        let data = to_f32(view.dtype, &view.data).ok_or_else(|| {
+            err(format!("tensor {file_name} has dtype {:?}; expected F32, F64, F16 or BF16", view.dtype))
         })?;
         let t = Tensor::from_vec(shape, data)?;
         if !t.all_finite() {
             return Err(err(format!("tensor {file_name} holds NaN or infinite values")));
         }
-        let d = format!("{:?}", view.dtype());
+        let d = format!("{:?}", view.dtype);
         if !dtypes.contains(&d) {
             dtypes.push(d);
         }
@@ -287,7 +323,12 @@ mod tests {
         assert!(m.contains("dtype I32; expected F32"), "{m}");
         let spec = presets::mlp_spec(0.0);
         let m = map_state_dict(b"PK\x03\x04rest", "m.pt", &spec).err().unwrap().to_string();
-        assert!(m.contains("torch.save file") && m.contains("save_file(torch.load("), "{m}");
+        assert!(
+            m.contains("torch.save file that scratchnet cannot read") && m.contains("save_file(torch.load("),
+            "{m}"
+        );
+        let m = map_state_dict(b"\x80\x02}q\x00.", "old.pt", &spec).err().unwrap().to_string();
+        assert!(m.contains("before PyTorch 1.6"), "{m}");
         let m = map_state_dict(b"not a file", "x", &spec).err().unwrap().to_string();
         assert!(m.starts_with("x: not a readable safetensors file"), "{m}");
     }
