@@ -130,6 +130,8 @@ fn shipped_cnn_in_onnx_runtime_gives_predicts_probabilities() {
 fn shipped_mlp_in_onnx_runtime_gives_predicts_probabilities() {
     let mlp = Path::new(MODELS).join("fashion-mnist-mlp.safetensors");
     export_matches_predict(&mlp, &["--softmax"], "none", "probabilities");
+    // The default graph ends in the logits (their softmax is compared).
+    export_matches_predict(&mlp, &[], "none", "logits");
 }
 
 /// PyTorch-layout weights (written by NumPy) imported onto `arch`, then predicted: the
