@@ -2,12 +2,19 @@
 #![allow(dead_code)]
 
 use std::process::Command;
+use std::sync::OnceLock;
 
 use assert_cmd::cargo::CommandCargoExt;
 
 pub fn cmd() -> Command {
     let mut c = Command::cargo_bin("scratchnet").unwrap();
     c.env_remove("SCRATCHNET_DATA");
+    // Mesa's Vulkan drivers print "error: XDG_RUNTIME_DIR is invalid or not set ..." on every start
+    // without one (a container, a root shell); the tests count the tool's own error lines.
+    if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
+        static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+        c.env("XDG_RUNTIME_DIR", DIR.get_or_init(|| tempfile::tempdir().unwrap()).path());
+    }
     c
 }
 

@@ -14,6 +14,7 @@
 use super::conv_shift::{self, Direct};
 use super::elementwise::{leaky_relu_grad_here, leaky_relu_here};
 use super::gemm::{Mat, gemm};
+use super::multiversion::multiversion;
 use super::par::{for_each_chunk, for_each_chunk2};
 use super::{conv_direct, winograd};
 use crate::ops::{Conv2dGeom, ConvAlgorithm};
@@ -101,20 +102,22 @@ impl ConvScratch {
     }
 }
 
-/// Patches of one image: x (c, h, w) -> cols (c·k·k, oh·ow). Out-of-image taps (padding) are 0.
-pub fn im2col(x: &[f32], g: &Conv2dGeom, cols: &mut [f32]) {
-    let (oh, ow) = (g.oh(), g.ow());
-    let p = oh * ow;
-    for c in 0..g.c {
-        let plane = &x[c * g.h * g.w..(c + 1) * g.h * g.w];
-        for ki in 0..g.k {
-            for kj in 0..g.k {
-                let row = &mut cols[((c * g.k + ki) * g.k + kj) * p..][..p];
-                for oy in 0..oh {
-                    let dst = &mut row[oy * ow..(oy + 1) * ow];
-                    match g.in_row(oy, ki) {
-                        None => dst.fill(0.0),
-                        Some(iy) => gather_row(&plane[iy * g.w..(iy + 1) * g.w], g, kj, dst),
+multiversion! {
+    /// Patches of one image: x (c, h, w) -> cols (c·k·k, oh·ow). Out-of-image taps (padding) are 0.
+    pub fn im2col(x: &[f32], g: &Conv2dGeom, cols: &mut [f32]) {
+        let (oh, ow) = (g.oh(), g.ow());
+        let p = oh * ow;
+        for c in 0..g.c {
+            let plane = &x[c * g.h * g.w..(c + 1) * g.h * g.w];
+            for ki in 0..g.k {
+                for kj in 0..g.k {
+                    let row = &mut cols[((c * g.k + ki) * g.k + kj) * p..][..p];
+                    for oy in 0..oh {
+                        let dst = &mut row[oy * ow..(oy + 1) * ow];
+                        match g.in_row(oy, ki) {
+                            None => dst.fill(0.0),
+                            Some(iy) => gather_row(&plane[iy * g.w..(iy + 1) * g.w], g, kj, dst),
+                        }
                     }
                 }
             }
@@ -122,19 +125,21 @@ pub fn im2col(x: &[f32], g: &Conv2dGeom, cols: &mut [f32]) {
     }
 }
 
-/// The adjoint of [`im2col`]: adds each column entry back to the pixel it was copied from, so the
-/// gradients of overlapping patches sum. dx (c, h, w) is accumulated into, not overwritten.
-pub fn col2im(cols: &[f32], g: &Conv2dGeom, dx: &mut [f32]) {
-    let (oh, ow) = (g.oh(), g.ow());
-    let p = oh * ow;
-    for c in 0..g.c {
-        let plane = &mut dx[c * g.h * g.w..(c + 1) * g.h * g.w];
-        for ki in 0..g.k {
-            for kj in 0..g.k {
-                let row = &cols[((c * g.k + ki) * g.k + kj) * p..][..p];
-                for oy in 0..oh {
-                    if let Some(iy) = g.in_row(oy, ki) {
-                        scatter_row(&row[oy * ow..(oy + 1) * ow], g, kj, &mut plane[iy * g.w..(iy + 1) * g.w]);
+multiversion! {
+    /// The adjoint of [`im2col`]: adds each column entry back to the pixel it was copied from, so the
+    /// gradients of overlapping patches sum. dx (c, h, w) is accumulated into, not overwritten.
+    pub fn col2im(cols: &[f32], g: &Conv2dGeom, dx: &mut [f32]) {
+        let (oh, ow) = (g.oh(), g.ow());
+        let p = oh * ow;
+        for c in 0..g.c {
+            let plane = &mut dx[c * g.h * g.w..(c + 1) * g.h * g.w];
+            for ki in 0..g.k {
+                for kj in 0..g.k {
+                    let row = &cols[((c * g.k + ki) * g.k + kj) * p..][..p];
+                    for oy in 0..oh {
+                        if let Some(iy) = g.in_row(oy, ki) {
+                            scatter_row(&row[oy * ow..(oy + 1) * ow], g, kj, &mut plane[iy * g.w..(iy + 1) * g.w]);
+                        }
                     }
                 }
             }
@@ -149,6 +154,7 @@ fn valid_cols(g: &Conv2dGeom, kj: usize) -> (usize, usize) {
     (lo.min(hi), hi)
 }
 
+#[inline(always)]
 fn gather_row(src: &[f32], g: &Conv2dGeom, kj: usize, dst: &mut [f32]) {
     let (lo, hi) = valid_cols(g, kj);
     dst[..lo].fill(0.0);
@@ -166,6 +172,7 @@ fn gather_row(src: &[f32], g: &Conv2dGeom, kj: usize, dst: &mut [f32]) {
     }
 }
 
+#[inline(always)]
 fn scatter_row(src: &[f32], g: &Conv2dGeom, kj: usize, dst: &mut [f32]) {
     let (lo, hi) = valid_cols(g, kj);
     if lo == hi {
