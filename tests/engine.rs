@@ -229,7 +229,7 @@ fn augmentation_changes_training_and_still_learns() {
 fn divergence_is_reported_not_hidden() {
     let data = bars(200, 6);
     let mut cfg = config(1);
-    cfg.optimizer = OptimizerConfig::Sgd { lr: 1e6, momentum: 0.9, nesterov: false, weight_decay: 0.0 };
+    cfg.optimizer = OptimizerConfig::Sgd { lr: 1e30, momentum: 0.9, nesterov: false, weight_decay: 0.0 };
     let mut t = Trainer::new(Sequential::new(small_cnn(), 0).unwrap(), cfg);
     let err = t.run_epoch(&data, &mut |_, _| true).unwrap_err().to_string();
     assert!(err.contains("diverged") && err.contains("lower learning rate"), "{err}");
