@@ -37,6 +37,7 @@
 use std::collections::BTreeMap;
 
 pub mod pt;
+pub mod zip;
 
 use std::borrow::Cow;
 
@@ -79,7 +80,7 @@ struct Named<'a> {
 
 /// The tensors of a safetensors file or a `torch.save` zip archive.
 fn read_tensors<'a>(bytes: &'a [u8], err: &dyn Fn(String) -> Error) -> Result<Vec<Named<'a>>> {
-    if pt::is_zip(bytes) {
+    if zip::is_zip(bytes) {
         let tensors = pt::read_state_dict(bytes)
             .map_err(|e| err(format!("a torch.save file that scratchnet cannot read: {e}. {CONVERT_HINT}")))?;
         return Ok(tensors

@@ -8,11 +8,13 @@
 //! `collections.OrderedDict()`, `torch._utils._rebuild_tensor_v2` and
 //! `torch._utils._rebuild_parameter`, with storages named by `torch.<Type>Storage`. Anything
 //! else (a pickled `nn.Module`, another global, an opcode outside that set) is refused, naming it.
-//! The zip reader takes stored (uncompressed) entries, as PyTorch writes them, zip64 included.
+//! The archive is read by [`super::zip`].
 
 use std::collections::HashMap;
 
 use safetensors::Dtype;
+
+use super::zip;
 
 /// One tensor of the file: little-endian values, row-major.
 pub struct PtTensor {
@@ -22,14 +24,9 @@ pub struct PtTensor {
     pub data: Vec<u8>,
 }
 
-/// Whether `bytes` start like a zip archive (the format of `torch.save` since PyTorch 1.6).
-pub fn is_zip(bytes: &[u8]) -> bool {
-    bytes.starts_with(b"PK\x03\x04")
-}
-
 /// The tensors of a `torch.save`d state_dict (a dict of name → tensor), or why not.
 pub fn read_state_dict(bytes: &[u8]) -> Result<Vec<PtTensor>, String> {
-    let entries = zip_entries(bytes)?;
+    let entries = zip::entries(bytes)?;
     let pkl = entries
         .keys()
         .filter(|n| n.ends_with("/data.pkl") || *n == "data.pkl")
@@ -77,6 +74,13 @@ fn gather(storage: &[u8], size: usize, offset: usize, shape: &[usize], stride: &
     if numel == 0 {
         return Ok(Vec::new());
     }
+    // Views repeat elements only when expanded (stride 0), which a state_dict does not need; a
+    // view larger than its storage could otherwise ask for any amount of memory.
+    if numel > elements {
+        return Err(format!(
+            "a view of {numel} values on a storage of {elements} (an expanded tensor); save tensor.contiguous()"
+        ));
+    }
     // The largest element index the view reads.
     let last = shape
         .iter()
@@ -100,80 +104,6 @@ fn gather(storage: &[u8], size: usize, offset: usize, shape: &[usize], stride: &
         }
     }
     Ok(out)
-}
-
-// ---- zip ----
-
-fn u16_at(b: &[u8], at: usize) -> Option<usize> {
-    Some(u16::from_le_bytes(b.get(at..at + 2)?.try_into().ok()?) as usize)
-}
-fn u32_at(b: &[u8], at: usize) -> Option<u64> {
-    Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?) as u64)
-}
-fn u64_at(b: &[u8], at: usize) -> Option<u64> {
-    Some(u64::from_le_bytes(b.get(at..at + 8)?.try_into().ok()?))
-}
-
-/// Name → contents of every entry, from the central directory.
-fn zip_entries(b: &[u8]) -> Result<HashMap<String, &[u8]>, String> {
-    let bad = |what: &str| format!("a broken zip archive ({what}); the file may be truncated");
-    // End of central directory: 22 bytes plus a comment of up to 65535.
-    let from = b.len().saturating_sub(22 + 65535);
-    let eocd = (from..b.len().saturating_sub(21))
-        .rev()
-        .find(|&i| b[i..].starts_with(b"PK\x05\x06"))
-        .ok_or_else(|| bad("no end of central directory"))?;
-    let (mut count, mut cd_offset) = (u16_at(b, eocd + 10).unwrap_or(0) as u64, u32_at(b, eocd + 16).unwrap_or(0));
-    // Zip64: a locator just before, pointing at the zip64 end record.
-    if eocd >= 20 && b[eocd - 20..].starts_with(b"PK\x06\x07") {
-        let at = u64_at(b, eocd - 20 + 8).ok_or_else(|| bad("zip64 locator"))? as usize;
-        if !b.get(at..).is_some_and(|r| r.starts_with(b"PK\x06\x06")) {
-            return Err(bad("zip64 end record"));
-        }
-        count = u64_at(b, at + 32).ok_or_else(|| bad("zip64 end record"))?;
-        cd_offset = u64_at(b, at + 48).ok_or_else(|| bad("zip64 end record"))?;
-    }
-    let mut entries = HashMap::new();
-    let mut p = usize::try_from(cd_offset).map_err(|_| bad("central directory offset"))?;
-    for _ in 0..count {
-        let h = b.get(p..p + 46).filter(|h| h.starts_with(b"PK\x01\x02")).ok_or_else(|| bad("central directory"))?;
-        let method = u16_at(h, 10).unwrap_or(0);
-        let (mut csize, mut usize_) = (u32_at(h, 20).unwrap_or(0), u32_at(h, 24).unwrap_or(0));
-        let (n, e, c) = (u16_at(h, 28).unwrap_or(0), u16_at(h, 30).unwrap_or(0), u16_at(h, 32).unwrap_or(0));
-        let mut local = u32_at(h, 42).unwrap_or(0);
-        let name = b.get(p + 46..p + 46 + n).ok_or_else(|| bad("entry name"))?;
-        let name = String::from_utf8_lossy(name).into_owned();
-        // Zip64 extra field: the 64-bit values of the fields saturated at 0xFFFFFFFF, in order.
-        let mut extra = b.get(p + 46 + n..p + 46 + n + e).ok_or_else(|| bad("extra field"))?;
-        while extra.len() >= 4 {
-            let (id, len) = (u16_at(extra, 0).unwrap_or(0), u16_at(extra, 2).unwrap_or(0));
-            let body = extra.get(4..4 + len).ok_or_else(|| bad("extra field"))?;
-            if id == 1 {
-                let mut at = 0;
-                for field in [&mut usize_, &mut csize, &mut local] {
-                    if *field == 0xFFFF_FFFF {
-                        *field = u64_at(body, at).ok_or_else(|| bad("zip64 extra field"))?;
-                        at += 8;
-                    }
-                }
-            }
-            extra = &extra[4 + len..];
-        }
-        if method != 0 {
-            return Err(format!("zip entry {name} is compressed (method {method}); torch.save stores entries"));
-        }
-        if csize != usize_ {
-            return Err(bad("stored entry sizes differ"));
-        }
-        let l = usize::try_from(local).map_err(|_| bad("local header offset"))?;
-        let lh = b.get(l..l + 30).filter(|h| h.starts_with(b"PK\x03\x04")).ok_or_else(|| bad("local header"))?;
-        let start = l + 30 + u16_at(lh, 26).unwrap_or(0) + u16_at(lh, 28).unwrap_or(0);
-        let len = usize::try_from(csize).map_err(|_| bad("entry size"))?;
-        let data = start.checked_add(len).and_then(|end| b.get(start..end)).ok_or_else(|| bad("entry data"))?;
-        entries.insert(name, data);
-        p += 46 + n + e + c;
-    }
-    Ok(entries)
 }
 
 // ---- pickle ----
@@ -589,6 +519,7 @@ mod tests {
         assert_eq!(gather(&storage, 2, 1, &[2], &[1]).unwrap(), [2, 3, 4, 5]);
         assert!(gather(&storage, 1, 1, &[2, 3], &[3, 1]).unwrap_err().contains("reads element 6"));
         assert!(gather(&storage, 1, 0, &[2, usize::MAX], &[usize::MAX, 1]).is_err());
+        assert!(gather(&storage, 1, 0, &[1 << 40], &[0]).unwrap_err().contains("expanded tensor"));
     }
 
     #[test]
@@ -610,6 +541,6 @@ mod tests {
         deep.extend(std::iter::repeat_n(0x85, 1_000_000));
         deep.push(b'.');
         assert!(Unpickler::new(&deep).run().unwrap_err().contains("nests values more than 32 deep"));
-        assert!(zip_entries(b"PK\x03\x04 truncated").unwrap_err().contains("broken zip"));
+        assert!(zip::entries(b"PK\x03\x04 truncated").unwrap_err().contains("broken zip"));
     }
 }
