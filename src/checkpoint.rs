@@ -133,6 +133,7 @@ pub fn decode(loaded: Loaded, source: &str) -> Result<Checkpoint> {
     let names: Vec<(String, Vec<usize>)> =
         model.named_params().into_iter().map(|(n, t)| (n, t.shape().to_vec())).collect();
     let mut optimizer = Optimizer::new(meta.config.optimizer.clone());
+    optimizer.decay_norm = meta.config.decay_norm;
     optimizer.steps = meta.optimizer_steps;
     if optimizer.steps > 0 {
         for (slot_name, slot) in meta.config.optimizer.slot_names().iter().zip(&mut optimizer.slots) {

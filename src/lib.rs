@@ -32,6 +32,7 @@
 //!     seed: 0,
 //!     validation: 0,
 //!     augment: Default::default(),
+//!     decay_norm: false,
 //! };
 //! let mut trainer = Trainer::new(Sequential::new(spec, config.seed)?, config);
 //! while trainer.state.epoch < trainer.config.epochs {

@@ -141,23 +141,41 @@ pub fn to_bytes_imported(
     if let Some(c) = checkpoint {
         meta.insert("checkpoint".to_string(), c);
     }
-    let named = model.named_params();
-    let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = named
+    let named = model.named_state();
+    let bytes: Vec<(String, Dtype, Vec<u8>, Vec<usize>)> = named
         .iter()
         .map(|(n, t)| (n.clone(), *t))
         .chain(extra.iter().map(|(n, t)| (n.clone(), *t)))
-        .map(|(n, t)| Ok((n, t.to_vec()?.iter().flat_map(|v| v.to_le_bytes()).collect(), t.shape().to_vec())))
+        .map(|(n, t)| {
+            let values = t.to_vec()?;
+            // PyTorch keeps a batch norm's step counter as a 0-dimensional int64.
+            let (dtype, b) = if is_counter(&n) {
+                (Dtype::I64, values.iter().flat_map(|&v| (v as i64).to_le_bytes()).collect())
+            } else {
+                (Dtype::F32, values.iter().flat_map(|v| v.to_le_bytes()).collect())
+            };
+            Ok((n, dtype, b, t.shape().to_vec()))
+        })
         .collect::<Result<_>>()?;
     let views: Vec<(String, TensorView<'_>)> = bytes
         .iter()
-        .map(|(n, b, s)| {
-            Ok((n.clone(), TensorView::new(Dtype::F32, s.clone(), b).map_err(|e| Error::model(n, e.to_string()))?))
+        .map(|(n, d, b, s)| {
+            Ok((n.clone(), TensorView::new(*d, s.clone(), b).map_err(|e| Error::model(n, e.to_string()))?))
         })
         .collect::<Result<_>>()?;
     safetensors::serialize(views, Some(meta)).map_err(|e| Error::model("(serialise)", e.to_string()))
 }
 
+/// Whether a state_dict entry is a batch norm's step counter (int64 in the file).
+pub fn is_counter(name: &str) -> bool {
+    name.rsplit('.').next() == Some(crate::model::spec::BATCH_COUNT)
+}
+
 fn tensor_from(view: &TensorView<'_>, name: &str, source: &str) -> Result<Tensor> {
+    if is_counter(name) && view.dtype() == Dtype::I64 {
+        let data = view.data().chunks_exact(8).map(|b| i64::from_le_bytes(b.try_into().expect("8 bytes")) as f32);
+        return Tensor::from_vec(view.shape(), data.collect());
+    }
     if view.dtype() != Dtype::F32 {
         return Err(Error::model(source, format!("tensor {name} has dtype {:?}; expected F32", view.dtype())));
     }
@@ -210,7 +228,7 @@ pub fn from_bytes(bytes: &[u8], source: &str) -> Result<Loaded> {
     let info = ModelInfo { spec: spec.clone(), classes, dataset: get("dataset")?.clone(), input, training, tta };
 
     let mut values = Vec::new();
-    for (name, shape) in spec.param_shapes() {
+    for (name, shape) in spec.state_shapes() {
         let view = st.tensor(&name).map_err(|_| Error::model(source, format!("tensor {name} is missing")))?;
         if view.shape() != shape.as_slice() {
             return Err(Error::model(
@@ -225,8 +243,8 @@ pub fn from_bytes(bytes: &[u8], source: &str) -> Result<Loaded> {
         values.push(t);
     }
     let mut model = Sequential::new(spec, 0)?;
-    model.set_params(values)?;
-    let known: std::collections::HashSet<String> = model.named_params().into_iter().map(|(n, _)| n).collect();
+    model.set_state(values)?;
+    let known: std::collections::HashSet<String> = model.named_state().into_iter().map(|(n, _)| n).collect();
     let mut extra_tensors = HashMap::new();
     for (name, view) in st.tensors() {
         if !known.contains(&name) {

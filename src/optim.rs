@@ -1,7 +1,8 @@
 //! Optimizers and learning-rate schedules, kept apart from the layers: an optimizer sees only
 //! (parameter, gradient) pairs through [`Sequential::visit_params_mut`].
 //!
-//! Weight decay / L2 applies to weights, not biases, in the standard form g += λ·θ. The original's
+//! Weight decay / L2 applies to weights, not biases (nor batch norms' scales and shifts unless
+//! `decay_norm`), in the standard form g += λ·θ. The original's
 //! L2 (λ added to the batch-summed gradient) is λ/B in this form; the `mlp-dropout-l2` preset does so.
 
 use serde::{Deserialize, Serialize};
@@ -91,18 +92,20 @@ pub struct Optimizer {
     pub slots: Vec<Vec<Tensor>>,
     /// Updates taken so far (Adam's bias correction needs it).
     pub steps: u64,
+    /// Whether weight decay applies to normalisation layers' scales and shifts too.
+    pub decay_norm: bool,
 }
 
 impl Optimizer {
     pub fn new(config: OptimizerConfig) -> Self {
         let slots = vec![Vec::new(); config.slot_names().len()];
-        Optimizer { config, slots, steps: 0 }
+        Optimizer { config, slots, steps: 0, decay_norm: false }
     }
 
     /// One update of every parameter from its gradient, at learning rate `lr`.
     pub fn step(&mut self, model: &mut Sequential, lr: f32) -> Result<()> {
         self.steps += 1;
-        let (config, steps, slots) = (&self.config, self.steps, &mut self.slots);
+        let (config, steps, slots, decay_norm) = (&self.config, self.steps, &mut self.slots, self.decay_norm);
         let mut result = Ok(());
         model.visit_params_mut(&mut |i, p| {
             for slot in slots.iter_mut() {
@@ -116,7 +119,7 @@ impl Optimizer {
                     }
                 }
             }
-            let decay = |wd: f32| if p.decay { wd } else { 0.0 };
+            let decay = |wd: f32| if p.decay || (p.norm && decay_norm) { wd } else { 0.0 };
             let r = match *config {
                 OptimizerConfig::Sgd { momentum, nesterov, weight_decay, .. } => {
                     let h = SgdStep { lr, momentum, weight_decay: decay(weight_decay), nesterov };

@@ -103,8 +103,10 @@ impl Trainer {
             seconds: 0.0,
             history: Vec::new(),
         };
+        let mut optimizer = Optimizer::new(config.optimizer.clone());
+        optimizer.decay_norm = config.decay_norm;
         Trainer {
-            optimizer: Optimizer::new(config.optimizer.clone()),
+            optimizer,
             model,
             config,
             state,

@@ -60,6 +60,7 @@ fn config(epochs: usize) -> TrainConfig {
         seed: 3,
         validation: 0,
         augment: Default::default(),
+        decay_norm: false,
     }
 }
 

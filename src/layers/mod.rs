@@ -6,6 +6,8 @@
 //! original's `self.dW = ...`): no pass to clear them first, which was 9-16% of a per-sample step.
 
 mod activation;
+mod avg_pool;
+mod batch_norm;
 mod conv2d;
 mod dense;
 mod dropout;
@@ -13,6 +15,8 @@ mod flatten;
 mod max_pool2d;
 
 pub use activation::LeakyRelu;
+pub use avg_pool::{AvgPool2d, GlobalAvgPool};
+pub use batch_norm::BatchNorm;
 pub use conv2d::Conv2d;
 pub use dense::Dense;
 pub use dropout::Dropout;
@@ -39,6 +43,8 @@ pub struct ParamMut<'a> {
     pub grad: &'a mut Tensor,
     /// Whether L2 / weight decay applies: weights yes, biases no.
     pub decay: bool,
+    /// A normalisation layer's scale or shift: decayed only when the recipe asks (`decay_norm`).
+    pub norm: bool,
 }
 
 /// How a layer hands its input on in evaluation mode ([`Layer::eval_passes_through`]).
@@ -91,6 +97,14 @@ pub trait Layer: Send {
     }
 
     fn visit_params_mut(&mut self, _f: &mut dyn FnMut(ParamMut<'_>)) {}
+
+    /// (name, value) of each buffer (state saved with the model but not trained: a batch norm's
+    /// running statistics), in state_dict order, after the parameters.
+    fn buffers(&self) -> Vec<(&'static str, &Tensor)> {
+        Vec::new()
+    }
+
+    fn visit_buffers_mut(&mut self, _f: &mut dyn FnMut(&'static str, &mut Tensor)) {}
 }
 
 /// A parameter and its gradient, stored together so `visit_params_mut` can lend both.
@@ -106,7 +120,11 @@ impl Param {
         Param { value, grad }
     }
     pub fn lend(&mut self, name: &'static str, decay: bool) -> ParamMut<'_> {
-        ParamMut { name, value: &mut self.value, grad: &mut self.grad, decay }
+        ParamMut { name, value: &mut self.value, grad: &mut self.grad, decay, norm: false }
+    }
+    /// A normalisation layer's parameter: not decayed unless the recipe asks.
+    pub fn lend_norm(&mut self, name: &'static str) -> ParamMut<'_> {
+        ParamMut { name, value: &mut self.value, grad: &mut self.grad, decay: false, norm: true }
     }
 }
 

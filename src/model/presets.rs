@@ -20,6 +20,9 @@ pub struct TrainConfig {
     /// Random shifts / flips of training images (none in the original's recipes).
     #[serde(default)]
     pub augment: Augment,
+    /// Weight decay on batch norms' scales and shifts too (off: PyTorch users exclude them).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub decay_norm: bool,
 }
 
 /// Data augmentation: each training image, each time it is used, is shifted by up to `max_shift`
@@ -103,6 +106,7 @@ pub fn preset(name: &str) -> Option<Preset> {
         seed: 0,
         validation: 0,
         augment: Augment::default(),
+        decay_norm: false,
     };
     let p = match name {
         "mlp-sgd" => Preset {

@@ -4,7 +4,10 @@
 use super::spec::{LayerSpec, ModelSpec};
 use super::tta::Tta;
 use crate::error::{Error, Result};
-use crate::layers::{Conv2d, Ctx, Dense, Dropout, Flatten, Layer, LeakyRelu, MaxPool2d, ParamMut, PassThrough};
+use crate::layers::{
+    AvgPool2d, BatchNorm, Conv2d, Ctx, Dense, Dropout, Flatten, GlobalAvgPool, Layer, LeakyRelu, MaxPool2d, ParamMut,
+    PassThrough,
+};
 use crate::ops::{self, Conv2dGeom, Pool2dGeom};
 use crate::rng::Rng;
 use crate::tensor::{Device, Tensor};
@@ -72,6 +75,17 @@ impl Sequential {
                     }
                     LayerSpec::LeakyRelu { negative_slope } => Box::new(LeakyRelu { slope: negative_slope }),
                     LayerSpec::Relu => Box::new(LeakyRelu { slope: 0.0 }),
+                    LayerSpec::BatchNorm2d { num_features, eps, momentum }
+                    | LayerSpec::BatchNorm1d { num_features, eps, momentum } => {
+                        Box::new(BatchNorm::new(num_features, eps, momentum))
+                    }
+                    LayerSpec::AvgPool2d { kernel_size, stride } => Box::new(AvgPool2d::new(Pool2dGeom {
+                        h: inp[1],
+                        w: inp[2],
+                        k: kernel_size,
+                        stride: stride.unwrap_or(kernel_size),
+                    })),
+                    LayerSpec::AdaptiveAvgPool2d { .. } => Box::new(GlobalAvgPool),
                 }
             })
             .collect::<Vec<_>>();
@@ -144,6 +158,16 @@ impl Sequential {
                 result = p.value.move_to(device).and_then(|_| p.grad.move_to(device));
             }
         });
+        result?;
+        let mut result = Ok(());
+        for layer in &mut self.layers {
+            layer.visit_buffers_mut(&mut |name, t| {
+                // The step counter stays in host memory: it is counted, not computed.
+                if result.is_ok() && name != crate::model::spec::BATCH_COUNT {
+                    result = t.move_to(device);
+                }
+            });
+        }
         result?;
         self.device = device.clone();
         for t in self.acts.iter_mut().chain(self.grads.iter_mut()) {
@@ -363,6 +387,55 @@ impl Sequential {
             .collect()
     }
 
+    /// (state_dict name, value) of everything a model file holds: each layer's parameters, then
+    /// its buffers (a batch norm's running statistics and step counter), in PyTorch's order.
+    pub fn named_state(&self) -> Vec<(String, &Tensor)> {
+        self.layers
+            .iter()
+            .enumerate()
+            .flat_map(|(i, l)| {
+                l.params().into_iter().chain(l.buffers()).map(move |(n, t)| (format!("layers.{i}.{n}"), t))
+            })
+            .collect()
+    }
+
+    /// Replaces parameters and buffers, in [`Sequential::named_state`] order ([`ModelSpec::state_shapes`]).
+    pub fn set_state(&mut self, values: Vec<Tensor>) -> Result<()> {
+        let expected = self.spec.state_shapes();
+        if values.len() != expected.len() {
+            return Err(Error::arg("set_state", format!("{} tensors for {} entries", values.len(), expected.len())));
+        }
+        let (mut params, mut buffers) = (Vec::new(), Vec::new());
+        let mut k = 0;
+        for l in &self.spec.layers {
+            let (np, nb) = (l.param_shapes().len(), l.buffer_shapes().len());
+            params.extend(values[k..k + np].iter().cloned());
+            buffers.extend(values[k + np..k + np + nb].iter().cloned());
+            k += np + nb;
+        }
+        for ((name, shape), v) in expected.iter().zip(&values) {
+            if v.shape() != shape.as_slice() {
+                return Err(Error::arg("set_state", format!("{name}: expected shape {shape:?}, found {:?}", v.shape())));
+            }
+        }
+        self.set_params(params)?;
+        let device = self.device.clone();
+        buffers.reverse();
+        let mut result = Ok(());
+        for layer in &mut self.layers {
+            layer.visit_buffers_mut(&mut |name, t| {
+                let mut v = buffers.pop().expect("counted above");
+                if name != crate::model::spec::BATCH_COUNT {
+                    if let Err(e) = v.move_to(&device) {
+                        result = Err(e);
+                    }
+                }
+                *t = v;
+            });
+        }
+        result
+    }
+
     /// Replaces parameter values in state_dict order; shapes must match the spec exactly.
     pub fn set_params(&mut self, mut values: Vec<Tensor>) -> Result<()> {
         let expected = self.spec.param_shapes();
@@ -389,6 +462,6 @@ impl Sequential {
     }
 
     pub fn params_finite(&self) -> bool {
-        self.named_params().iter().all(|(_, t)| t.all_finite())
+        self.named_state().iter().all(|(_, t)| t.all_finite())
     }
 }

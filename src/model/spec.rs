@@ -38,6 +38,32 @@ pub enum LayerSpec {
         negative_slope: f32,
     },
     Relu,
+    /// Batch normalisation over (n, c, h, w): per channel over n, h and w.
+    BatchNorm2d {
+        num_features: usize,
+        #[serde(default = "default_eps")]
+        eps: f32,
+        #[serde(default = "default_momentum")]
+        momentum: f32,
+    },
+    /// Batch normalisation over (n, c): per feature over n.
+    BatchNorm1d {
+        num_features: usize,
+        #[serde(default = "default_eps")]
+        eps: f32,
+        #[serde(default = "default_momentum")]
+        momentum: f32,
+    },
+    /// `stride` defaults to `kernel_size`, as in PyTorch (no padding, floor).
+    AvgPool2d {
+        kernel_size: usize,
+        #[serde(default)]
+        stride: Option<usize>,
+    },
+    /// Only `output_size: 1`, global average pooling: (c, h, w) -> (c, 1, 1).
+    AdaptiveAvgPool2d {
+        output_size: usize,
+    },
 }
 
 /// The most values a spec may ask of one tensor: an image's activation (or a convolution's padded
@@ -70,6 +96,15 @@ fn one() -> usize {
 fn default_slope() -> f32 {
     0.01
 }
+fn default_eps() -> f32 {
+    1e-5
+}
+fn default_momentum() -> f32 {
+    0.1
+}
+
+/// The state_dict entry of a batch norm's step counter: a 0-dimensional int64 in PyTorch.
+pub const BATCH_COUNT: &str = "num_batches_tracked";
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -96,6 +131,16 @@ impl LayerSpec {
             LayerSpec::Linear { in_features, out_features } => format!("Linear({in_features}, {out_features})"),
             LayerSpec::LeakyRelu { negative_slope } => format!("LeakyReLU({negative_slope})"),
             LayerSpec::Relu => "ReLU()".into(),
+            LayerSpec::BatchNorm2d { num_features, eps, momentum } => {
+                format!("BatchNorm2d({num_features}, eps={eps}, momentum={momentum})")
+            }
+            LayerSpec::BatchNorm1d { num_features, eps, momentum } => {
+                format!("BatchNorm1d({num_features}, eps={eps}, momentum={momentum})")
+            }
+            LayerSpec::AvgPool2d { kernel_size, stride } => {
+                format!("AvgPool2d(kernel_size={kernel_size}, stride={})", stride.unwrap_or(*kernel_size))
+            }
+            LayerSpec::AdaptiveAvgPool2d { output_size } => format!("AdaptiveAvgPool2d({output_size})"),
         }
     }
 
@@ -122,7 +167,7 @@ impl LayerSpec {
                 }
                 Ok(vec![out_channels, (ph - k) / stride + 1, (pw - k) / stride + 1])
             }
-            LayerSpec::MaxPool2d { kernel_size: k, stride } => {
+            LayerSpec::MaxPool2d { kernel_size: k, stride } | LayerSpec::AvgPool2d { kernel_size: k, stride } => {
                 let &[c, h, w] = input else {
                     return bad(format!("needs a (channels, height, width) input, got {input:?}"));
                 };
@@ -152,6 +197,32 @@ impl LayerSpec {
                 Ok(vec![out_features])
             }
             LayerSpec::LeakyRelu { .. } | LayerSpec::Relu => Ok(input.to_vec()),
+            LayerSpec::BatchNorm2d { num_features, eps, momentum } => {
+                let &[c, _, _] = input else {
+                    return bad(format!("needs a (channels, height, width) input, got {input:?} (BatchNorm1d?)"));
+                };
+                if c != num_features {
+                    return bad(format!("input has {c} channels"));
+                }
+                norm_settings(eps, momentum).map_or(Ok(input.to_vec()), bad)
+            }
+            LayerSpec::BatchNorm1d { num_features, eps, momentum } => {
+                if input != [num_features] {
+                    return bad(format!(
+                        "input has shape {input:?}; expected [{num_features}] (BatchNorm2d for images, or flatten first)"
+                    ));
+                }
+                norm_settings(eps, momentum).map_or(Ok(input.to_vec()), bad)
+            }
+            LayerSpec::AdaptiveAvgPool2d { output_size } => {
+                let &[c, _, _] = input else {
+                    return bad(format!("needs a (channels, height, width) input, got {input:?}"));
+                };
+                if output_size != 1 {
+                    return bad("only output_size 1 (global average pooling) is supported".into());
+                }
+                Ok(vec![c, 1, 1])
+            }
         }
     }
 
@@ -164,9 +235,34 @@ impl LayerSpec {
             LayerSpec::Linear { in_features, out_features } => {
                 vec![("weight", vec![out_features, in_features]), ("bias", vec![out_features])]
             }
+            LayerSpec::BatchNorm2d { num_features: c, .. } | LayerSpec::BatchNorm1d { num_features: c, .. } => {
+                vec![("weight", vec![c]), ("bias", vec![c])]
+            }
             _ => vec![],
         }
     }
+
+    /// (name, shape) of each buffer: state that is saved but not trained (a batch norm's running
+    /// statistics and its step counter, shape [] like PyTorch's 0-dimensional tensor).
+    pub fn buffer_shapes(&self) -> Vec<(&'static str, Vec<usize>)> {
+        match *self {
+            LayerSpec::BatchNorm2d { num_features: c, .. } | LayerSpec::BatchNorm1d { num_features: c, .. } => {
+                vec![("running_mean", vec![c]), ("running_var", vec![c]), (BATCH_COUNT, vec![])]
+            }
+            _ => vec![],
+        }
+    }
+}
+
+/// Why a batch norm's eps or momentum is unusable, if it is.
+fn norm_settings(eps: f32, momentum: f32) -> Option<String> {
+    if !(eps > 0.0 && eps.is_finite()) {
+        return Some(format!("eps must be positive, not {eps}"));
+    }
+    if !(0.0..=1.0).contains(&momentum) {
+        return Some(format!("momentum must be in [0, 1], not {momentum}"));
+    }
+    None
 }
 
 impl ModelSpec {
@@ -224,6 +320,21 @@ impl ModelSpec {
             .iter()
             .enumerate()
             .flat_map(|(i, l)| l.param_shapes().into_iter().map(move |(n, s)| (format!("layers.{i}.{n}"), s)))
+            .collect()
+    }
+
+    /// (state_dict name, shape) of everything a model file holds: each layer's parameters, then
+    /// its buffers, layer by layer, in PyTorch's `state_dict` order.
+    pub fn state_shapes(&self) -> Vec<(String, Vec<usize>)> {
+        self.layers
+            .iter()
+            .enumerate()
+            .flat_map(|(i, l)| {
+                l.param_shapes()
+                    .into_iter()
+                    .chain(l.buffer_shapes())
+                    .map(move |(n, s)| (format!("layers.{i}.{n}"), s))
+            })
             .collect()
     }
 

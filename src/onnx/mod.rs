@@ -88,7 +88,8 @@ pub fn to_proto(model: &Sequential, info: &ModelInfo, opts: &ExportOptions) -> R
         return Err(bad(format!("{} class names for {classes} outputs", info.classes.len())));
     }
     let mut g = Builder::default();
-    for (name, t) in model.named_params() {
+    // A batch norm's step counter only matters to training.
+    for (name, t) in model.named_state().into_iter().filter(|(n, _)| !crate::model_file::is_counter(n)) {
         let dims = t.shape().iter().map(|&d| d as i64).collect();
         g.initializer(&name, proto::FLOAT, dims, t.to_vec()?.iter().flat_map(|v| v.to_le_bytes()).collect());
     }
@@ -218,6 +219,18 @@ fn layers(g: &mut Builder, layers: &[LayerSpec], x: &str, prefix: &str) -> Strin
                 g.node("LeakyRelu", &name, &[&x], vec![float("alpha", negative_slope)])
             }
             LayerSpec::Relu => g.node("Relu", &name, &[&x], vec![]),
+            // Inference form: the running statistics (BatchNormalization's training_mode is 0).
+            LayerSpec::BatchNorm2d { eps, momentum, .. } | LayerSpec::BatchNorm1d { eps, momentum, .. } => {
+                let (mean, var) = (format!("layers.{i}.running_mean"), format!("layers.{i}.running_var"));
+                // ONNX's momentum weighs the old running value: PyTorch's 1 - momentum.
+                let attrs = vec![float("epsilon", eps), float("momentum", 1.0 - momentum)];
+                g.node("BatchNormalization", &name, &[&x, &weight, &bias, &mean, &var], attrs)
+            }
+            LayerSpec::AvgPool2d { kernel_size: k, stride } => {
+                let (k, s) = (k as i64, stride.unwrap_or(k) as i64);
+                g.node("AveragePool", &name, &[&x], vec![ints("kernel_shape", &[k, k]), ints("strides", &[s, s])])
+            }
+            LayerSpec::AdaptiveAvgPool2d { .. } => g.node("GlobalAveragePool", &name, &[&x], vec![]),
         };
     }
     x
@@ -297,6 +310,9 @@ mod tests {
                 LayerSpec::Linear { .. } => Some("Gemm"),
                 LayerSpec::LeakyRelu { .. } => Some("LeakyRelu"),
                 LayerSpec::Relu => Some("Relu"),
+                LayerSpec::BatchNorm2d { .. } | LayerSpec::BatchNorm1d { .. } => Some("BatchNormalization"),
+                LayerSpec::AvgPool2d { .. } => Some("AveragePool"),
+                LayerSpec::AdaptiveAvgPool2d { .. } => Some("GlobalAveragePool"),
             })
             .collect();
         assert_eq!(ops, [&["Mul", "Add"][..], &layer_ops, &["Softmax"]].concat());

@@ -497,6 +497,209 @@ pub fn max_pool2d_backward(dy: &Tensor, argmax: &PoolIndices, g: &Pool2dGeom, dx
     Ok(())
 }
 
+/// A batch norm's input x (n, c, ...) as (n, c, values per channel and image).
+fn channel_dims(op: &'static str, x: &Tensor, c: usize) -> Result<(usize, usize)> {
+    let s = x.shape();
+    if s.len() < 2 || s[1] != c || x.is_empty() {
+        return Err(Error::shape(op, s, &[0, c]));
+    }
+    Ok((s[0], s[2..].iter().product()))
+}
+
+/// The error of an op that has no GPU kernel yet.
+#[cfg(feature = "gpu")]
+fn no_gpu_kernel(op: &str) -> Error {
+    Error::Gpu(format!("{op} has no GPU kernel yet; run this network on the CPU (--device cpu)"))
+}
+
+fn vec_of(op: &'static str, t: &Tensor, c: usize) -> Result<()> {
+    if t.len() != c {
+        return Err(Error::shape(op, t.shape(), &[c]));
+    }
+    Ok(())
+}
+
+/// Batch statistics of x (n, c, ...): the mean and biased variance of each channel, over the
+/// batch and every position.
+pub fn channel_moments(x: &Tensor, c: usize, mean: &mut Tensor, var: &mut Tensor) -> Result<()> {
+    let (_, plane) = channel_dims("channel_moments", x, c)?;
+    #[cfg(feature = "gpu")]
+    if !x.is_host() {
+        return Err(no_gpu_kernel("batch norm"));
+    }
+    mean.resize(&[c]);
+    var.resize(&[c]);
+    cpu::norm::moments(x.data(), c, plane, mean.data_mut(), var.data_mut());
+    Ok(())
+}
+
+/// y = act(γ·(x − mean)/√(var + eps) + β) per channel of x (n, c, ...), act a leaky ReLU with
+/// `slope` when given; `stats` = (mean, var), `affine` = (γ, β).
+pub fn batch_norm(
+    x: &Tensor,
+    stats: (&Tensor, &Tensor),
+    affine: (&Tensor, &Tensor),
+    eps: f32,
+    slope: Option<f32>,
+    y: &mut Tensor,
+) -> Result<()> {
+    let c = affine.0.len();
+    let (_, plane) = channel_dims("batch_norm", x, c)?;
+    for t in [stats.0, stats.1, affine.1] {
+        vec_of("batch_norm", t, c)?;
+    }
+    #[cfg(feature = "gpu")]
+    if !x.is_host() {
+        return Err(no_gpu_kernel("batch norm"));
+    }
+    let (mean, var, gamma, beta) = (stats.0.data(), stats.1.data(), affine.0.data(), affine.1.data());
+    let scale: Vec<f32> = (0..c).map(|i| gamma[i] / (var[i] + eps).sqrt()).collect();
+    let shift: Vec<f32> = (0..c).map(|i| beta[i] - mean[i] * scale[i]).collect();
+    y.resize(x.shape());
+    cpu::norm::scale_shift(x.data(), c, plane, &scale, &shift, slope, y.data_mut());
+    Ok(())
+}
+
+/// running ← (1 − momentum)·running + momentum·batch for the mean and the variance, the batch
+/// variance made unbiased (× count/(count − 1), count values per channel) as PyTorch does.
+pub fn update_running(
+    running: (&mut Tensor, &mut Tensor),
+    batch: (&Tensor, &Tensor),
+    momentum: f32,
+    count: usize,
+) -> Result<()> {
+    let c = running.0.len();
+    for t in [&*running.1, batch.0, batch.1] {
+        vec_of("update_running", t, c)?;
+    }
+    #[cfg(feature = "gpu")]
+    if !running.0.is_host() {
+        return Err(no_gpu_kernel("batch norm"));
+    }
+    let unbias = if count > 1 { count as f32 / (count - 1) as f32 } else { 1.0 };
+    for (r, &b) in running.0.data_mut().iter_mut().zip(batch.0.data()) {
+        *r = (1.0 - momentum) * *r + momentum * b;
+    }
+    for (r, &b) in running.1.data_mut().iter_mut().zip(batch.1.data()) {
+        *r = (1.0 - momentum) * *r + momentum * b * unbias;
+    }
+    Ok(())
+}
+
+/// Gradients of [`batch_norm`]: dγ, dβ and, when asked, dx. `y` is the forward output (the
+/// activated one with `slope`). With `batch_stats` the statistics were the batch's own, so they
+/// depend on x and dx has the two extra terms; otherwise (running statistics, evaluation mode)
+/// they are constants.
+#[allow(clippy::too_many_arguments)]
+pub fn batch_norm_backward(
+    x: &Tensor,
+    y: &Tensor,
+    dy: &Tensor,
+    stats: (&Tensor, &Tensor),
+    gamma: &Tensor,
+    eps: f32,
+    slope: Option<f32>,
+    batch_stats: bool,
+    grads: (&mut Tensor, &mut Tensor),
+    dx: Option<&mut Tensor>,
+) -> Result<()> {
+    let c = gamma.len();
+    let (n, plane) = channel_dims("batch_norm_backward", x, c)?;
+    same_len("batch_norm_backward", x, dy)?;
+    same_len("batch_norm_backward", x, y)?;
+    for t in [stats.0, stats.1] {
+        vec_of("batch_norm_backward", t, c)?;
+    }
+    #[cfg(feature = "gpu")]
+    if !x.is_host() {
+        return Err(no_gpu_kernel("batch norm"));
+    }
+    let (mut sum_g, mut sum_gx) = (vec![0f64; c], vec![0f64; c]);
+    let (mean, var) = (stats.0.data(), stats.1.data());
+    cpu::norm::grad_sums(x.data(), y.data(), dy.data(), c, plane, mean, slope, &mut sum_g, &mut sum_gx);
+    let invstd: Vec<f64> = var.iter().map(|&v| 1.0 / (v as f64 + eps as f64).sqrt()).collect();
+    grads.0.resize(&[c]);
+    grads.1.resize(&[c]);
+    for i in 0..c {
+        grads.0.data_mut()[i] = (sum_gx[i] * invstd[i]) as f32;
+        grads.1.data_mut()[i] = sum_g[i] as f32;
+    }
+    let Some(dx) = dx else { return Ok(()) };
+    let m = (n * plane) as f64;
+    let coef: Vec<[f32; 3]> = (0..c)
+        .map(|i| {
+            let k = gamma.data()[i] as f64 * invstd[i];
+            if !batch_stats {
+                return [k as f32, 0.0, 0.0];
+            }
+            let beta = -k * invstd[i] * invstd[i] * sum_gx[i] / m;
+            let delta = -k * sum_g[i] / m - beta * mean[i] as f64;
+            [k as f32, beta as f32, delta as f32]
+        })
+        .collect();
+    dx.resize(x.shape());
+    cpu::norm::affine_grad(x.data(), y.data(), dy.data(), c, plane, slope, &coef, dx.data_mut());
+    Ok(())
+}
+
+/// y (n, c, oh, ow) = the mean of each k x k window of x (n, c, h, w).
+pub fn avg_pool2d(x: &Tensor, g: &Pool2dGeom, y: &mut Tensor) -> Result<()> {
+    let s = x.shape();
+    if s.len() != 4 || s[2..] != [g.h, g.w] {
+        return Err(Error::shape("avg_pool2d", s, &[0, 0, g.h, g.w]));
+    }
+    #[cfg(feature = "gpu")]
+    if !x.is_host() {
+        return Err(no_gpu_kernel("avg_pool2d"));
+    }
+    y.resize(&[s[0], s[1], g.oh(), g.ow()]);
+    cpu::pool::avg_forward(x.data(), g, y.data_mut());
+    Ok(())
+}
+
+pub fn avg_pool2d_backward(dy: &Tensor, g: &Pool2dGeom, dx: &mut Tensor) -> Result<()> {
+    let s = dy.shape();
+    if s.len() != 4 || s[2..] != [g.oh(), g.ow()] {
+        return Err(Error::shape("avg_pool2d_backward", s, &[0, 0, g.oh(), g.ow()]));
+    }
+    #[cfg(feature = "gpu")]
+    if !dy.is_host() {
+        return Err(no_gpu_kernel("avg_pool2d"));
+    }
+    dx.resize(&[s[0], s[1], g.h, g.w]);
+    cpu::pool::avg_backward(dy.data(), g, dx.data_mut());
+    Ok(())
+}
+
+/// y (n, c, 1, 1) = the mean of each plane of x (n, c, h, w): global average pooling.
+pub fn global_avg_pool(x: &Tensor, y: &mut Tensor) -> Result<()> {
+    let s = x.shape();
+    if s.len() != 4 || x.is_empty() {
+        return Err(Error::shape("global_avg_pool", s, &[0, 0, 0, 0]));
+    }
+    #[cfg(feature = "gpu")]
+    if !x.is_host() {
+        return Err(no_gpu_kernel("global average pooling"));
+    }
+    y.resize(&[s[0], s[1], 1, 1]);
+    cpu::pool::mean_planes(x.data(), s[2] * s[3], y.data_mut());
+    Ok(())
+}
+
+/// dx (n, c, h, w, as `x_shape`): each position of plane p receives dy[p] / (h·w).
+pub fn global_avg_pool_backward(dy: &Tensor, x_shape: &[usize], dx: &mut Tensor) -> Result<()> {
+    if x_shape.len() != 4 || dy.len() != x_shape[0] * x_shape[1] || dy.is_empty() {
+        return Err(Error::shape("global_avg_pool_backward", dy.shape(), x_shape));
+    }
+    #[cfg(feature = "gpu")]
+    if !dy.is_host() {
+        return Err(no_gpu_kernel("global average pooling"));
+    }
+    dx.resize(x_shape);
+    cpu::pool::mean_planes_backward(dy.data(), x_shape[2] * x_shape[3], dx.data_mut());
+    Ok(())
+}
+
 /// Mirrors images left-right in place: reverses the last axis of x (…, w).
 pub fn flip_width(x: &mut Tensor) -> Result<()> {
     let w = x.shape().last().copied().unwrap_or(1).max(1);

@@ -110,6 +110,7 @@ pub fn default_config() -> TrainConfig {
         seed: 0,
         validation: 0,
         augment: Default::default(),
+        decay_norm: false,
     }
 }
 

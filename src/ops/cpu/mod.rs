@@ -7,6 +7,7 @@ pub mod elementwise;
 pub mod gemm;
 pub mod isa;
 pub mod multiversion;
+pub mod norm;
 pub mod par;
 pub mod pool;
 pub mod simd;

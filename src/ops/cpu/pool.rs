@@ -185,3 +185,59 @@ mod tests {
         }
     }
 }
+
+/// Average pooling (no padding, floor): y = the mean of each k x k window, one plane per task.
+pub fn avg_forward(x: &[f32], g: &Pool2dGeom, y: &mut [f32]) {
+    let (in_plane, out_plane, ow) = (g.h * g.w, g.oh() * g.ow(), g.ow());
+    let inv = 1.0 / (g.k * g.k) as f32;
+    for_each_chunk(y, PLANES_PER_CHUNK * out_plane, |ci, yc| {
+        for (j, y_p) in yc.chunks_mut(out_plane).enumerate() {
+            let plane = ci * PLANES_PER_CHUNK + j;
+            let x_p = &x[plane * in_plane..(plane + 1) * in_plane];
+            for (o, out) in y_p.iter_mut().enumerate() {
+                let first = (o / ow) * g.stride * g.w + (o % ow) * g.stride;
+                let s: f32 = (0..g.k).map(|ki| x_p[first + ki * g.w..][..g.k].iter().sum::<f32>()).sum();
+                *out = s * inv;
+            }
+        }
+    });
+}
+
+/// dx: each window's input receives dy / k² (summed where windows overlap).
+pub fn avg_backward(dy: &[f32], g: &Pool2dGeom, dx: &mut [f32]) {
+    let (in_plane, out_plane, ow) = (g.h * g.w, g.oh() * g.ow(), g.ow());
+    let inv = 1.0 / (g.k * g.k) as f32;
+    for_each_chunk(dx, PLANES_PER_CHUNK * in_plane, |ci, dc| {
+        for (j, dx_p) in dc.chunks_mut(in_plane).enumerate() {
+            let plane = ci * PLANES_PER_CHUNK + j;
+            dx_p.fill(0.0);
+            for (o, &d) in dy[plane * out_plane..(plane + 1) * out_plane].iter().enumerate() {
+                let first = (o / ow) * g.stride * g.w + (o % ow) * g.stride;
+                for ki in 0..g.k {
+                    dx_p[first + ki * g.w..][..g.k].iter_mut().for_each(|v| *v += d * inv);
+                }
+            }
+        }
+    });
+}
+
+/// y[p] = the mean of plane p of x (planes of `plane` values): global average pooling.
+pub fn mean_planes(x: &[f32], plane: usize, y: &mut [f32]) {
+    let inv = 1.0 / plane as f32;
+    for_each_chunk(y, 1024, |ci, yc| {
+        for (j, o) in yc.iter_mut().enumerate() {
+            let p = ci * 1024 + j;
+            *o = x[p * plane..(p + 1) * plane].iter().sum::<f32>() * inv;
+        }
+    });
+}
+
+/// dx: every value of plane p receives dy[p] / plane.
+pub fn mean_planes_backward(dy: &[f32], plane: usize, dx: &mut [f32]) {
+    let inv = 1.0 / plane as f32;
+    for_each_chunk(dx, 1024 * plane, |ci, dc| {
+        for (j, dp) in dc.chunks_mut(plane).enumerate() {
+            dp.fill(dy[ci * 1024 + j] * inv);
+        }
+    });
+}
