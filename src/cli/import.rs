@@ -1,5 +1,6 @@
 //! `scratchnet import`: a plain state_dict (PyTorch's, saved as safetensors or by torch.save) onto
-//! a preset or spec.json network, written as a full model file.
+//! a preset or spec.json network, written as a full model file: parameters, and batch norms'
+//! running statistics (`Sequential::set_state`).
 
 use std::path::{Path, PathBuf};
 
@@ -59,7 +60,7 @@ pub fn run(a: ImportArgs) -> Result<()> {
     let bytes = std::fs::read(&a.weights).with_context(|| format!("reading {source}"))?;
     let mapped = map_state_dict(&bytes, &source, &choice.spec)?;
     let mut model = Sequential::new(choice.spec.clone(), 0)?;
-    model.set_params(mapped.values)?;
+    model.set_state(mapped.values)?;
     let info = ModelInfo {
         spec: choice.spec.clone(),
         classes,
@@ -83,10 +84,16 @@ pub fn run(a: ImportArgs) -> Result<()> {
     };
     let file = model_file::to_bytes_imported(&model, &info, &[], None, Some(&record))?;
     model_file::write_atomic(&a.out, &file)?;
+    let norms = choice.spec.layers.iter().filter(|l| !l.buffer_shapes().is_empty()).count();
+    let buffers = match norms {
+        0 => String::new(),
+        1 => " and the running statistics of 1 batch norm".to_string(),
+        n => format!(" and the running statistics of {n} batch norms"),
+    };
     outln!(
-        "{}: {} tensors ({} parameters, {}, {}) onto {} for {}; wrote {}",
+        "{}: {} tensors ({} parameters{buffers}, {}, {}) onto {} for {}; wrote {}",
         source,
-        choice.spec.param_shapes().len(),
+        choice.spec.state_shapes().len() - mapped.counters_defaulted.len(),
         choice.spec.num_params(),
         mapped.naming,
         mapped.dtypes.join("+"),
@@ -94,6 +101,13 @@ pub fn run(a: ImportArgs) -> Result<()> {
         kind.name(),
         a.out.display()
     );
+    if !mapped.counters_defaulted.is_empty() {
+        outln!(
+            "no {} in the file (a state_dict of PyTorch before 0.4.1): set to 0; it counts training steps and \
+             changes no prediction",
+            mapped.counters_defaulted.join(", ")
+        );
+    }
     outln!("check it: scratchnet evaluate --model {}", a.out.display());
     Ok(())
 }

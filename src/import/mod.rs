@@ -9,6 +9,14 @@
 //! that differs (the error names the tensor, the layer, the expected and the found shape), values
 //! that are not finite. F32 is taken as is; F64, F16 and BF16 are converted to f32.
 //!
+//! Batch norms bring buffers besides their `weight` and `bias`: `running_mean` and `running_var`
+//! (checked like parameters; a variance must not be negative) and `num_batches_tracked`, a
+//! 0-dimensional int64 in PyTorch (`I64` in safetensors, a `LongStorage` in `torch.save` files;
+//! other integer or float types holding a whole number >= 0 are taken too). A state_dict without
+//! the counter (PyTorch before 0.4.1) is accepted with the counter 0 ([`Mapped::counters_defaulted`]):
+//! it counts training steps and changes no output. Running statistics are required: a
+//! `track_running_stats=False` batch norm has none to predict with.
+//!
 //! A `torch.save` file that holds anything but a state_dict of tensors (a whole pickled model,
 //! another global), or the pre-1.6 format (a bare pickle), is refused with the two lines of
 //! Python that convert it.
@@ -45,6 +53,7 @@ use safetensors::{Dtype, SafeTensors};
 
 use crate::error::{Error, Result};
 use crate::model::ModelSpec;
+use crate::model::spec::BATCH_COUNT;
 use crate::tensor::Tensor;
 
 /// What PyTorch users run to turn a `.pt`/`.pth` file into one scratchnet imports.
@@ -56,12 +65,16 @@ pub const CONVERT_HINT: &str = "Convert it in Python (pip install safetensors):\
 
 /// A state_dict mapped onto a spec.
 pub struct Mapped {
-    /// One tensor per parameter, in the spec's state_dict order ([`ModelSpec::param_shapes`]).
+    /// One tensor per state_dict entry, parameters and buffers, in the spec's order
+    /// ([`ModelSpec::state_shapes`], for [`crate::model::Sequential::set_state`]).
     pub values: Vec<Tensor>,
     /// How the file named its tensors, for the record.
     pub naming: String,
-    /// The file's data types (e.g. `F32`, or `F16` when converted).
+    /// The file's data types (e.g. `F32`, or `F16` when converted; `I64` for step counters).
     pub dtypes: Vec<String>,
+    /// Batch norms' step counters (`num_batches_tracked`, file names) the file lacks, set to 0:
+    /// state_dicts of PyTorch before 0.4.1 have none.
+    pub counters_defaulted: Vec<String>,
 }
 
 /// Whether `bytes` look like a bare pickle (`torch.save` before PyTorch 1.6, or
@@ -104,12 +117,13 @@ fn read_tensors<'a>(bytes: &'a [u8], err: &dyn Fn(String) -> Error) -> Result<Ve
 }
 
 /// Maps the tensors of a safetensors file (or a `torch.save`d state_dict) onto `spec`'s
-/// parameters. `source` names the file in errors.
+/// parameters and buffers (a batch norm's `running_mean`, `running_var` and
+/// `num_batches_tracked`). `source` names the file in errors.
 pub fn map_state_dict(bytes: &[u8], source: &str, spec: &ModelSpec) -> Result<Mapped> {
     let err = |msg: String| Error::Data(format!("{source}: {msg}"));
     let tensors = read_tensors(bytes, &err)?;
-    let expected = spec.param_shapes();
-    if expected.is_empty() {
+    let expected = spec.state_shapes();
+    if spec.param_shapes().is_empty() {
         return Err(err("the network has no parameters to import".into()));
     }
     let by_name: BTreeMap<&str, &Named<'_>> = tensors.iter().map(|t| (t.name.as_str(), t)).collect();
@@ -126,13 +140,14 @@ pub fn map_state_dict(bytes: &[u8], source: &str, spec: &ModelSpec) -> Result<Ma
 
     // Every name in the file must be one of the network's.
     let wanted: BTreeMap<&str, &Vec<usize>> = expected.iter().map(|(n, s)| (n.as_str(), s)).collect();
+    let what = if expected.len() > spec.param_shapes().len() { "a parameter or buffer" } else { "a parameter" };
     let mut sorted = names.clone();
     sorted.sort();
     for name in &sorted {
         if !name.starts_with(&prefix) || !wanted.contains_key(ours(name).as_str()) {
             let list: Vec<String> = expected.iter().map(|(n, _)| theirs(n)).collect();
             return Err(err(format!(
-                "tensor {name} is not a parameter of this network; it expects {} ({})",
+                "tensor {name} is not {what} of this network; it expects {} ({})",
                 list.join(", "),
                 layer_list(spec)
             )));
@@ -140,37 +155,76 @@ pub fn map_state_dict(bytes: &[u8], source: &str, spec: &ModelSpec) -> Result<Ma
     }
     let mut values = Vec::with_capacity(expected.len());
     let mut dtypes = Vec::new();
-    for (i, (name, shape)) in expected.iter().enumerate() {
+    let mut counters_defaulted = Vec::new();
+    for (name, shape) in &expected {
         let file_name = theirs(name);
         let layer = &spec.layers[layer_index(name)];
-        let view = by_name.get(file_name.as_str()).ok_or_else(|| {
-            err(format!("tensor {file_name} ({} of {}) is missing", param_of(name), layer.describe()))
-        })?;
+        let entry = param_of(name);
+        let counter = entry == BATCH_COUNT;
+        let Some(view) = by_name.get(file_name.as_str()) else {
+            if counter {
+                // PyTorch before 0.4.1 kept no counter; it only counts training steps (used
+                // by momentum=None, which scratchnet does not have), so 0 changes no output.
+                counters_defaulted.push(file_name);
+                values.push(Tensor::zeros(shape));
+                continue;
+            }
+            let hint = if entry.starts_with("running_") {
+                " (a BatchNorm made with track_running_stats=False has no running statistics; scratchnet's \
+                 batch norms predict with them, as PyTorch's eval mode does)"
+            } else {
+                ""
+            };
+            return Err(err(format!("tensor {file_name} ({entry} of {}) is missing{hint}", layer.describe())));
+        };
         if view.shape != *shape {
             let transposed = view.shape.len() == 2 && view.shape.iter().rev().eq(shape.iter());
             return Err(err(format!(
-                "tensor {file_name} ({} of {}): expected shape {shape:?}, found {:?}{}",
-                param_of(name),
+                "tensor {file_name} ({entry} of {}): expected shape {shape:?}, found {:?}{}",
                 layer.describe(),
                 view.shape,
                 if transposed { " (transposed? Linear weights are [out_features, in_features])" } else { "" }
             )));
         }
-        let data = to_f32(view.dtype, &view.data).ok_or_else(|| {
-            err(format!("tensor {file_name} has dtype {:?}; expected F32, F64, F16 or BF16", view.dtype))
-        })?;
+        let data = if counter {
+            to_count(view.dtype, &view.data).ok_or_else(|| {
+                err(format!(
+                    "tensor {file_name} has dtype {:?}; expected I64 (PyTorch's step counter), another integer \
+                     type, or a float",
+                    view.dtype
+                ))
+            })?
+        } else {
+            to_f32(view.dtype, &view.data).ok_or_else(|| {
+                err(format!("tensor {file_name} has dtype {:?}; expected F32, F64, F16 or BF16", view.dtype))
+            })?
+        };
         let t = Tensor::from_vec(shape, data)?;
         if !t.all_finite() {
             return Err(err(format!("tensor {file_name} holds NaN or infinite values")));
+        }
+        let values_of = || t.data().iter().copied();
+        if counter && values_of().any(|v| v < 0.0 || v.fract() != 0.0) {
+            let v = values_of().next().unwrap_or_default();
+            return Err(err(format!(
+                "tensor {file_name} ({entry} of {}) holds {v}; a count of training steps is a whole number >= 0",
+                layer.describe()
+            )));
+        }
+        if entry == "running_var" && values_of().any(|v| v < 0.0) {
+            return Err(err(format!(
+                "tensor {file_name} (running_var of {}) holds negative values; a variance is >= 0",
+                layer.describe()
+            )));
         }
         let d = format!("{:?}", view.dtype);
         if !dtypes.contains(&d) {
             dtypes.push(d);
         }
         values.push(t);
-        debug_assert_eq!(values.len(), i + 1);
     }
-    Ok(Mapped { values, naming, dtypes })
+    debug_assert_eq!(values.len(), expected.len());
+    Ok(Mapped { values, naming, dtypes, counters_defaulted })
 }
 
 /// The prefix before the layer index shared by every name, and how to describe the naming.
@@ -223,6 +277,24 @@ fn param_of(name: &str) -> &str {
 fn layer_list(spec: &ModelSpec) -> String {
     let layers: Vec<String> = spec.layers.iter().enumerate().map(|(i, l)| format!("{i} {}", l.describe())).collect();
     format!("its layers: {}", layers.join(", "))
+}
+
+/// A step counter's little-endian values (any integer or float type) as f32, None for other
+/// types (bool, 8-bit floats). Counts beyond 2^24 lose their last digits, which only matters to
+/// PyTorch's momentum=None, not to any output scratchnet computes.
+fn to_count(dtype: Dtype, data: &[u8]) -> Option<Vec<f32>> {
+    let ints = |size: usize, f: fn(&[u8]) -> f32| Some(data.chunks_exact(size).map(f).collect());
+    match dtype {
+        Dtype::I64 => ints(8, |b| i64::from_le_bytes(b.try_into().unwrap()) as f32),
+        Dtype::U64 => ints(8, |b| u64::from_le_bytes(b.try_into().unwrap()) as f32),
+        Dtype::I32 => ints(4, |b| i32::from_le_bytes(b.try_into().unwrap()) as f32),
+        Dtype::U32 => ints(4, |b| u32::from_le_bytes(b.try_into().unwrap()) as f32),
+        Dtype::I16 => ints(2, |b| i16::from_le_bytes(b.try_into().unwrap()) as f32),
+        Dtype::U16 => ints(2, |b| u16::from_le_bytes(b.try_into().unwrap()) as f32),
+        Dtype::I8 => ints(1, |b| b[0] as i8 as f32),
+        Dtype::U8 => ints(1, |b| b[0] as f32),
+        _ => to_f32(dtype, data),
+    }
 }
 
 /// Little-endian values of `dtype` as f32, None for other types.
@@ -332,6 +404,135 @@ mod tests {
         assert!(m.contains("before PyTorch 1.6"), "{m}");
         let m = map_state_dict(b"not a file", "x", &spec).err().unwrap().to_string();
         assert!(m.starts_with("x: not a readable safetensors file"), "{m}");
+    }
+
+    /// conv → batch_norm2d → relu → flatten → linear → batch_norm1d → linear.
+    fn bn_spec() -> ModelSpec {
+        use crate::model::LayerSpec::*;
+        ModelSpec {
+            input: [1, 4, 4],
+            layers: vec![
+                Conv2d { in_channels: 1, out_channels: 2, kernel_size: 3, stride: 1, padding: 1 },
+                BatchNorm2d { num_features: 2, eps: 1e-5, momentum: 0.1 },
+                Relu,
+                Flatten,
+                Linear { in_features: 32, out_features: 3 },
+                BatchNorm1d { num_features: 3, eps: 1e-3, momentum: 0.01 },
+                Linear { in_features: 3, out_features: 2 },
+            ],
+        }
+    }
+
+    /// A state_dict of [`bn_spec`] named as nn.Sequential's: values i·0.5 (i counting each
+    /// tensor's values), counters `count` as I64.
+    fn bn_state(count: i64) -> Vec<(String, Dtype, Vec<usize>, Vec<u8>)> {
+        bn_spec()
+            .state_shapes()
+            .into_iter()
+            .map(|(n, s)| {
+                let n = n.replacen("layers.", "", 1);
+                let len: usize = s.iter().product();
+                if n.ends_with(BATCH_COUNT) {
+                    (n, Dtype::I64, s, count.to_le_bytes().to_vec())
+                } else {
+                    (n, Dtype::F32, s, (0..len).flat_map(|i| (i as f32 * 0.5).to_le_bytes()).collect())
+                }
+            })
+            .collect()
+    }
+
+    fn map_bn(t: &[(String, Dtype, Vec<usize>, Vec<u8>)]) -> Result<Mapped> {
+        let views: Vec<(&str, TensorView<'_>)> =
+            t.iter().map(|(n, d, s, b)| (n.as_str(), TensorView::new(*d, s.clone(), b).unwrap())).collect();
+        map_state_dict(&safetensors::serialize(views, None).unwrap(), "bn.safetensors", &bn_spec())
+    }
+
+    #[test]
+    fn batch_norm_buffers_map_in_state_dict_order() {
+        let m = map_bn(&bn_state(7)).unwrap();
+        let shapes: Vec<Vec<usize>> = m.values.iter().map(|t| t.shape().to_vec()).collect();
+        let expected: Vec<Vec<usize>> = bn_spec().state_shapes().into_iter().map(|(_, s)| s).collect();
+        assert_eq!(shapes, expected);
+        assert_eq!(m.dtypes, ["F32", "I64"]);
+        assert!(m.counters_defaulted.is_empty());
+        // layers.1: weight, bias, running_mean, running_var, num_batches_tracked.
+        assert_eq!(m.values[4].data(), [0.0, 0.5]);
+        assert_eq!(m.values[5].data(), [0.0, 0.5]);
+        assert_eq!(m.values[6].shape(), [0usize; 0]);
+        assert_eq!(m.values[6].data(), [7.0]);
+        let mut model = crate::model::Sequential::new(bn_spec(), 0).unwrap();
+        model.set_state(m.values).unwrap();
+        let state = model.named_state();
+        assert_eq!(state[5].0, "layers.1.running_var");
+        assert_eq!(state[5].1.data(), [0.0, 0.5]);
+        assert_eq!(state[6].1.data(), [7.0]);
+
+        // Without counters (PyTorch before 0.4.1): 0, and said so.
+        let old: Vec<_> = bn_state(7).into_iter().filter(|t| !t.0.ends_with(BATCH_COUNT)).collect();
+        let m = map_bn(&old).unwrap();
+        assert_eq!(m.counters_defaulted, ["1.num_batches_tracked", "5.num_batches_tracked"]);
+        assert_eq!(m.values[6].data(), [0.0]);
+        assert_eq!(m.values.len(), bn_spec().state_shapes().len());
+
+        // Another integer type, or a float holding a whole number, counts too.
+        let mut t = bn_state(7);
+        t[6] = (t[6].0.clone(), Dtype::I32, vec![], 9i32.to_le_bytes().to_vec());
+        t[13] = (t[13].0.clone(), Dtype::F32, vec![], 3f32.to_le_bytes().to_vec());
+        let m = map_bn(&t).unwrap();
+        assert_eq!((m.values[6].data()[0], m.values[13].data()[0]), (9.0, 3.0));
+    }
+
+    #[test]
+    fn batch_norm_misfits_are_named() {
+        let e = |t: &[(String, Dtype, Vec<usize>, Vec<u8>)]| map_bn(t).err().unwrap().to_string();
+        let mut t = bn_state(1);
+        t.retain(|t| t.0 != "1.running_var");
+        let m = e(&t);
+        assert!(
+            m.contains("tensor 1.running_var (running_var of BatchNorm2d(2, eps=0.00001, momentum=0.1)) is missing")
+                && m.contains("track_running_stats=False"),
+            "{m}"
+        );
+        let mut t = bn_state(1);
+        t[5].2 = vec![3];
+        t[5].3 = vec![0; 12];
+        let m = e(&t);
+        assert!(m.contains("tensor 1.running_var (running_var of BatchNorm2d(2, eps=0.00001, momentum=0.1)): expected shape [2], found [3]"), "{m}");
+        let mut t = bn_state(1);
+        t[6].2 = vec![1];
+        assert!(e(&t).contains("tensor 1.num_batches_tracked (num_batches_tracked of BatchNorm2d(2"), "{}", e(&t));
+        assert!(e(&t).contains("expected shape [], found [1]"), "{}", e(&t));
+        let mut t = bn_state(1);
+        t[6] = (t[6].0.clone(), Dtype::BOOL, vec![], vec![1]);
+        assert!(e(&t).contains("tensor 1.num_batches_tracked has dtype BOOL; expected I64"), "{}", e(&t));
+        let mut t = bn_state(1);
+        t[5] = (t[5].0.clone(), Dtype::I64, vec![2], vec![0; 16]);
+        assert!(e(&t).contains("tensor 1.running_var has dtype I64; expected F32, F64, F16 or BF16"), "{}", e(&t));
+        assert!(e(&bn_state(-2)).contains("tensor 1.num_batches_tracked (num_batches_tracked of BatchNorm2d(2"));
+        assert!(e(&bn_state(-2)).contains("holds -2; a count of training steps is a whole number >= 0"));
+        let mut t = bn_state(1);
+        t[13] = (t[13].0.clone(), Dtype::F32, vec![], 2.5f32.to_le_bytes().to_vec());
+        assert!(e(&t).contains(
+            "5.num_batches_tracked (num_batches_tracked of BatchNorm1d(3, eps=0.001, momentum=0.01)) holds 2.5"
+        ));
+        let mut t = bn_state(1);
+        t[5].3 = [1f32, -1.0].iter().flat_map(|v| v.to_le_bytes()).collect();
+        let m = e(&t);
+        assert!(
+            m.contains("tensor 1.running_var (running_var of BatchNorm2d(2") && m.contains("holds negative values"),
+            "{m}"
+        );
+        let mut t = bn_state(1);
+        t[4].3 = [1f32, f32::NAN].iter().flat_map(|v| v.to_le_bytes()).collect();
+        assert!(e(&t).contains("tensor 1.running_mean holds NaN or infinite values"), "{}", e(&t));
+        // A buffer on a layer that has none.
+        let mut t = bn_state(1);
+        t.push(("4.running_mean".into(), Dtype::F32, vec![3], vec![0; 12]));
+        let m = e(&t);
+        assert!(
+            m.contains("tensor 4.running_mean is not a parameter or buffer of this network; it expects 0.weight, 0.bias, 1.weight, 1.bias, 1.running_mean, 1.running_var, 1.num_batches_tracked, 4.weight"),
+            "{m}"
+        );
     }
 
     #[test]
