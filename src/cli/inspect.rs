@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Args;
 
+use scratchnet::model::spec::BATCH_COUNT;
+
 use super::out::outln;
 use super::percent;
 
@@ -29,11 +31,35 @@ pub fn run(a: InspectArgs) -> Result<()> {
         None => super::default_model::BYTES.len() as u64,
     };
     let info = &loaded.info;
+    // Batch norms' buffers: (layer index, features, training steps counted).
+    let state = loaded.model.named_state();
+    let counter = |i: usize| {
+        let name = format!("layers.{i}.{BATCH_COUNT}");
+        state.iter().find(|(n, _)| *n == name).and_then(|(_, t)| t.to_vec().ok()).and_then(|v| v.first().copied())
+    };
+    let norms: Vec<(usize, usize, u64)> = info
+        .spec
+        .layers
+        .iter()
+        .enumerate()
+        .filter_map(|(i, l)| {
+            let features = l.buffer_shapes().first().map(|(_, s)| s.iter().product::<usize>())?;
+            Some((i, features, counter(i).unwrap_or(0.0) as u64))
+        })
+        .collect();
     if a.json {
         let out = serde_json::json!({
             "file": name,
             "bytes": size,
             "parameters": info.spec.num_params(),
+            "running_statistics": norms
+                .iter()
+                .map(|&(i, features, batches)| serde_json::json!({
+                    "layer": i,
+                    "num_features": features,
+                    "num_batches_tracked": batches,
+                }))
+                .collect::<Vec<_>>(),
             "spec": info.spec,
             "classes": info.classes,
             "dataset": info.dataset,
@@ -57,10 +83,21 @@ pub fn run(a: InspectArgs) -> Result<()> {
     let shapes = info.spec.shapes()?;
     for (i, (l, out)) in info.spec.layers.iter().zip(&shapes[1..]).enumerate() {
         let params: usize = l.param_shapes().iter().map(|(_, s)| s.iter().product::<usize>()).sum();
-        let p = if params > 0 { format!("{params} params") } else { String::new() };
+        let mut p = if params > 0 { format!("{params} params") } else { String::new() };
+        if let Some(&(_, _, batches)) = norms.iter().find(|n| n.0 == i) {
+            let counted = if batches == 1 { "1 batch".to_string() } else { format!("{batches} batches") };
+            p += &format!(" + running mean/var ({counted})");
+        }
         outln!("  layers.{i:<3} {:<52} -> {:<14} {p}", l.describe(), format!("{out:?}"));
     }
     outln!("parameters: {}", info.spec.num_params());
+    if !norms.is_empty() {
+        let values: usize = norms.iter().map(|n| 2 * n.1).sum();
+        outln!(
+            "running statistics: {values} values in {} (buffers, not trained: running_mean, running_var, {BATCH_COUNT})",
+            super::train::plural(norms.len(), "batch norm")
+        );
+    }
     if info.tta != scratchnet::model::Tta::None {
         outln!("predictions: test-time augmentation '{}' (each image averaged with its mirror image)", info.tta.name());
     }
