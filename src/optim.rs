@@ -64,11 +64,38 @@ pub enum Schedule {
         warmup: usize,
         min_lr: f32,
     },
+    /// The same shape updated at every step, not every epoch (for short schedules, where a
+    /// per-epoch staircase wastes the last epoch at lr 0): linear warm-up from 0 over `warmup`
+    /// epochs, then cosine down to 0 at the last step.
+    OneCycle {
+        warmup: usize,
+    },
 }
 
 impl Schedule {
+    /// The learning rate at step `batch` of `batches` in `epoch`: per-step schedules change
+    /// within an epoch, the others hold [`Schedule::lr`] for the whole epoch.
+    pub fn lr_at(&self, base: f32, epoch: usize, epochs: usize, batch: usize, batches: usize) -> f32 {
+        match *self {
+            Schedule::OneCycle { warmup } => {
+                let at = epoch as f64 + batch as f64 / batches.max(1) as f64;
+                let (w, end) = (warmup as f64, epochs as f64);
+                let f = if at < w {
+                    // The first step already moves: (batch + 1) of the warm-up's steps.
+                    (at + 1.0 / batches.max(1) as f64) / w
+                } else {
+                    0.5 * (1.0 + (std::f64::consts::PI * ((at - w) / (end - w).max(1e-9)).min(1.0)).cos())
+                };
+                (base as f64 * f) as f32
+            }
+            _ => self.lr(base, epoch, epochs),
+        }
+    }
+
+    /// The learning rate of `epoch` (at its first step, for per-step schedules).
     pub fn lr(&self, base: f32, epoch: usize, epochs: usize) -> f32 {
         match *self {
+            Schedule::OneCycle { .. } => self.lr_at(base, epoch, epochs, 0, 1),
             Schedule::Constant => base,
             Schedule::InverseTime { decay } => base / (1.0 + decay * epoch as f32),
             Schedule::Step { every, gamma } => base * gamma.powi((epoch / every.max(1)) as i32),

@@ -126,7 +126,7 @@ impl Trainer {
         Ok(())
     }
 
-    /// Learning rate of the current epoch.
+    /// Learning rate of the current epoch (at its first step, for per-step schedules).
     pub fn lr(&self) -> f32 {
         self.config.schedule.lr(self.config.optimizer.lr(), self.state.epoch, self.config.epochs)
     }
@@ -203,7 +203,6 @@ impl Trainer {
         self.order.clear();
         self.order.extend(0..data.len() as u32);
         Rng::stream(self.config.seed.wrapping_add(self.state.epoch as u64), STREAM_SHUFFLE).shuffle(&mut self.order);
-        let lr = self.lr();
         let smoothing = self.config.label_smoothing;
         // Plain SGD needs no optimizer state: the layers apply it as they back-propagate.
         let fused = self.config.optimizer.is_plain_sgd() && self.model.fuses_sgd();
@@ -211,6 +210,13 @@ impl Trainer {
         let deferred = !self.model.device().is_cpu();
         while self.state.batch < total {
             let start = Instant::now();
+            let lr = self.config.schedule.lr_at(
+                self.config.optimizer.lr(),
+                self.state.epoch,
+                self.config.epochs,
+                self.state.batch,
+                total,
+            );
             let range = self.state.batch * bs..((self.state.batch + 1) * bs).min(data.len());
             if self.config.augment.is_active() {
                 self.draw_jitter(range.len());
@@ -282,6 +288,7 @@ impl Trainer {
                 return Ok(None);
             }
         }
+        let lr = self.lr();
         if !self.model.params_finite() {
             return Err(Error::Diverged { epoch: self.state.epoch + 1, batch: total, loss: f32::NAN, lr });
         }

@@ -282,7 +282,7 @@ fn batch_norm_with_fused_activation_is_the_composition() {
         for (a, b) in dxf.data().iter().zip(dx.data()) {
             assert!((a - b).abs() <= 1e-5 * (1.0 + b.abs()), "{a} vs {b}");
         }
-        let mut grads = |l: &mut BatchNorm| {
+        let grads = |l: &mut BatchNorm| {
             let mut g = Vec::new();
             l.visit_params_mut(&mut |p| g.push(p.grad.data().to_vec()));
             g

@@ -34,10 +34,11 @@ pub struct TrainArgs {
     /// Inverse-time decay per epoch: lr / (1 + decay·epoch)
     #[arg(long)]
     pub decay: Option<f32>,
-    /// Learning-rate schedule, stepped once per epoch (cosine: from --lr down to 0 at the last epoch)
-    #[arg(long, value_parser = ["constant", "inverse-time", "cosine"])]
+    /// Learning-rate schedule, stepped once per epoch (cosine: from --lr down to 0 at the last
+    /// epoch), or one-cycle: warm-up then cosine to 0, updated at every step
+    #[arg(long, value_parser = ["constant", "inverse-time", "cosine", "one-cycle"])]
     pub schedule: Option<String>,
-    /// Epochs of linear learning-rate warm-up before the cosine schedule
+    /// Epochs of linear learning-rate warm-up before the cosine (or one-cycle) schedule
     #[arg(long, value_name = "N")]
     pub warmup: Option<usize>,
     /// L2 / weight decay on weights, standard form g += l2·w (the original's λ is l2·batch size)
@@ -51,6 +52,10 @@ pub struct TrainArgs {
     /// Augmentation: mirror training images left-right at random (for clothing, not digits)
     #[arg(long)]
     pub hflip: bool,
+    /// Weight decay (--l2) on batch norms' scales and shifts too (by default they are not decayed,
+    /// as PyTorch recipes usually exclude them)
+    #[arg(long)]
+    pub decay_norm: bool,
     /// Label smoothing of the cross-entropy targets
     #[arg(long)]
     pub label_smoothing: Option<f32>,
@@ -205,6 +210,17 @@ pub fn apply_overrides(mut c: TrainConfig, a: &TrainArgs) -> Result<TrainConfig>
             }
         }
     }
+    if a.decay_norm {
+        let wd = match c.optimizer {
+            OptimizerConfig::Sgd { weight_decay, .. } | OptimizerConfig::Adam { weight_decay, .. } => weight_decay,
+        };
+        anyhow::ensure!(
+            wd > 0.0,
+            "--decay-norm applies the weight decay to batch norms' scales and shifts too, and this recipe has none \
+             (add --l2 X)"
+        );
+        c.decay_norm = true;
+    }
     if let Some(d) = a.decay {
         c.schedule = if d == 0.0 { Schedule::Constant } else { Schedule::InverseTime { decay: d } };
     }
@@ -220,15 +236,29 @@ pub fn apply_overrides(mut c: TrainConfig, a: &TrainArgs) -> Result<TrainConfig>
             anyhow::ensure!(a.decay.is_none(), "--decay applies to --schedule inverse-time only");
             c.schedule = Schedule::Cosine { warmup: 0, min_lr: 0.0 };
         }
+        Some("one-cycle") => {
+            anyhow::ensure!(a.decay.is_none(), "--decay applies to --schedule inverse-time only");
+            c.schedule = Schedule::OneCycle { warmup: 0 };
+        }
         _ => {}
     }
     if let Some(w) = a.warmup {
         match &mut c.schedule {
-            Schedule::Cosine { warmup, .. } => *warmup = w,
-            _ => anyhow::bail!("--warmup applies to the cosine schedule (--schedule cosine)"),
+            Schedule::Cosine { warmup, .. } | Schedule::OneCycle { warmup } => *warmup = w,
+            _ => anyhow::bail!("--warmup applies to the cosine and one-cycle schedules (--schedule cosine|one-cycle)"),
         }
     }
     Ok(c)
+}
+
+/// Refuses `--decay-norm` for a network without batch norms, where it would change nothing.
+pub fn check_decay_norm(a: &TrainArgs, spec: &ModelSpec) -> Result<()> {
+    if a.decay_norm && spec.layers.iter().all(|l| l.buffer_shapes().is_empty()) {
+        bail!(
+            "--decay-norm: the network has no batch norms (batch_norm2d, batch_norm1d) whose scales and shifts it would decay"
+        );
+    }
+    Ok(())
 }
 
 /// What `--model` names.
@@ -275,5 +305,6 @@ pub fn schedule_name(s: &Schedule) -> &'static str {
         Schedule::InverseTime { .. } => "inverse-time",
         Schedule::Step { .. } => "step",
         Schedule::Cosine { .. } => "cosine",
+        Schedule::OneCycle { .. } => "one-cycle",
     }
 }

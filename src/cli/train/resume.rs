@@ -120,7 +120,7 @@ fn check_recipe(a: &TrainArgs, c: &TrainConfig) -> Result<()> {
     };
     same("--decay", a.decay, decay)?;
     match c.schedule {
-        Schedule::Cosine { warmup, .. } => same("--warmup", a.warmup, warmup)?,
+        Schedule::Cosine { warmup, .. } | Schedule::OneCycle { warmup } => same("--warmup", a.warmup, warmup)?,
         _ => {
             if let Some(w) = a.warmup {
                 bail!("--warmup {w}: the checkpoint's schedule is {}, without warm-up", schedule_name(&c.schedule));
@@ -133,6 +133,12 @@ fn check_recipe(a: &TrainArgs, c: &TrainConfig) -> Result<()> {
     same("--augment-shift", a.augment_shift, c.augment.max_shift)?;
     if a.hflip && !c.augment.hflip {
         bail!("--hflip: the checkpoint's run does not mirror its images; a resumed run keeps its settings");
+    }
+    if a.decay_norm && !c.decay_norm {
+        bail!(
+            "--decay-norm: the checkpoint's run does not decay batch norms' scales and shifts; a resumed run keeps \
+             its settings"
+        );
     }
     Ok(())
 }

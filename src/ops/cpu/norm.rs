@@ -5,6 +5,7 @@
 //! in f64), one channel per task, so they do not depend on the thread count. The element-wise
 //! passes split (n·c) planes into fixed chunks.
 
+use super::multiversion::multiversion;
 use super::par::for_each_chunk;
 
 /// Elements per chunk of the element-wise passes (whole planes).
@@ -14,44 +15,72 @@ fn planes_per_chunk(plane: usize) -> usize {
     (CHUNK_ELEMS / plane.max(1)).max(1)
 }
 
-/// Σ v in 16 f32 lanes (vectorisable without reassociation), then the lanes in f64.
-fn sum(v: &[f32], f: impl Fn(f32) -> f32) -> f64 {
-    let mut lanes = [0f32; 16];
-    let mut chunks = v.chunks_exact(16);
-    for c in &mut chunks {
-        for (l, &x) in lanes.iter_mut().zip(c) {
-            *l += f(x);
+multiversion! {
+    /// (Σ v, Σ (v − m)²) over a plane, in 16 f32 lanes (vectorised without reassociating a
+    /// single sum), the lanes then added in f64.
+    fn plane_sums(v: &[f32], m: f32) -> [f64; 2] {
+        let (mut a, mut b) = ([0f32; 16], [0f32; 16]);
+        let mut chunks = v.chunks_exact(16);
+        for c in &mut chunks {
+            for ((a, b), &x) in a.iter_mut().zip(b.iter_mut()).zip(c) {
+                *a += x;
+                *b += (x - m) * (x - m);
+            }
         }
+        let mut out = [0f64; 2];
+        for &x in chunks.remainder() {
+            out[0] += x as f64;
+            out[1] += ((x - m) * (x - m)) as f64;
+        }
+        out[0] += a.iter().map(|&l| l as f64).sum::<f64>();
+        out[1] += b.iter().map(|&l| l as f64).sum::<f64>();
+        out
     }
-    let tail: f64 = chunks.remainder().iter().map(|&x| f(x) as f64).sum();
-    lanes.iter().map(|&l| l as f64).sum::<f64>() + tail
 }
 
-/// Σ f(a_i, b_i) in f32 lanes, then f64.
-fn sum2(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> f64 {
-    let mut lanes = [0f32; 16];
-    let (mut ca, mut cb) = (a.chunks_exact(16), b.chunks_exact(16));
-    for (x, y) in (&mut ca).zip(&mut cb) {
-        for ((l, &p), &q) in lanes.iter_mut().zip(x).zip(y) {
-            *l += f(p, q);
+multiversion! {
+    /// (Σ g, Σ g·(x − m)) over a plane, g = dy·(slope where y ≤ 0, else 1), as [`plane_sums`].
+    fn plane_grad_sums(dy: &[f32], y: &[f32], x: &[f32], m: f32, slope: f32) -> [f64; 2] {
+        let (mut a, mut b) = ([0f32; 16], [0f32; 16]);
+        let (mut cd, mut cy, mut cx) = (dy.chunks_exact(16), y.chunks_exact(16), x.chunks_exact(16));
+        for ((d, o), v) in (&mut cd).zip(&mut cy).zip(&mut cx) {
+            for ((((a, b), &d), &o), &v) in a.iter_mut().zip(b.iter_mut()).zip(d).zip(o).zip(v) {
+                let g = d * (slope + (1.0 - slope) * (o > 0.0) as u32 as f32);
+                *a += g;
+                *b += g * (v - m);
+            }
         }
+        let mut out = [0f64; 2];
+        for ((&d, &o), &v) in cd.remainder().iter().zip(cy.remainder()).zip(cx.remainder()) {
+            let g = d * (slope + (1.0 - slope) * (o > 0.0) as u32 as f32);
+            out[0] += g as f64;
+            out[1] += (g * (v - m)) as f64;
+        }
+        out[0] += a.iter().map(|&l| l as f64).sum::<f64>();
+        out[1] += b.iter().map(|&l| l as f64).sum::<f64>();
+        out
     }
-    let tail: f64 = ca.remainder().iter().zip(cb.remainder()).map(|(&p, &q)| f(p, q) as f64).sum();
-    lanes.iter().map(|&l| l as f64).sum::<f64>() + tail
 }
 
-/// Σ f(a_i, b_i, c_i) in f32 lanes, then f64.
-fn sum3(a: &[f32], b: &[f32], c: &[f32], f: impl Fn(f32, f32, f32) -> f32) -> f64 {
-    let mut lanes = [0f32; 16];
-    let (mut ca, mut cb, mut cc) = (a.chunks_exact(16), b.chunks_exact(16), c.chunks_exact(16));
-    for ((x, y), z) in (&mut ca).zip(&mut cb).zip(&mut cc) {
-        for (((l, &p), &q), &r) in lanes.iter_mut().zip(x).zip(y).zip(z) {
-            *l += f(p, q, r);
+multiversion! {
+    /// y = leaky_relu(x·s + t) with `slope` (1: no activation), as [`super::elementwise`] does.
+    fn plane_scale_shift(x: &[f32], s: f32, t: f32, slope: f32, y: &mut [f32]) {
+        for (o, &v) in y.iter_mut().zip(x) {
+            let z = v * s + t;
+            *o = z.max(0.0) + slope * z.min(0.0);
         }
     }
-    let rest = ca.remainder().iter().zip(cb.remainder()).zip(cc.remainder());
-    let tail: f64 = rest.map(|((&p, &q), &r)| f(p, q, r) as f64).sum();
-    lanes.iter().map(|&l| l as f64).sum::<f64>() + tail
+}
+
+multiversion! {
+    /// dx = a·g + b·x + d, g = dy·(slope where y ≤ 0, else 1).
+    fn plane_affine_grad(dy: &[f32], y: &[f32], x: &[f32], coef: [f32; 3], slope: f32, dx: &mut [f32]) {
+        let [a, b, d] = coef;
+        for (((o, &g), &yo), &v) in dx.iter_mut().zip(dy).zip(y).zip(x) {
+            let g = g * (slope + (1.0 - slope) * (yo > 0.0) as u32 as f32);
+            *o = a * g + (b * v + d);
+        }
+    }
 }
 
 /// The planes of channel `ch` in x (n, c, plane).
@@ -65,9 +94,9 @@ pub fn moments(x: &[f32], c: usize, plane: usize, mean: &mut [f32], var: &mut [f
     let count = (x.len() / c.max(1)) as f64;
     let mut both: Vec<[f32; 2]> = vec![[0.0; 2]; c];
     for_each_chunk(&mut both, 1, |ch, out| {
-        let m = channel_planes(x, c, plane, ch).map(|p| sum(p, |v| v)).sum::<f64>() / count;
+        let m = channel_planes(x, c, plane, ch).map(|p| plane_sums(p, 0.0)[0]).sum::<f64>() / count;
         let mf = m as f32;
-        let v = channel_planes(x, c, plane, ch).map(|p| sum(p, |v| (v - mf) * (v - mf))).sum::<f64>() / count;
+        let v = channel_planes(x, c, plane, ch).map(|p| plane_sums(p, mf)[1]).sum::<f64>() / count;
         out[0] = [mf, v as f32];
     });
     for ((m, v), b) in mean.iter_mut().zip(var.iter_mut()).zip(&both) {
@@ -75,12 +104,9 @@ pub fn moments(x: &[f32], c: usize, plane: usize, mean: &mut [f32], var: &mut [f
     }
 }
 
-/// The activation applied after the normalisation, if any: leaky ReLU with this slope.
-fn act(z: f32, slope: Option<f32>) -> f32 {
-    match slope {
-        Some(s) if z <= 0.0 => s * z,
-        _ => z,
-    }
+/// The slope `plane_*` take: that of the leaky ReLU applied after the normalisation, 1 for none.
+fn slope_of(slope: Option<f32>) -> f32 {
+    slope.unwrap_or(1.0)
 }
 
 /// y = act(x·scale[ch] + shift[ch]).
@@ -89,25 +115,13 @@ pub fn scale_shift(x: &[f32], c: usize, plane: usize, scale: &[f32], shift: &[f3
     for_each_chunk(y, per * plane, |ci, yc| {
         for (j, yp) in yc.chunks_mut(plane).enumerate() {
             let p = ci * per + j;
-            let (s, t) = (scale[p % c], shift[p % c]);
-            for (o, &v) in yp.iter_mut().zip(&x[p * plane..(p + 1) * plane]) {
-                *o = act(v.mul_add(s, t), slope);
-            }
+            plane_scale_shift(&x[p * plane..(p + 1) * plane], scale[p % c], shift[p % c], slope_of(slope), yp);
         }
     });
 }
 
-/// The gradient reaching the normalisation's output: dy, times the activation's slope where the
-/// activated output y is not positive.
-fn pre_act(dy: f32, y: f32, slope: Option<f32>) -> f32 {
-    match slope {
-        Some(s) if y <= 0.0 => s * dy,
-        _ => dy,
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
 /// Per channel: Σ g and Σ g·(x − mean), g being the gradient before the activation.
+#[allow(clippy::too_many_arguments)]
 pub fn grad_sums(
     x: &[f32],
     y: &[f32],
@@ -121,23 +135,13 @@ pub fn grad_sums(
 ) {
     let mut both: Vec<[f64; 2]> = vec![[0.0; 2]; c];
     for_each_chunk(&mut both, 1, |ch, out| {
-        let m = mean[ch];
-        let (mut g, mut gx) = (0f64, 0f64);
         let planes = channel_planes(x, c, plane, ch).zip(channel_planes(y, c, plane, ch)).zip(channel_planes(dy, c, plane, ch));
+        let mut acc = [0f64; 2];
         for ((xp, yp), dp) in planes {
-            match slope {
-                None => {
-                    g += sum(dp, |d| d);
-                    gx += sum2(dp, xp, |d, v| d * (v - m));
-                }
-                Some(s) => {
-                    // g is dy scaled where y is not positive; y and dy walk together.
-                    g += sum2(dp, yp, |d, o| pre_act(d, o, Some(s)));
-                    gx += sum3(dp, yp, xp, |d, o, v| pre_act(d, o, Some(s)) * (v - m));
-                }
-            }
+            let s = plane_grad_sums(dp, yp, xp, mean[ch], slope_of(slope));
+            acc = [acc[0] + s[0], acc[1] + s[1]];
         }
-        out[0] = [g, gx];
+        out[0] = acc;
     });
     for ((a, b), s) in sum_g.iter_mut().zip(sum_gx.iter_mut()).zip(&both) {
         (*a, *b) = (s[0], s[1]);
@@ -160,11 +164,8 @@ pub fn affine_grad(
     for_each_chunk(dx, per * plane, |ci, dc| {
         for (j, dp) in dc.chunks_mut(plane).enumerate() {
             let p = ci * per + j;
-            let [a, b, d] = coef[p % c];
             let r = p * plane..(p + 1) * plane;
-            for (((o, &g), &v), &yo) in dp.iter_mut().zip(&dy[r.clone()]).zip(&x[r.clone()]).zip(&y[r]) {
-                *o = a * pre_act(g, yo, slope) + b.mul_add(v, d);
-            }
+            plane_affine_grad(&dy[r.clone()], &y[r.clone()], &x[r], coef[p % c], slope_of(slope), dp);
         }
     });
 }
