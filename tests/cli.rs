@@ -149,9 +149,17 @@ fn bad_flags_missing_data_and_corrupt_models_fail_cleanly() {
     fails(cmd().args(["train", "--model", "mlp", "--batch-size", "0"]), "--batch-size must be at least 1");
     fails(cmd().args(["train", "--model", "mlp", "--optimizer", "rmsprop"]), "invalid value 'rmsprop'");
     fails(cmd().args(["frobnicate"]), "unrecognized subcommand");
-    fails(cmd().args(["train", "--model", "mlp", "--warmup", "2"]), "--warmup applies to the cosine schedule");
+    fails(
+        cmd().args(["train", "--model", "mlp", "--warmup", "2"]),
+        "--warmup applies to the cosine and one-cycle schedules",
+    );
     fails(cmd().args(["train", "--model", "mlp", "--schedule", "inverse-time"]), "needs --decay");
     fails(cmd().args(["train", "--model", "mlp", "--schedule", "cosine", "--decay", "0.1"]), "--decay applies to");
+    fails(
+        cmd().args(["train", "--model", "mlp", "--decay-norm"]),
+        "--decay-norm applies the weight decay to batch norms' scales and shifts too, and this recipe has none (add --l2 X)",
+    );
+    fails(cmd().args(["train", "--model", "mlp", "--l2", "0.01", "--decay-norm"]), "the network has no batch norms");
     let empty = tempfile::tempdir().unwrap();
     fails(
         cmd()
@@ -202,6 +210,10 @@ fn resumed_run_ends_with_the_same_weights() {
     fails(
         cmd().args(["train", "--lr", "0.1", "--resume"]).arg(p("part.ckpt.safetensors")),
         "--lr 0.1 differs from the checkpoint's 0.01",
+    );
+    fails(
+        cmd().args(["train", "--decay-norm", "--resume"]).arg(p("part.ckpt.safetensors")),
+        "--decay-norm: the checkpoint's run does not decay batch norms' scales and shifts",
     );
     let r = ok(cmd()
         .args(["train", "--quiet", "--limit", "3000", "--epochs", "3", "--resume"])

@@ -107,6 +107,7 @@ fn setup(a: &TrainArgs) -> Result<Setup> {
     };
     let choice = args::resolve_model(m)?;
     let config = args::apply_overrides(choice.config, a)?;
+    args::check_decay_norm(a, &choice.spec)?;
     let model = Sequential::new(choice.spec.clone(), config.seed)?;
     let info = ModelInfo {
         spec: choice.spec,
