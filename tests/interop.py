@@ -7,6 +7,12 @@
       --top-k <all>` printed for files img_<i>.pgm, within 1e-5, run as one batch and as batches
       of 1 and 7. Prints the largest difference.
 
+  python3 interop.py reference MODEL.safetensors IMAGES.u8 N PREDICT.jsonl
+      Recomputes a scratchnet model file's network in NumPy (tests/pytorch_layout.py: PyTorch's
+      layer definitions, batch norms in eval mode from the file's running statistics) on the N
+      images normalised as the file's metadata says, and checks the probabilities `scratchnet
+      predict --json` printed, within 1e-5; batch norms' step counters must be int64 of shape ().
+
   python3 interop.py torch-weights SPEC.json PREFIX WEIGHTS.safetensors IMAGES.u8 N MEAN STD PROBS.f32
       Writes random weights for the spec in PyTorch's state_dict layout (Conv2d [out, in, k, k],
       Linear [out, in]) named PREFIX<i>.weight (PREFIX '' is nn.Sequential's own numbering), with
@@ -21,9 +27,50 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from pytorch_layout import forward  # noqa: E402
+from pytorch_layout import check_counters, forward  # noqa: E402
 
 TOLERANCE = 1e-5
+
+
+def read_predictions(predict_jsonl, classes):
+    """The image indices (files img_<i>.pgm) and probabilities `scratchnet predict --json` printed."""
+    expected = {}
+    with open(predict_jsonl) as f:
+        for line in f:
+            rec = json.loads(line)
+            i = int(os.path.basename(rec["file"])[len("img_"):-len(".pgm")])
+            p = np.zeros(len(classes))
+            for t in rec["top"]:
+                assert classes[t["index"]] == t["class"]
+                p[t["index"]] = t["probability"]
+            assert len(rec["top"]) == len(classes), "predict must print every class (--top-k)"
+            expected[i] = p
+    assert len(expected) >= 95, f"only {len(expected)} predictions to compare"
+    rows = sorted(expected)
+    return rows, np.stack([expected[i] for i in rows])
+
+
+def softmax(z):
+    z = z - z.max(axis=1, keepdims=True)
+    return np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+
+
+def reference(model_path, images, n, predict_jsonl):
+    from safetensors import safe_open
+
+    with safe_open(model_path, framework="numpy") as f:
+        meta = f.metadata()
+        raw = {k: f.get_tensor(k) for k in f.keys()}
+    check_counters(raw)
+    spec, norm, classes = json.loads(meta["spec"]), json.loads(meta["input"]), json.loads(meta["classes"])
+    pixels = np.fromfile(images, dtype=np.uint8)[:n * int(np.prod(spec["input"]))].astype(np.float64)
+    x = (pixels * norm["scale"] + norm["offset"]).reshape([n] + spec["input"])
+    p = softmax(forward(spec, x, {k: v.astype(np.float64) for k, v in raw.items()}))
+    rows, want = read_predictions(predict_jsonl, classes)
+    err = np.abs(p[rows] - want).max()
+    assert err <= TOLERANCE, f"NumPy reference vs scratchnet predict: max |difference| {err:.3g}"
+    counters = {k: int(v) for k, v in raw.items() if k.endswith("num_batches_tracked")}
+    print(f"OK: {len(rows)} images, max |difference| {err:.2e}, {len(raw)} tensors, counters {counters}")
 
 
 def onnx_check(model_path, images, n, predict_jsonl, output):
@@ -44,20 +91,7 @@ def onnx_check(model_path, images, n, predict_jsonl, output):
     classes = json.loads(meta["classes"])
 
     x = np.fromfile(images, dtype=np.uint8).astype(np.float32).reshape([n] + shape)
-    expected = {}
-    with open(predict_jsonl) as f:
-        for line in f:
-            rec = json.loads(line)
-            i = int(os.path.basename(rec["file"])[len("img_"):-len(".pgm")])
-            p = np.zeros(len(classes))
-            for t in rec["top"]:
-                assert classes[t["index"]] == t["class"]
-                p[t["index"]] = t["probability"]
-            assert len(rec["top"]) == len(classes), "predict must print every class (--top-k)"
-            expected[i] = p
-    assert len(expected) >= 95, f"only {len(expected)} predictions to compare"
-    rows = sorted(expected)
-    want = np.stack([expected[i] for i in rows])
+    rows, want = read_predictions(predict_jsonl, classes)
 
     session = ort.InferenceSession(model_path, providers=["CPUExecutionProvider"])
     (raw,) = session.run([output], {"pixels": x})
@@ -111,6 +145,8 @@ def main():
     mode, args = sys.argv[1], sys.argv[2:]
     if mode == "onnx":
         onnx_check(args[0], args[1], int(args[2]), args[3], args[4])
+    elif mode == "reference":
+        reference(args[0], args[1], int(args[2]), args[3])
     elif mode == "torch-weights":
         torch_weights(args[0], args[1], args[2], args[3], int(args[4]), float(args[5]), float(args[6]), args[7])
     else:

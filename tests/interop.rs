@@ -299,3 +299,245 @@ fn torch_save_files_import_to_pytorchs_probabilities() {
     }
     fails(&mut import("tiny-model.pt", &dir.join("x.safetensors")), "refers to torch.nn.modules.container.Sequential");
 }
+
+/// A file's tensors as stored: (name, dtype, shape, values as f64).
+fn stored(path: &Path) -> Vec<(String, safetensors::Dtype, Vec<usize>, Vec<f64>)> {
+    let bytes = std::fs::read(path).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut out: Vec<_> = st
+        .tensors()
+        .into_iter()
+        .map(|(n, v)| {
+            let values = match v.dtype() {
+                safetensors::Dtype::I64 => {
+                    v.data().chunks_exact(8).map(|b| i64::from_le_bytes(b.try_into().unwrap()) as f64).collect()
+                }
+                safetensors::Dtype::F32 => {
+                    v.data().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap()) as f64).collect()
+                }
+                d => panic!("{n}: dtype {d:?}"),
+            };
+            (n, v.dtype(), v.shape().to_vec(), values)
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+/// A model file's parameters and buffers (running statistics, step counters), by name.
+fn state(path: &Path) -> Vec<(String, Vec<f32>)> {
+    let m = scratchnet::model_file::load(path).unwrap();
+    m.model.named_state().into_iter().map(|(n, t)| (n, t.to_vec().unwrap())).collect()
+}
+
+/// `tensors` as a plain state_dict file (no metadata), renamed by `rename`, leaving out those it maps to None.
+fn write_state_dict(
+    path: &Path,
+    tensors: &[(String, safetensors::Dtype, Vec<usize>, Vec<f64>)],
+    rename: impl Fn(&str) -> Option<String>,
+) {
+    let data: Vec<(String, safetensors::Dtype, Vec<usize>, Vec<u8>)> = tensors
+        .iter()
+        .filter_map(|(n, d, s, v)| {
+            let bytes = match d {
+                safetensors::Dtype::I64 => v.iter().flat_map(|&x| (x as i64).to_le_bytes()).collect(),
+                _ => v.iter().flat_map(|&x| (x as f32).to_le_bytes()).collect(),
+            };
+            Some((rename(n)?, *d, s.clone(), bytes))
+        })
+        .collect();
+    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = data
+        .iter()
+        .map(|(n, d, s, b)| (n.clone(), safetensors::tensor::TensorView::new(*d, s.clone(), b).unwrap()))
+        .collect();
+    std::fs::write(path, safetensors::serialize(views, None).unwrap()).unwrap();
+}
+
+/// conv → batch_norm2d → relu → avg_pool2d → conv → batch_norm2d → relu → global average pool →
+/// flatten → linear → batch_norm1d → relu → linear.
+const BN_SPEC: &str = r#"{"input": [1, 28, 28], "layers": [
+    {"type": "conv2d", "in_channels": 1, "out_channels": 8, "kernel_size": 3, "padding": 1},
+    {"type": "batch_norm2d", "num_features": 8},
+    {"type": "relu"},
+    {"type": "avg_pool2d", "kernel_size": 2},
+    {"type": "conv2d", "in_channels": 8, "out_channels": 16, "kernel_size": 3, "padding": 1},
+    {"type": "batch_norm2d", "num_features": 16, "eps": 0.001, "momentum": 0.2},
+    {"type": "relu"},
+    {"type": "adaptive_avg_pool2d", "output_size": 1},
+    {"type": "flatten"},
+    {"type": "linear", "in_features": 16, "out_features": 32},
+    {"type": "batch_norm1d", "num_features": 32},
+    {"type": "relu"},
+    {"type": "linear", "in_features": 32, "out_features": 10}
+]}"#;
+
+/// A batch-norm network trained briefly by `scratchnet train` on 320 Fashion-MNIST images (so its
+/// running statistics are the data's, not 0 and 1): its file holds the counters as int64; ONNX
+/// Runtime and a NumPy reference of PyTorch's eval-mode definitions give predict's probabilities;
+/// its state_dict imports back (our names, nn.Sequential's, and without counters as older
+/// PyTorch wrote them) to the same state and the same predictions.
+#[test]
+fn batch_norm_network_trained_by_the_cli_exports_and_imports_back() {
+    let images = fashion_test_images();
+    let dir = images.dir.path();
+    let spec = dir.join("bn.json");
+    std::fs::write(&spec, BN_SPEC).unwrap();
+    let model = dir.join("bn.safetensors");
+    ok(cmd()
+        .args(["train", "--dataset", "fashion-mnist", "--limit", "320", "--epochs", "2", "--batch-size", "32"])
+        .args(["--lr", "0.05", "--l2", "0.001", "--decay-norm", "--quiet", "--model"])
+        .arg(&spec)
+        .arg("--out")
+        .arg(&model));
+    let r = ok(cmd().args(["inspect", "--json"]).arg(&model));
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["training"]["config"]["decay_norm"], true, "{v}");
+    // The same run without --decay-norm: batch norms' scales and shifts are not decayed, so they end elsewhere.
+    let plain = dir.join("plain.safetensors");
+    ok(cmd()
+        .args(["train", "--dataset", "fashion-mnist", "--limit", "320", "--epochs", "2", "--batch-size", "32"])
+        .args(["--lr", "0.05", "--l2", "0.001", "--quiet", "--model"])
+        .arg(&spec)
+        .arg("--out")
+        .arg(&plain));
+    let (with, without) = (state(&model), state(&plain));
+    assert_eq!((&with[2].0, &with[0].0), (&"layers.1.weight".to_string(), &"layers.0.weight".to_string()));
+    assert_ne!(with[2].1, without[2].1, "--decay-norm changed nothing");
+    // 10 batches an epoch, 2 epochs.
+    let norms: Vec<(u64, u64)> = v["running_statistics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| (n["layer"].as_u64().unwrap(), n["num_batches_tracked"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(norms, [(1, 20), (5, 20), (10, 20)]);
+    let r = ok(cmd().arg("inspect").arg(&model));
+    assert!(r.stdout.contains("16 params + running mean/var (20 batches)"), "{}", r.stdout);
+    assert!(r.stdout.contains("running statistics: 112 values in 3 batch norms"), "{}", r.stdout);
+
+    let tensors = stored(&model);
+    for (name, dtype, shape, values) in &tensors {
+        if name.ends_with("num_batches_tracked") {
+            assert_eq!((*dtype, shape.as_slice(), values.as_slice()), (safetensors::Dtype::I64, &[][..], &[20.0][..]));
+        } else if name.ends_with("running_var") {
+            assert!(values.iter().all(|&v| v > 0.0) && values.iter().any(|&v| (v - 1.0).abs() > 0.05), "{name}");
+        } else if name.ends_with("running_mean") {
+            assert!(values.iter().any(|&v| v.abs() > 0.01), "{name}: {values:?}");
+        }
+    }
+
+    // (a) ONNX Runtime: BatchNormalization, AveragePool, GlobalAveragePool.
+    export_matches_predict(&model, &["--softmax"], "none", "probabilities");
+    export_matches_predict(&model, &[], "none", "logits");
+
+    // (b) The NumPy reference, from the file alone.
+    let jsonl = dir.join("bn-predict.jsonl");
+    predict(&model, &images, "none", &jsonl);
+    let n = IMAGES.to_string();
+    eprintln!("NumPy reference: {}", python(&[&"reference", &model, &images.raw, &n, &jsonl]));
+    let predictions = std::fs::read_to_string(&jsonl).unwrap();
+
+    // (c) Imported back: the model file itself, then plain state_dicts.
+    let reimport = |weights: &Path, out: &Path| {
+        let r = ok(cmd()
+            .args(["import", "--arch"])
+            .arg(&spec)
+            .args(["--dataset", "fashion-mnist"])
+            .arg(weights)
+            .arg("-o")
+            .arg(out));
+        let again = dir.join("again.jsonl");
+        predict(out, &images, "none", &again);
+        assert_eq!(std::fs::read_to_string(&again).unwrap(), predictions, "{}", weights.display());
+        r.stdout
+    };
+    let back = dir.join("back.safetensors");
+    let out = reimport(&model, &back);
+    assert!(
+        out.contains(
+            "23 tensors (2234 parameters and the running statistics of 3 batch norms, scratchnet / state_dict names"
+        ) && out.contains("F32+I64"),
+        "{out}"
+    );
+    assert_eq!(state(&back), state(&model));
+
+    let sequential = dir.join("sequential.safetensors");
+    write_state_dict(&sequential, &tensors, |n| Some(n.replacen("layers.", "", 1)));
+    let out = reimport(&sequential, &back);
+    assert!(out.contains("nn.Sequential numbering (1.weight)"), "{out}");
+    assert_eq!(state(&back), state(&model));
+
+    // PyTorch before 0.4.1 kept no num_batches_tracked: taken as 0, said so, same predictions.
+    let old = dir.join("old.safetensors");
+    write_state_dict(&old, &tensors, |n| (!n.ends_with("num_batches_tracked")).then(|| n.replacen("layers.", "", 1)));
+    let out = reimport(&old, &back);
+    assert!(
+        out.contains("20 tensors")
+            && out.contains("no 1.num_batches_tracked, 5.num_batches_tracked, 10.num_batches_tracked in the file"),
+        "{out}"
+    );
+    for ((name, a), (_, b)) in state(&back).into_iter().zip(state(&model)) {
+        if name.ends_with("num_batches_tracked") {
+            assert_eq!((a, b), (vec![0.0], vec![20.0]));
+        } else {
+            assert_eq!(a, b, "{name}");
+        }
+    }
+
+    // A running variance that is negative, and a counter of the wrong type, are refused by name.
+    let mut bad = tensors.clone();
+    bad.iter_mut().find(|t| t.0 == "layers.5.running_var").unwrap().3[3] = -1.0;
+    write_state_dict(&old, &bad, |n| Some(n.to_string()));
+    let import = |w: &Path| {
+        let mut c = cmd();
+        c.args(["import", "--dataset", "fashion-mnist", "--arch"])
+            .arg(&spec)
+            .arg(w)
+            .arg("-o")
+            .arg(dir.join("x.safetensors"));
+        c
+    };
+    fails(
+        &mut import(&old),
+        "tensor layers.5.running_var (running_var of BatchNorm2d(16, eps=0.001, momentum=0.2)) holds negative values",
+    );
+    let mut bad = tensors.clone();
+    bad.retain(|t| t.0 != "layers.10.running_mean");
+    write_state_dict(&old, &bad, |n| Some(n.to_string()));
+    fails(
+        &mut import(&old),
+        "tensor layers.10.running_mean (running_mean of BatchNorm1d(32, eps=0.00001, momentum=0.1)) is missing",
+    );
+    assert!(!dir.join("x.safetensors").exists());
+}
+
+/// A batch-norm network's state_dict written by real PyTorch's `torch.save` (tests/data/torch/
+/// make_bn.py: running statistics after 6 training-mode passes, num_batches_tracked a
+/// 0-dimensional int64 in a LongStorage) imports to PyTorch's eval-mode probabilities.
+#[test]
+fn torch_save_batch_norm_file_imports_to_pytorchs_probabilities() {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    let torch = data.join("torch");
+    let images = test_images(data.join("mnist").to_str().unwrap());
+    let model = images.dir.path().join("tiny-bn.safetensors");
+    let r = ok(cmd()
+        .args(["import", "--dataset", "mnist", "--arch"])
+        .arg(torch.join("tiny-bn.json"))
+        .arg(torch.join("tiny-bn.pt"))
+        .arg("--out")
+        .arg(&model));
+    assert!(
+        r.stdout.contains(
+            "23 tensors (520 parameters and the running statistics of 3 batch norms, nn.Sequential numbering \
+             (1.weight), F32+I64)"
+        ),
+        "{}",
+        r.stdout
+    );
+    let counters: Vec<f64> =
+        stored(&model).into_iter().filter(|t| t.0.ends_with("num_batches_tracked")).flat_map(|t| t.3).collect();
+    assert_eq!(counters, [6.0, 6.0, 6.0]);
+    let max_diff = predict_vs_reference(&model, &images, &read_f32(&torch.join("tiny-bn-probs.f32")));
+    eprintln!("torch.save batch-norm import vs PyTorch: max |difference| {max_diff:.2e}");
+    assert!(max_diff <= 1e-5, "imported torch.save batch-norm file vs PyTorch: max |difference| {max_diff}");
+}
