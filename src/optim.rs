@@ -95,7 +95,7 @@ impl Schedule {
     /// The learning rate of `epoch` (at its first step, for per-step schedules).
     pub fn lr(&self, base: f32, epoch: usize, epochs: usize) -> f32 {
         match *self {
-            Schedule::OneCycle { .. } => self.lr_at(base, epoch, epochs, 0, 1),
+            Schedule::OneCycle { .. } => self.lr_at(base, epoch, epochs, 0, usize::MAX),
             Schedule::Constant => base,
             Schedule::InverseTime { decay } => base / (1.0 + decay * epoch as f32),
             Schedule::Step { every, gamma } => base * gamma.powi((epoch / every.max(1)) as i32),
@@ -266,5 +266,16 @@ mod tests {
         assert_eq!(cos.lr(0.1, 0, 11), 0.05);
         assert!((cos.lr(0.1, 1, 11) - 0.1).abs() < 1e-7);
         assert!(cos.lr(0.1, 10, 11).abs() < 1e-7);
+
+        // One-cycle: per step; 2 epochs of 4 steps, 1 of warm-up.
+        let one = Schedule::OneCycle { warmup: 1 };
+        let lrs: Vec<f32> = (0..2).flat_map(|e| (0..4).map(move |b| (e, b))).map(|(e, b)| one.lr_at(1.0, e, 2, b, 4)).collect();
+        let cosine = |t: f32| 0.5 * (1.0 + (std::f32::consts::PI * t).cos());
+        let want = [0.25, 0.5, 0.75, 1.0, 1.0, cosine(0.25), cosine(0.5), cosine(0.75)];
+        for (a, b) in lrs.iter().zip(want) {
+            assert!((a - b).abs() < 1e-6, "{lrs:?}");
+        }
+        assert_eq!(one.lr(1.0, 1, 2), 1.0);
+        assert_eq!(cos.lr_at(0.1, 1, 11, 3, 4), cos.lr(0.1, 1, 11), "per-epoch schedules hold for the epoch");
     }
 }

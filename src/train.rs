@@ -288,7 +288,14 @@ impl Trainer {
                 return Ok(None);
             }
         }
-        let lr = self.lr();
+        // The epoch's last step's rate (per-step schedules change within an epoch).
+        let lr = self.config.schedule.lr_at(
+            self.config.optimizer.lr(),
+            self.state.epoch,
+            self.config.epochs,
+            total.saturating_sub(1),
+            total,
+        );
         if !self.model.params_finite() {
             return Err(Error::Diverged { epoch: self.state.epoch + 1, batch: total, loss: f32::NAN, lr });
         }

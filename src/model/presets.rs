@@ -46,8 +46,8 @@ pub struct Preset {
     pub train: TrainConfig,
 }
 
-pub const PRESET_NAMES: [&str; 7] =
-    ["mlp-sgd", "mlp-sgd-momentum", "mlp", "mlp-dropout", "mlp-dropout-l2", "cnn", "cnn-plus"];
+pub const PRESET_NAMES: [&str; 8] =
+    ["mlp-sgd", "mlp-sgd-momentum", "mlp", "mlp-dropout", "mlp-dropout-l2", "cnn", "cnn-plus", "cnn-fast"];
 
 /// 784-128-64-10 with leaky ReLU, optional dropout after each hidden layer.
 pub fn mlp_spec(dropout: f32) -> ModelSpec {
@@ -87,6 +87,40 @@ pub fn cnn_spec() -> ModelSpec {
             Linear { in_features: 3200, out_features: 512 },
             lrelu(),
             Dropout { p: 0.5 },
+            Linear { in_features: 512, out_features: 10 },
+        ],
+    }
+}
+
+/// The `cnn` network with batch normalisation: conv 32, BN, conv 64, pool, BN, conv 128, pool,
+/// BN, dense 512, BN, dense 10, ReLU after each BN, light dropout. Each 2-d batch norm after
+/// the first follows a max-pool, where it costs a quarter of what it would before it (its passes
+/// are memory-bound: ~17% of a step before the pool).
+pub fn cnn_fast_spec() -> ModelSpec {
+    use LayerSpec::*;
+    let conv = |i, o| Conv2d { in_channels: i, out_channels: o, kernel_size: 3, stride: 1, padding: 0 };
+    let bn = |c| BatchNorm2d { num_features: c, eps: 1e-5, momentum: 0.1 };
+    let pool = || MaxPool2d { kernel_size: 2, stride: Some(2) };
+    ModelSpec {
+        input: [1, 28, 28],
+        layers: vec![
+            conv(1, 32),
+            bn(32),
+            Relu,
+            conv(32, 64),
+            pool(),
+            bn(64),
+            Relu,
+            conv(64, 128),
+            pool(),
+            bn(128),
+            Relu,
+            Dropout { p: 0.1 },
+            Flatten,
+            Linear { in_features: 3200, out_features: 512 },
+            BatchNorm1d { num_features: 512, eps: 1e-5, momentum: 0.1 },
+            Relu,
+            Dropout { p: 0.3 },
             Linear { in_features: 512, out_features: 10 },
         ],
     }
@@ -159,6 +193,18 @@ pub fn preset(name: &str) -> Option<Preset> {
                 label_smoothing: 0.1,
                 augment: Augment { max_shift: 0, hflip: true },
                 ..cfg(60, 64, OptimizerConfig::adam(0.001, 0.05), Schedule::Cosine { warmup: 1, min_lr: 0.0 })
+            },
+        },
+        // Chosen on the validation split for > 94.2% test within 10 minutes of training on two
+        // cores (README): batch norm, a one-cycle schedule updated every step, 2-pixel shifts.
+        "cnn-fast" => Preset {
+            name: "cnn-fast",
+            summary: "CNN with batch norm, 9 epochs of batch 128; AdamW lr 0.002 wd 0.05, one-cycle, label smoothing 0.1, shifts + flips",
+            spec: cnn_fast_spec(),
+            train: TrainConfig {
+                label_smoothing: 0.1,
+                augment: Augment { max_shift: 2, hflip: true },
+                ..cfg(9, 128, OptimizerConfig::adam(0.002, 0.05), Schedule::OneCycle { warmup: 1 })
             },
         },
         _ => return None,

@@ -16,21 +16,21 @@ fn planes_per_chunk(plane: usize) -> usize {
 }
 
 multiversion! {
-    /// (Σ v, Σ (v − m)²) over a plane, in 16 f32 lanes (vectorised without reassociating a
-    /// single sum), the lanes then added in f64.
-    fn plane_sums(v: &[f32], m: f32) -> [f64; 2] {
+    /// (Σ (v − s), Σ (v − s)²) over a plane, in 16 f32 lanes (vectorised without reassociating
+    /// a single sum), the lanes then added in f64.
+    fn plane_sums(v: &[f32], s: f32) -> [f64; 2] {
         let (mut a, mut b) = ([0f32; 16], [0f32; 16]);
         let mut chunks = v.chunks_exact(16);
         for c in &mut chunks {
             for ((a, b), &x) in a.iter_mut().zip(b.iter_mut()).zip(c) {
-                *a += x;
-                *b += (x - m) * (x - m);
+                *a += x - s;
+                *b += (x - s) * (x - s);
             }
         }
         let mut out = [0f64; 2];
         for &x in chunks.remainder() {
-            out[0] += x as f64;
-            out[1] += ((x - m) * (x - m)) as f64;
+            out[0] += (x - s) as f64;
+            out[1] += ((x - s) * (x - s)) as f64;
         }
         out[0] += a.iter().map(|&l| l as f64).sum::<f64>();
         out[1] += b.iter().map(|&l| l as f64).sum::<f64>();
@@ -88,20 +88,19 @@ fn channel_planes(x: &[f32], c: usize, plane: usize, ch: usize) -> impl Iterator
     x.chunks_exact(plane).skip(ch).step_by(c)
 }
 
-/// mean[ch] and biased variance var[ch] of each channel (two passes: the mean, then squared
-/// deviations from it, which keeps the variance accurate when the mean is large).
-pub fn moments(x: &[f32], c: usize, plane: usize, mean: &mut [f32], var: &mut [f32]) {
+/// sums[2·ch] = the mean and sums[2·ch + 1] the biased variance of each channel.
+pub fn moments(x: &[f32], c: usize, plane: usize, sums: &mut [f64]) {
     let count = (x.len() / c.max(1)) as f64;
-    let mut both: Vec<[f32; 2]> = vec![[0.0; 2]; c];
-    for_each_chunk(&mut both, 1, |ch, out| {
-        let m = channel_planes(x, c, plane, ch).map(|p| plane_sums(p, 0.0)[0]).sum::<f64>() / count;
-        let mf = m as f32;
-        let v = channel_planes(x, c, plane, ch).map(|p| plane_sums(p, mf)[1]).sum::<f64>() / count;
-        out[0] = [mf, v as f32];
+    for_each_chunk(&mut sums[..2 * c], 2, |ch, out| {
+        // One pass, the sums taken about a value of the channel (its first) rather than 0, so
+        // that E[(x−s)²] − E[x−s]² does not cancel away the variance when the mean is large.
+        let s = x[ch * plane];
+        let [d, d2] = channel_planes(x, c, plane, ch)
+            .map(|p| plane_sums(p, s))
+            .fold([0f64; 2], |acc, v| [acc[0] + v[0], acc[1] + v[1]]);
+        let (shift, var) = (d / count, d2 / count);
+        out.copy_from_slice(&[s as f64 + shift, (var - shift * shift).max(0.0)]);
     });
-    for ((m, v), b) in mean.iter_mut().zip(var.iter_mut()).zip(&both) {
-        (*m, *v) = (b[0], b[1]);
-    }
 }
 
 /// The slope `plane_*` take: that of the leaky ReLU applied after the normalisation, 1 for none.
@@ -109,18 +108,20 @@ fn slope_of(slope: Option<f32>) -> f32 {
     slope.unwrap_or(1.0)
 }
 
-/// y = act(x·scale[ch] + shift[ch]).
-pub fn scale_shift(x: &[f32], c: usize, plane: usize, scale: &[f32], shift: &[f32], slope: Option<f32>, y: &mut [f32]) {
+/// y = act(x·scale[ch] + shift[ch]), coef[ch] = [scale, shift].
+pub fn scale_shift(x: &[f32], c: usize, plane: usize, coef: &[[f32; 2]], slope: Option<f32>, y: &mut [f32]) {
     let per = planes_per_chunk(plane);
     for_each_chunk(y, per * plane, |ci, yc| {
         for (j, yp) in yc.chunks_mut(plane).enumerate() {
             let p = ci * per + j;
-            plane_scale_shift(&x[p * plane..(p + 1) * plane], scale[p % c], shift[p % c], slope_of(slope), yp);
+            let [scale, shift] = coef[p % c];
+            plane_scale_shift(&x[p * plane..(p + 1) * plane], scale, shift, slope_of(slope), yp);
         }
     });
 }
 
-/// Per channel: Σ g and Σ g·(x − mean), g being the gradient before the activation.
+/// Per channel: sums[2·ch] = Σ g and sums[2·ch + 1] = Σ g·(x − mean), g being the gradient
+/// before the activation.
 #[allow(clippy::too_many_arguments)]
 pub fn grad_sums(
     x: &[f32],
@@ -130,22 +131,17 @@ pub fn grad_sums(
     plane: usize,
     mean: &[f32],
     slope: Option<f32>,
-    sum_g: &mut [f64],
-    sum_gx: &mut [f64],
+    sums: &mut [f64],
 ) {
-    let mut both: Vec<[f64; 2]> = vec![[0.0; 2]; c];
-    for_each_chunk(&mut both, 1, |ch, out| {
+    for_each_chunk(&mut sums[..2 * c], 2, |ch, out| {
         let planes = channel_planes(x, c, plane, ch).zip(channel_planes(y, c, plane, ch)).zip(channel_planes(dy, c, plane, ch));
         let mut acc = [0f64; 2];
         for ((xp, yp), dp) in planes {
             let s = plane_grad_sums(dp, yp, xp, mean[ch], slope_of(slope));
             acc = [acc[0] + s[0], acc[1] + s[1]];
         }
-        out[0] = acc;
+        out.copy_from_slice(&acc);
     });
-    for ((a, b), s) in sum_g.iter_mut().zip(sum_gx.iter_mut()).zip(&both) {
-        (*a, *b) = (s[0], s[1]);
-    }
 }
 
 /// dx = alpha[ch]·g + beta[ch]·x + delta[ch].
@@ -168,4 +164,28 @@ pub fn affine_grad(
             plane_affine_grad(&dy[r.clone()], &y[r.clone()], &x[r], coef[p % c], slope_of(slope), dp);
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Mean and variance against f64 two-pass sums, for a channel far from zero (where a one-pass
+    /// variance about 0 would cancel) and odd plane sizes.
+    #[test]
+    fn moments_match_two_pass_f64_far_from_zero() {
+        let mut rng = crate::rng::Rng::new(3);
+        for (n, c, plane, offset) in [(3, 2, 37, 1000.0f32), (5, 3, 1, -50.0), (2, 4, 16, 0.0)] {
+            let x: Vec<f32> = (0..n * c * plane).map(|_| offset + rng.normal() * 0.5).collect();
+            let mut sums = vec![0f64; 2 * c];
+            moments(&x, c, plane, &mut sums);
+            for ch in 0..c {
+                let v: Vec<f64> = (0..n).flat_map(|i| x[(i * c + ch) * plane..][..plane].iter().map(|&v| v as f64)).collect();
+                let m = v.iter().sum::<f64>() / v.len() as f64;
+                let var = v.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / v.len() as f64;
+                assert!((sums[2 * ch] - m).abs() < 1e-6 * m.abs().max(1.0), "mean {} vs {m}", sums[2 * ch]);
+                assert!((sums[2 * ch + 1] - var).abs() < 1e-4 * var, "var {} vs {var}", sums[2 * ch + 1]);
+            }
+        }
+    }
 }
