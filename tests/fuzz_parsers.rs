@@ -431,14 +431,19 @@ fn fuzz_model_file() {
 }
 
 /// `scratchnet import`'s parsers (safetensors, torch.save's zip and pickle) on the model seeds and
-/// torch.save files mutated: the MLP seeds map, the rest are refused; never a panic.
+/// torch.save files mutated, mapped onto the MLP and a batch-norm network: the MLP seeds and
+/// tiny-bn.pt map, the rest are refused; never a panic.
 #[test]
 fn fuzz_state_dict_import() {
     let mut seeds = model_seeds();
-    // A torch.save file (zip + pickle), from real PyTorch.
+    // torch.save files (zip + pickle) from real PyTorch; tiny-bn.pt holds int64 step counters.
     let torch = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/torch");
-    seeds.extend(["tiny.pt", "tiny-half.pt", "tiny-model.pt"].map(|f| std::fs::read(torch.join(f)).unwrap()));
+    seeds.extend(
+        ["tiny.pt", "tiny-half.pt", "tiny-model.pt", "tiny-bn.pt"].map(|f| std::fs::read(torch.join(f)).unwrap()),
+    );
     let spec = seed_mlp();
+    let bn =
+        scratchnet::model::ModelSpec::from_json(&std::fs::read_to_string(torch.join("tiny-bn.json")).unwrap()).unwrap();
     let mut rng = seed(4);
     fuzz(
         "state_dict",
@@ -453,14 +458,19 @@ fn fuzz_state_dict_import() {
             next_input(&mut rng, &seeds)
         },
         raw_bound,
-        |b| match scratchnet::import::map_state_dict(b, "fuzz", &spec) {
-            Ok(m) => {
-                let found: Vec<Vec<usize>> = m.values.iter().map(|t| t.shape().to_vec()).collect();
-                let shapes: Vec<Vec<usize>> = spec.param_shapes().into_iter().map(|(_, s)| s).collect();
-                assert_eq!(shapes, found);
-                true
-            }
-            Err(_) => false,
+        |b| {
+            // Each input on the MLP and on the batch-norm network (buffers, int64 counters).
+            [&spec, &bn].iter().fold(false, |accepted, spec| {
+                match scratchnet::import::map_state_dict(b, "fuzz", spec) {
+                    Ok(m) => {
+                        let found: Vec<Vec<usize>> = m.values.iter().map(|t| t.shape().to_vec()).collect();
+                        let shapes: Vec<Vec<usize>> = spec.state_shapes().into_iter().map(|(_, s)| s).collect();
+                        assert_eq!(shapes, found);
+                        true
+                    }
+                    Err(_) => accepted,
+                }
+            })
         },
     );
 }
