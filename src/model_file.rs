@@ -56,6 +56,9 @@ pub struct TrainingRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub final_validation_accuracy: Option<f64>,
     pub wall_seconds: f64,
+    /// The training passes alone (every epoch's, resumed runs included), without evaluations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub training_seconds: Option<f64>,
     pub threads: usize,
     pub machine: String,
     pub date: String,

@@ -112,6 +112,9 @@ pub fn run(a: InspectArgs) -> Result<()> {
                 t.wall_seconds,
                 super::train::plural(t.threads, "thread")
             );
+            if let Some(secs) = t.training_seconds {
+                outln!("training passes {secs:.0} s (without the per-epoch evaluations)");
+            }
             outln!("preset {}", t.preset.as_deref().unwrap_or("(custom spec)"));
             outln!("recipe {}", serde_json::to_string(&t.config)?);
             if let Some(acc) = t.final_train_accuracy {

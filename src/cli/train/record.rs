@@ -89,6 +89,7 @@ impl Record {
             final_test_accuracy: last.and_then(|s| s.test_accuracy),
             final_validation_accuracy: last.and_then(|s| s.validation_accuracy),
             wall_seconds: self.prior_seconds + self.started.elapsed().as_secs_f64(),
+            training_seconds: Some(trainer.state.history.iter().map(|s| s.seconds).sum()),
             threads: rayon::current_num_threads(),
             machine: machine(),
             date: now_utc(),
