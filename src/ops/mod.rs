@@ -506,12 +506,6 @@ fn channel_dims(op: &'static str, x: &Tensor, c: usize) -> Result<(usize, usize)
     Ok((s[0], s[2..].iter().product()))
 }
 
-/// The error of an op that has no GPU kernel yet.
-#[cfg(feature = "gpu")]
-fn no_gpu_kernel(op: &str) -> Error {
-    Error::Gpu(format!("{op} has no GPU kernel yet; run this network on the CPU (--device cpu)"))
-}
-
 fn vec_of(op: &'static str, t: &Tensor, c: usize) -> Result<()> {
     if t.len() != c {
         return Err(Error::shape(op, t.shape(), &[c]));
@@ -525,7 +519,7 @@ pub fn channel_moments(x: &Tensor, c: usize, mean: &mut Tensor, var: &mut Tensor
     let (_, plane) = channel_dims("channel_moments", x, c)?;
     #[cfg(feature = "gpu")]
     if !x.is_host() {
-        return Err(no_gpu_kernel("batch norm"));
+        return on_gpu::channel_moments(x, c, plane, mean, var);
     }
     mean.resize(&[c]);
     var.resize(&[c]);
@@ -550,7 +544,7 @@ pub fn batch_norm(
     }
     #[cfg(feature = "gpu")]
     if !x.is_host() {
-        return Err(no_gpu_kernel("batch norm"));
+        return on_gpu::batch_norm(x, plane, stats, affine, eps, slope, y);
     }
     let (mean, var, gamma, beta) = (stats.0.data(), stats.1.data(), affine.0.data(), affine.1.data());
     let scale: Vec<f32> = (0..c).map(|i| gamma[i] / (var[i] + eps).sqrt()).collect();
@@ -573,8 +567,8 @@ pub fn update_running(
         vec_of("update_running", t, c)?;
     }
     #[cfg(feature = "gpu")]
-    if !running.0.is_host() {
-        return Err(no_gpu_kernel("batch norm"));
+    if !running.0.is_host() || !batch.0.is_host() {
+        return on_gpu::update_running((&*running.0, &*running.1), batch, momentum, count);
     }
     let unbias = if count > 1 { count as f32 / (count - 1) as f32 } else { 1.0 };
     for (r, &b) in running.0.data_mut().iter_mut().zip(batch.0.data()) {
@@ -612,7 +606,7 @@ pub fn batch_norm_backward(
     }
     #[cfg(feature = "gpu")]
     if !x.is_host() {
-        return Err(no_gpu_kernel("batch norm"));
+        return on_gpu::batch_norm_backward(x, y, dy, plane, stats, gamma, eps, slope, batch_stats, grads, dx);
     }
     let (mut sum_g, mut sum_gx) = (vec![0f64; c], vec![0f64; c]);
     let (mean, var) = (stats.0.data(), stats.1.data());
@@ -650,7 +644,7 @@ pub fn avg_pool2d(x: &Tensor, g: &Pool2dGeom, y: &mut Tensor) -> Result<()> {
     }
     #[cfg(feature = "gpu")]
     if !x.is_host() {
-        return Err(no_gpu_kernel("avg_pool2d"));
+        return on_gpu::avg_pool2d(x, g, y, &[s[0], s[1], g.oh(), g.ow()]);
     }
     y.resize(&[s[0], s[1], g.oh(), g.ow()]);
     cpu::pool::avg_forward(x.data(), g, y.data_mut());
@@ -664,7 +658,7 @@ pub fn avg_pool2d_backward(dy: &Tensor, g: &Pool2dGeom, dx: &mut Tensor) -> Resu
     }
     #[cfg(feature = "gpu")]
     if !dy.is_host() {
-        return Err(no_gpu_kernel("avg_pool2d"));
+        return on_gpu::avg_pool2d_backward(dy, g, dx);
     }
     dx.resize(&[s[0], s[1], g.h, g.w]);
     cpu::pool::avg_backward(dy.data(), g, dx.data_mut());
@@ -679,7 +673,7 @@ pub fn global_avg_pool(x: &Tensor, y: &mut Tensor) -> Result<()> {
     }
     #[cfg(feature = "gpu")]
     if !x.is_host() {
-        return Err(no_gpu_kernel("global average pooling"));
+        return on_gpu::global_avg_pool(x, y);
     }
     y.resize(&[s[0], s[1], 1, 1]);
     cpu::pool::mean_planes(x.data(), s[2] * s[3], y.data_mut());
@@ -693,7 +687,7 @@ pub fn global_avg_pool_backward(dy: &Tensor, x_shape: &[usize], dx: &mut Tensor)
     }
     #[cfg(feature = "gpu")]
     if !dy.is_host() {
-        return Err(no_gpu_kernel("global average pooling"));
+        return on_gpu::global_avg_pool_backward(dy, x_shape, dx);
     }
     dx.resize(x_shape);
     cpu::pool::mean_planes_backward(dy.data(), x_shape[2] * x_shape[3], dx.data_mut());

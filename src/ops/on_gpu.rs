@@ -153,6 +153,98 @@ pub fn max_pool2d_backward(dy: &Tensor, argmax: &PoolIndices, g: &Pool2dGeom, dx
     gpu::max_pool2d_backward(&dyb, ab, s[0] * s[1], g, &dxb)
 }
 
+/// x (n, c, plane) as the batch-norm kernels take it.
+fn norm_dims(x: &Tensor, c: usize, plane: usize) -> gpu::NormDims {
+    gpu::NormDims { n: x.rows(), c, plane }
+}
+
+pub fn channel_moments(x: &Tensor, c: usize, plane: usize, mean: &mut Tensor, var: &mut Tensor) -> Result<()> {
+    let xb = on("channel_moments", x)?;
+    let mb = output(mean, &[c], &xb)?;
+    let vb = output(var, &[c], &xb)?;
+    gpu::channel_moments(&xb, norm_dims(x, c, plane), &mb, &vb)
+}
+
+pub fn batch_norm(
+    x: &Tensor,
+    plane: usize,
+    stats: (&Tensor, &Tensor),
+    affine: (&Tensor, &Tensor),
+    eps: f32,
+    slope: Option<f32>,
+    y: &mut Tensor,
+) -> Result<()> {
+    let op = "batch_norm";
+    let xb = on(op, x)?;
+    let (mb, vb, gb, bb) = (on(op, stats.0)?, on(op, stats.1)?, on(op, affine.0)?, on(op, affine.1)?);
+    let yb = output(y, x.shape(), &xb)?;
+    gpu::batch_norm(&xb, norm_dims(x, affine.0.len(), plane), (&mb, &vb), (&gb, &bb), eps, slope, &yb)
+}
+
+pub fn update_running(
+    running: (&Tensor, &Tensor),
+    batch: (&Tensor, &Tensor),
+    momentum: f32,
+    count: usize,
+) -> Result<()> {
+    let op = "update_running";
+    let (rm, rv) = (on(op, running.0)?, on(op, running.1)?);
+    gpu::update_running((&rm, &rv), (&on(op, batch.0)?, &on(op, batch.1)?), running.0.len(), momentum, count)
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn batch_norm_backward(
+    x: &Tensor,
+    y: &Tensor,
+    dy: &Tensor,
+    plane: usize,
+    stats: (&Tensor, &Tensor),
+    gamma: &Tensor,
+    eps: f32,
+    slope: Option<f32>,
+    batch_stats: bool,
+    grads: (&mut Tensor, &mut Tensor),
+    dx: Option<&mut Tensor>,
+) -> Result<()> {
+    let op = "batch_norm_backward";
+    let c = gamma.len();
+    let xb = on(op, x)?;
+    let (yb, dyb, mb, vb, gb) = (on(op, y)?, on(op, dy)?, on(op, stats.0)?, on(op, stats.1)?, on(op, gamma)?);
+    let (dgb, dbb) = (output(grads.0, &[c], &xb)?, output(grads.1, &[c], &xb)?);
+    let dxb = match dx {
+        Some(dx) => Some(output(dx, x.shape(), &xb)?),
+        None => None,
+    };
+    let d = norm_dims(x, c, plane);
+    gpu::batch_norm_backward(&xb, &yb, &dyb, d, (&mb, &vb), &gb, eps, slope, batch_stats, (&dgb, &dbb), dxb.as_ref())
+}
+
+pub fn avg_pool2d(x: &Tensor, g: &Pool2dGeom, y: &mut Tensor, shape: &[usize]) -> Result<()> {
+    let xb = on("avg_pool2d", x)?;
+    let yb = output(y, shape, &xb)?;
+    gpu::avg_pool2d(&xb, shape[0] * shape[1], g, &yb)
+}
+
+pub fn avg_pool2d_backward(dy: &Tensor, g: &Pool2dGeom, dx: &mut Tensor) -> Result<()> {
+    let dyb = on("avg_pool2d_backward", dy)?;
+    let s = dy.shape();
+    let dxb = output(dx, &[s[0], s[1], g.h, g.w], &dyb)?;
+    gpu::avg_pool2d_backward(&dyb, s[0] * s[1], g, &dxb)
+}
+
+pub fn global_avg_pool(x: &Tensor, y: &mut Tensor) -> Result<()> {
+    let xb = on("global_avg_pool", x)?;
+    let s = x.shape();
+    let yb = output(y, &[s[0], s[1], 1, 1], &xb)?;
+    gpu::global_avg_pool(&xb, s[0] * s[1], s[2] * s[3], &yb)
+}
+
+pub fn global_avg_pool_backward(dy: &Tensor, x_shape: &[usize], dx: &mut Tensor) -> Result<()> {
+    let dyb = on("global_avg_pool_backward", dy)?;
+    let dxb = output(dx, x_shape, &dyb)?;
+    gpu::global_avg_pool_backward(&dyb, x_shape[0] * x_shape[1], x_shape[2] * x_shape[3], &dxb)
+}
+
 pub fn flip_width(x: &Tensor, w: usize) -> Result<()> {
     gpu::flip_width(&on("flip_width", x)?, x.len(), w)
 }

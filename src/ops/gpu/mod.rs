@@ -21,6 +21,7 @@ mod conv;
 mod device;
 mod elementwise;
 mod gemm;
+mod norm;
 mod optim;
 mod pool;
 mod softmax;
@@ -32,8 +33,11 @@ pub use elementwise::{
     mul, sum_rows,
 };
 pub use gemm::{GpuMat, matmul};
+pub use norm::{NormDims, batch_norm, batch_norm_backward, channel_moments, update_running};
 pub use optim::{adam_step, sgd_step};
-pub use pool::{max_pool2d, max_pool2d_backward};
+pub use pool::{
+    avg_pool2d, avg_pool2d_backward, global_avg_pool, global_avg_pool_backward, max_pool2d, max_pool2d_backward,
+};
 pub use softmax::{argmax_rows, softmax, softmax_cross_entropy};
 
 #[cfg(test)]
