@@ -5,6 +5,9 @@
 //! - import: weights written in PyTorch's state_dict layout by NumPy alone, imported, give in
 //!   `predict` the probabilities PyTorch's layer definitions give (NumPy reference), within 1e-5;
 //!   files written by real PyTorch's `torch.save` (tests/data/torch/) give PyTorch's probabilities;
+//! - batch norms and average pooling: a network trained by `scratchnet train` exports to ONNX,
+//!   matches the NumPy eval-mode reference and imports back to the same predictions; a batch-norm
+//!   `torch.save` file (int64 step counters) gives PyTorch's probabilities;
 //! - bad input is refused naming the file and what is wrong.
 //!
 //! Needs `python3 -m pip install numpy safetensors onnx onnxruntime` (done by .ci/run) and the
