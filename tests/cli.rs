@@ -160,6 +160,11 @@ fn bad_flags_missing_data_and_corrupt_models_fail_cleanly() {
         "--decay-norm applies the weight decay to batch norms' scales and shifts too, and this recipe has none (add --l2 X)",
     );
     fails(cmd().args(["train", "--model", "mlp", "--l2", "0.01", "--decay-norm"]), "the network has no batch norms");
+    fails(
+        cmd().args(["train", "--model", "cnn-fast", "--limit", "257", "--out"]).arg(dir.path().join("one.safetensors")),
+        "batch norm needs at least 2 images in every training batch; with 257 training images and --batch-size 128 the \
+         last batch has 1",
+    );
     let empty = tempfile::tempdir().unwrap();
     fails(
         cmd()

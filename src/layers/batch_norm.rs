@@ -26,6 +26,7 @@ pub struct BatchNorm {
     /// Whether the last forward pass used batch statistics (None: no forward pass yet).
     batch_stats: Option<bool>,
     activation: Option<f32>,
+    scratch: ops::NormScratch,
 }
 
 impl BatchNorm {
@@ -45,6 +46,7 @@ impl BatchNorm {
             var: Tensor::default(),
             batch_stats: None,
             activation: None,
+            scratch: ops::NormScratch::default(),
         }
     }
 }
@@ -52,7 +54,19 @@ impl BatchNorm {
 impl Layer for BatchNorm {
     fn forward(&mut self, x: &Tensor, y: &mut Tensor, ctx: &mut Ctx) -> Result<()> {
         if ctx.train {
-            ops::channel_moments(x, self.c, &mut self.mean, &mut self.var)?;
+            if x.len() <= self.c {
+                // One value per channel has no variance: the output would be β whatever x is.
+                return Err(Error::InvalidArgument {
+                    op: "batch norm",
+                    msg: format!(
+                        "a training batch of shape {:?} has one value per channel, so it has no variance (a batch \
+                         of 1 image before a batch_norm1d, or a last batch of 1): use a batch size that leaves \
+                         no batch of 1",
+                        x.shape()
+                    ),
+                });
+            }
+            ops::channel_moments(x, self.c, &mut self.mean, &mut self.var, &mut self.scratch)?;
             let count = x.len() / self.c;
             ops::update_running(
                 (&mut self.running_mean, &mut self.running_var),
@@ -60,10 +74,19 @@ impl Layer for BatchNorm {
                 self.momentum,
                 count,
             )?;
-            let done = self.batches.to_vec()?.first().copied().unwrap_or(0.0);
+            // A host tensor this layer made (it never moves to a device): read in place.
+            let done = self.batches.host().and_then(|v| v.first()).copied().unwrap_or(0.0);
             self.batches.fill(done + 1.0)?;
             self.batch_stats = Some(true);
-            ops::batch_norm(x, (&self.mean, &self.var), (&self.gamma.value, &self.beta.value), self.eps, self.activation, y)
+            ops::batch_norm(
+                x,
+                (&self.mean, &self.var),
+                (&self.gamma.value, &self.beta.value),
+                self.eps,
+                self.activation,
+                y,
+                &mut self.scratch,
+            )
         } else {
             self.batch_stats = Some(false);
             ops::batch_norm(
@@ -73,6 +96,7 @@ impl Layer for BatchNorm {
                 self.eps,
                 self.activation,
                 y,
+                &mut self.scratch,
             )
         }
     }
@@ -91,6 +115,7 @@ impl Layer for BatchNorm {
             batch_stats,
             (&mut self.gamma.grad, &mut self.beta.grad),
             dx,
+            &mut self.scratch,
         )
     }
 

@@ -425,10 +425,10 @@ impl Sequential {
         for layer in &mut self.layers {
             layer.visit_buffers_mut(&mut |name, t| {
                 let mut v = buffers.pop().expect("counted above");
-                if name != crate::model::spec::BATCH_COUNT {
-                    if let Err(e) = v.move_to(&device) {
-                        result = Err(e);
-                    }
+                if name != crate::model::spec::BATCH_COUNT
+                    && let Err(e) = v.move_to(&device)
+                {
+                    result = Err(e);
                 }
                 *t = v;
             });

@@ -195,6 +195,16 @@ pub fn run(a: TrainArgs) -> Result<()> {
     }
     let test = splits.test.as_ref();
     super::ensure_fits(trainer.model.spec(), &train, &splits.origin)?;
+    let has_batch_norm = trainer.model.spec().layers.iter().any(|l| !l.buffer_shapes().is_empty());
+    let bs = trainer.config.batch_size;
+    // Refused before any work: a batch of one image would stop the run at its last batch.
+    anyhow::ensure!(
+        !has_batch_norm || (bs > 1 && train.len() % bs != 1),
+        "batch norm needs at least 2 images in every training batch; with {} training images and --batch-size {bs} \
+         {}: choose another --batch-size",
+        train.len(),
+        if bs == 1 { "every batch has 1".to_string() } else { "the last batch has 1".to_string() }
+    );
     info.classes = train.classes.clone();
     info.dataset = splits.kind.name().to_string();
 

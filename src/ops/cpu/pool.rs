@@ -164,28 +164,6 @@ mod avx512 {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::rng::Rng;
-
-    /// The 2x2 path (vectorised where the CPU allows) against the general loop, with many ties
-    /// (values from a few levels) and row lengths around the vector width.
-    #[test]
-    fn two_by_two_matches_the_general_loop() {
-        let mut rng = Rng::new(5);
-        for (h, w) in [(24, 24), (10, 10), (6, 34), (4, 66), (2, 2), (8, 3)] {
-            let g = Pool2dGeom { h, w, k: 2, stride: 2 };
-            let x: Vec<f32> = (0..h * w).map(|_| (rng.normal() * 2.0).round()).collect();
-            let n = g.oh() * g.ow();
-            let (mut y, mut a, mut y_ref, mut a_ref) = (vec![0.0; n], vec![0; n], vec![0.0; n], vec![0; n]);
-            forward_2x2(&x, &g, &mut y, &mut a);
-            forward_any(&x, &g, &mut y_ref, &mut a_ref);
-            assert_eq!((y, a), (y_ref, a_ref), "{h}x{w}");
-        }
-    }
-}
-
 /// Average pooling (no padding, floor): y = the mean of each k x k window, one plane per task.
 pub fn avg_forward(x: &[f32], g: &Pool2dGeom, y: &mut [f32]) {
     let (in_plane, out_plane, ow) = (g.h * g.w, g.oh() * g.ow(), g.ow());
@@ -240,4 +218,26 @@ pub fn mean_planes_backward(dy: &[f32], plane: usize, dx: &mut [f32]) {
             dp.fill(dy[ci * 1024 + j] * inv);
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::Rng;
+
+    /// The 2x2 path (vectorised where the CPU allows) against the general loop, with many ties
+    /// (values from a few levels) and row lengths around the vector width.
+    #[test]
+    fn two_by_two_matches_the_general_loop() {
+        let mut rng = Rng::new(5);
+        for (h, w) in [(24, 24), (10, 10), (6, 34), (4, 66), (2, 2), (8, 3)] {
+            let g = Pool2dGeom { h, w, k: 2, stride: 2 };
+            let x: Vec<f32> = (0..h * w).map(|_| (rng.normal() * 2.0).round()).collect();
+            let n = g.oh() * g.ow();
+            let (mut y, mut a, mut y_ref, mut a_ref) = (vec![0.0; n], vec![0; n], vec![0.0; n], vec![0; n]);
+            forward_2x2(&x, &g, &mut y, &mut a);
+            forward_any(&x, &g, &mut y_ref, &mut a_ref);
+            assert_eq!((y, a), (y_ref, a_ref), "{h}x{w}");
+        }
+    }
 }
