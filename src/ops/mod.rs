@@ -513,9 +513,24 @@ fn vec_of(op: &'static str, t: &Tensor, c: usize) -> Result<()> {
     Ok(())
 }
 
+/// A batch norm's per-channel scratch (sums, coefficients), kept by its layer so that steps do
+/// not allocate.
+#[derive(Default)]
+pub struct NormScratch {
+    sums: Vec<f64>,
+    coef2: Vec<[f32; 2]>,
+    coef3: Vec<[f32; 3]>,
+}
+
 /// Batch statistics of x (n, c, ...): the mean and biased variance of each channel, over the
 /// batch and every position.
-pub fn channel_moments(x: &Tensor, c: usize, mean: &mut Tensor, var: &mut Tensor) -> Result<()> {
+pub fn channel_moments(
+    x: &Tensor,
+    c: usize,
+    mean: &mut Tensor,
+    var: &mut Tensor,
+    scratch: &mut NormScratch,
+) -> Result<()> {
     let (_, plane) = channel_dims("channel_moments", x, c)?;
     #[cfg(feature = "gpu")]
     if !x.is_host() {
@@ -523,7 +538,11 @@ pub fn channel_moments(x: &Tensor, c: usize, mean: &mut Tensor, var: &mut Tensor
     }
     mean.resize(&[c]);
     var.resize(&[c]);
-    cpu::norm::moments(x.data(), c, plane, mean.data_mut(), var.data_mut());
+    scratch.sums.resize(2 * c, 0.0);
+    cpu::norm::moments(x.data(), c, plane, &mut scratch.sums);
+    for (i, (m, v)) in mean.data_mut().iter_mut().zip(var.data_mut()).enumerate() {
+        (*m, *v) = (scratch.sums[2 * i] as f32, scratch.sums[2 * i + 1] as f32);
+    }
     Ok(())
 }
 
@@ -536,6 +555,7 @@ pub fn batch_norm(
     eps: f32,
     slope: Option<f32>,
     y: &mut Tensor,
+    scratch: &mut NormScratch,
 ) -> Result<()> {
     let c = affine.0.len();
     let (_, plane) = channel_dims("batch_norm", x, c)?;
@@ -547,10 +567,13 @@ pub fn batch_norm(
         return on_gpu::batch_norm(x, plane, stats, affine, eps, slope, y);
     }
     let (mean, var, gamma, beta) = (stats.0.data(), stats.1.data(), affine.0.data(), affine.1.data());
-    let scale: Vec<f32> = (0..c).map(|i| gamma[i] / (var[i] + eps).sqrt()).collect();
-    let shift: Vec<f32> = (0..c).map(|i| beta[i] - mean[i] * scale[i]).collect();
+    scratch.coef2.clear();
+    scratch.coef2.extend((0..c).map(|i| {
+        let scale = gamma[i] / (var[i] + eps).sqrt();
+        [scale, beta[i] - mean[i] * scale]
+    }));
     y.resize(x.shape());
-    cpu::norm::scale_shift(x.data(), c, plane, &scale, &shift, slope, y.data_mut());
+    cpu::norm::scale_shift(x.data(), c, plane, &scratch.coef2, slope, y.data_mut());
     Ok(())
 }
 
@@ -596,6 +619,7 @@ pub fn batch_norm_backward(
     batch_stats: bool,
     grads: (&mut Tensor, &mut Tensor),
     dx: Option<&mut Tensor>,
+    scratch: &mut NormScratch,
 ) -> Result<()> {
     let c = gamma.len();
     let (n, plane) = channel_dims("batch_norm_backward", x, c)?;
@@ -608,31 +632,31 @@ pub fn batch_norm_backward(
     if !x.is_host() {
         return on_gpu::batch_norm_backward(x, y, dy, plane, stats, gamma, eps, slope, batch_stats, grads, dx);
     }
-    let (mut sum_g, mut sum_gx) = (vec![0f64; c], vec![0f64; c]);
     let (mean, var) = (stats.0.data(), stats.1.data());
-    cpu::norm::grad_sums(x.data(), y.data(), dy.data(), c, plane, mean, slope, &mut sum_g, &mut sum_gx);
-    let invstd: Vec<f64> = var.iter().map(|&v| 1.0 / (v as f64 + eps as f64).sqrt()).collect();
+    scratch.sums.resize(2 * c, 0.0);
+    cpu::norm::grad_sums(x.data(), y.data(), dy.data(), c, plane, mean, slope, &mut scratch.sums);
+    let sums = &scratch.sums;
+    let invstd = |i: usize| 1.0 / (var[i] as f64 + eps as f64).sqrt();
     grads.0.resize(&[c]);
     grads.1.resize(&[c]);
     for i in 0..c {
-        grads.0.data_mut()[i] = (sum_gx[i] * invstd[i]) as f32;
-        grads.1.data_mut()[i] = sum_g[i] as f32;
+        grads.0.data_mut()[i] = (sums[2 * i + 1] * invstd(i)) as f32;
+        grads.1.data_mut()[i] = sums[2 * i] as f32;
     }
     let Some(dx) = dx else { return Ok(()) };
     let m = (n * plane) as f64;
-    let coef: Vec<[f32; 3]> = (0..c)
-        .map(|i| {
-            let k = gamma.data()[i] as f64 * invstd[i];
-            if !batch_stats {
-                return [k as f32, 0.0, 0.0];
-            }
-            let beta = -k * invstd[i] * invstd[i] * sum_gx[i] / m;
-            let delta = -k * sum_g[i] / m - beta * mean[i] as f64;
-            [k as f32, beta as f32, delta as f32]
-        })
-        .collect();
+    scratch.coef3.clear();
+    scratch.coef3.extend((0..c).map(|i| {
+        let k = gamma.data()[i] as f64 * invstd(i);
+        if !batch_stats {
+            return [k as f32, 0.0, 0.0];
+        }
+        let beta = -k * invstd(i) * invstd(i) * sums[2 * i + 1] / m;
+        let delta = -k * sums[2 * i] / m - beta * mean[i] as f64;
+        [k as f32, beta as f32, delta as f32]
+    }));
     dx.resize(x.shape());
-    cpu::norm::affine_grad(x.data(), y.data(), dy.data(), c, plane, slope, &coef, dx.data_mut());
+    cpu::norm::affine_grad(x.data(), y.data(), dy.data(), c, plane, slope, &scratch.coef3, dx.data_mut());
     Ok(())
 }
 
