@@ -45,13 +45,40 @@ fn params(t: &Trainer) -> Vec<Vec<f32>> {
 
 /// Largest |a - b| relative to the largest |b| of each tensor.
 fn max_rel_diff(a: &[Vec<f32>], b: &[Vec<f32>]) -> f32 {
+    max_rel_diff_floor(a, b, 0.0)
+}
+
+/// [`max_rel_diff`], a tensor's scale at least `floor`.
+fn max_rel_diff_floor(a: &[Vec<f32>], b: &[Vec<f32>], floor: f32) -> f32 {
     a.iter()
         .zip(b)
         .map(|(x, y)| {
-            let scale = y.iter().fold(1e-12f32, |m, v| m.max(v.abs()));
+            let scale = y.iter().fold(floor.max(1e-12), |m, v| m.max(v.abs()));
             x.iter().zip(y).fold(0f32, |m, (p, q)| m.max((p - q).abs() / scale))
         })
         .fold(0.0, f32::max)
+}
+
+/// Gradients compared tensor by tensor, except those 10⁴ times smaller than the model's largest,
+/// which are rounding noise: a bias before a batch norm (through a max-pool or not) has a gradient
+/// of exactly 0 in exact arithmetic, since the normalisation removes any shift, so both devices
+/// hold rounding errors there, compared against the model's largest gradient instead.
+fn grad_diff(a: &[Vec<f32>], b: &[Vec<f32>]) -> f32 {
+    let largest = b.iter().flatten().fold(0f32, |m, v| m.max(v.abs()));
+    let (mut signal, mut noise) = (Vec::new(), Vec::new());
+    for (x, y) in a.iter().zip(b) {
+        let own = y.iter().fold(0f32, |m, v| m.max(v.abs()));
+        if own < 1e-4 * largest { &mut noise } else { &mut signal }.push((x.clone(), y.clone()));
+    }
+    let split = |v: Vec<(Vec<f32>, Vec<f32>)>| -> (Vec<Vec<f32>>, Vec<Vec<f32>>) { v.into_iter().unzip() };
+    let ((sa, sb), (na, nb)) = (split(signal), split(noise));
+    max_rel_diff(&sa, &sb).max(max_rel_diff_floor(&na, &nb, largest))
+}
+
+/// The model's buffers (batch norms' running statistics and step counters), in state order.
+fn buffers(m: &Sequential) -> Vec<Vec<f32>> {
+    let params: std::collections::HashSet<String> = m.named_params().into_iter().map(|(n, _)| n).collect();
+    m.named_state().iter().filter(|(n, _)| !params.contains(n)).map(|(_, t)| t.to_vec().unwrap()).collect()
 }
 
 fn grads(t: &mut Trainer) -> Vec<Vec<f32>> {
@@ -63,7 +90,7 @@ fn grads(t: &mut Trainer) -> Vec<Vec<f32>> {
 #[test]
 fn one_training_step_of_every_preset_matches_the_cpu() {
     let Some(dev) = gpu() else { return };
-    for name in ["mlp-sgd", "mlp-sgd-momentum", "mlp", "mlp-dropout", "mlp-dropout-l2", "cnn", "cnn-plus"] {
+    for name in ["mlp-sgd", "mlp-sgd-momentum", "mlp", "mlp-dropout", "mlp-dropout-l2", "cnn", "cnn-plus", "cnn-fast"] {
         let p = preset(name).unwrap();
         let mut config = p.train.clone();
         // Lavapipe runs ~1-2 GFLOP/s: a CNN step on 16 images instead of 64.
@@ -88,13 +115,18 @@ fn one_training_step_of_every_preset_matches_the_cpu() {
         // Adam's first step moves every weight by about ±lr whatever its gradient's size, so a
         // gradient within rounding of 0 may flip its step: compare its gradients instead.
         let (diff, what) = if config.optimizer.slot_names().contains(&"exp_avg") {
-            (max_rel_diff(&grads(&mut g1), &grads(&mut cpu)), "gradients")
+            (grad_diff(&grads(&mut g1), &grads(&mut cpu)), "gradients")
         } else {
             (max_rel_diff(&params(&g1), &params(&cpu)), "weights")
         };
         eprintln!("{name}: largest relative difference of the {what}, GPU vs CPU, after one step: {diff:e}");
         assert!(diff < 1e-4, "{name}: {diff}");
         assert_eq!(params(&g1), params(&g2), "{name}: two GPU runs differ");
+        // Batch norms' running statistics (and step counters), updated on the device.
+        let (gb, cb) = (buffers(&g1.model), buffers(&cpu.model));
+        let diff = max_rel_diff(&gb, &cb);
+        assert!(diff < 1e-4, "{name}: running statistics differ by {diff}");
+        assert_eq!(gb, buffers(&g2.model), "{name}: two GPU runs' running statistics differ");
         assert_eq!(g1.state.seen, cpu.state.seen);
         assert_eq!(g1.state.correct, cpu.state.correct, "{name}");
         assert!((g1.state.loss_sum - cpu.state.loss_sum).abs() < 1e-4 * cpu.state.loss_sum.abs().max(1.0), "{name}");
@@ -121,6 +153,38 @@ fn evaluation_on_the_gpu_matches_the_cpu() {
     assert!(on_gpu.named_params().iter().all(|(_, t)| !t.is_host()));
     let b = evaluate_tta(&mut on_gpu, &d, 64, Tta::None).unwrap();
     assert_eq!(evaluate_tta(&mut cpu, &d, 64, Tta::None).unwrap().confusion, b.confusion);
+}
+
+/// A batch-norm network (`cnn-fast`: BatchNorm2d/1d with fused ReLU, max pools) with running
+/// statistics from a few CPU training steps evaluates on the GPU to the CPU's confusion matrix.
+#[test]
+fn evaluation_of_a_batch_norm_network_on_the_gpu_matches_the_cpu() {
+    let Some(dev) = gpu() else { return };
+    let p = preset("cnn-fast").unwrap();
+    let mut config = p.train.clone();
+    config.batch_size = 16;
+    let mut t = Trainer::new(Sequential::new(p.spec.clone(), 4).unwrap(), config);
+    let mut steps = 0;
+    t.run_epoch(&data(64), &mut |_, _| {
+        steps += 1;
+        steps < 3
+    })
+    .unwrap();
+    let mut cpu = t.model;
+    let running = buffers(&cpu);
+    assert!(running.iter().flatten().any(|&v| v != 0.0 && v != 1.0), "running statistics moved from their start");
+    let mut on_gpu = Sequential::new(p.spec, 0).unwrap();
+    on_gpu.to_device(&dev).unwrap();
+    on_gpu.set_state(cpu.named_state().into_iter().map(|(_, t)| t.clone()).collect()).unwrap();
+    let d = data(100);
+    for tta in [Tta::None, Tta::HFlip] {
+        let a = evaluate_tta(&mut cpu, &d, 64, tta).unwrap();
+        let b = evaluate_tta(&mut on_gpu, &d, 64, tta).unwrap();
+        assert_eq!(a.confusion, b.confusion, "{tta:?}");
+        assert!((a.loss - b.loss).abs() < 1e-4 * a.loss.max(1.0), "{tta:?}: {} vs {}", a.loss, b.loss);
+    }
+    // Evaluation leaves the running statistics as they were.
+    assert_eq!(buffers(&on_gpu), running);
 }
 
 /// Interrupted mid-epoch on the GPU, saved, restored to the GPU: the same weights as a straight
@@ -228,13 +292,16 @@ fn devices_lists_the_adapters() {
     assert!(r.stdout.contains("gpu 0:") && r.stdout.contains("(--device gpu)"), "{}", r.stdout);
 }
 
-/// Every layer, forward and backward, on the GPU against the same layer on the CPU: outputs, input
-/// gradients and parameter gradients, on odd geometries (the layers' own finite-difference checks
-/// run on the CPU, `layers::tests`).
+/// Every layer, forward and backward in training then in evaluation mode, on the GPU against the
+/// same layer on the CPU: outputs, input gradients, parameter gradients and buffers (batch norms'
+/// running statistics), on odd geometries (the layers' own finite-difference checks run on the
+/// CPU, `layers::tests`).
 #[test]
 fn every_layer_forward_and_backward_matches_the_cpu() {
     use scratchnet::Tensor;
-    use scratchnet::layers::{Conv2d, Ctx, Dense, Dropout, Flatten, Layer, LeakyRelu, MaxPool2d};
+    use scratchnet::layers::{
+        AvgPool2d, BatchNorm, Conv2d, Ctx, Dense, Dropout, Flatten, GlobalAvgPool, Layer, LeakyRelu, MaxPool2d,
+    };
     use scratchnet::ops::{Conv2dGeom, Pool2dGeom};
     let Some(dev) = gpu() else { return };
     let conv = |c, h, w, f, k, stride, pad| Conv2dGeom { c, h, w, f, k, stride, pad };
@@ -266,6 +333,31 @@ fn every_layer_forward_and_backward_matches_the_cpu() {
             vec![1, 2, 7, 7],
             Box::new(|| Box::new(MaxPool2d::new(Pool2dGeom { h: 7, w: 7, k: 3, stride: 2 }))),
         ),
+        (
+            "avg_pool 3 stride 2",
+            vec![2, 3, 7, 8],
+            Box::new(|| Box::new(AvgPool2d::new(Pool2dGeom { h: 7, w: 8, k: 3, stride: 2 }))),
+        ),
+        ("global_avg_pool", vec![3, 5, 3, 7], Box::new(|| Box::new(GlobalAvgPool))),
+        ("batch_norm 2d", vec![3, 5, 7, 6], Box::new(|| Box::new(BatchNorm::new(5, 1e-5, 0.1)))),
+        (
+            "batch_norm 2d + relu",
+            vec![2, 4, 9, 9],
+            Box::new(|| {
+                let mut bn = BatchNorm::new(4, 1e-5, 0.1);
+                assert!(bn.fuse_leaky_relu(Some(0.0)));
+                Box::new(bn)
+            }),
+        ),
+        (
+            "batch_norm 1d + leaky relu",
+            vec![6, 300],
+            Box::new(|| {
+                let mut bn = BatchNorm::new(300, 1e-3, 0.2);
+                assert!(bn.fuse_leaky_relu(Some(0.1)));
+                Box::new(bn)
+            }),
+        ),
         ("dropout", vec![4, 50], Box::new(|| Box::new(Dropout::new(0.3)))),
         ("leaky_relu", vec![3, 11], Box::new(|| Box::new(LeakyRelu { slope: 0.01 }))),
         ("flatten", vec![2, 3, 2, 2], Box::new(|| Box::new(Flatten))),
@@ -287,27 +379,45 @@ fn every_layer_forward_and_backward_matches_the_cpu() {
                     p.value.move_to(d).unwrap();
                     p.grad.move_to(d).unwrap();
                 });
+                // As Sequential::to_device: the step counter stays in host memory.
+                layer.visit_buffers_mut(&mut |name, t| {
+                    if name != scratchnet::model::spec::BATCH_COUNT {
+                        t.move_to(d).unwrap();
+                    }
+                });
                 x.move_to(d).unwrap();
             }
-            let mut y = Tensor::default();
-            layer.forward(&x, &mut y, &mut Ctx { train: true, rng: &mut scratchnet::Rng::new(9) }).unwrap();
-            let dy = Tensor::randn(y.shape(), 1.0, &mut scratchnet::Rng::new(11));
-            let dy = match device {
-                Some(d) => dy.to_device(d).unwrap(),
-                None => dy,
-            };
-            let mut dx = Tensor::default();
-            layer.backward(&x, &y, &dy, Some(&mut dx)).unwrap();
-            let mut grads = Vec::new();
-            layer.visit_params_mut(&mut |p| grads.push(p.grad.to_vec().unwrap()));
-            (y.to_vec().unwrap(), dx.to_vec().unwrap(), grads)
+            let mut out = Vec::new();
+            for (train, seed) in [(true, 11), (false, 12)] {
+                let mut y = Tensor::default();
+                layer.forward(&x, &mut y, &mut Ctx { train, rng: &mut scratchnet::Rng::new(9) }).unwrap();
+                let dy = Tensor::randn(y.shape(), 1.0, &mut scratchnet::Rng::new(seed));
+                let dy = match device {
+                    Some(d) => dy.to_device(d).unwrap(),
+                    None => dy,
+                };
+                let mut dx = Tensor::default();
+                let mode = if train { "train" } else { "eval" };
+                out.push((format!("{mode} y"), y.to_vec().unwrap()));
+                // Dropout has no backward pass in evaluation: the same refusal on both devices.
+                if let Err(e) = layer.backward(&x, &y, &dy, Some(&mut dx)) {
+                    assert!(!train, "{e}");
+                    out.push((format!("eval backward: {e}"), Vec::new()));
+                    continue;
+                }
+                out.push((format!("{mode} dx"), dx.to_vec().unwrap()));
+                layer.visit_params_mut(&mut |p| {
+                    out.push((format!("{mode} gradient of {}", p.name), p.grad.to_vec().unwrap()))
+                });
+            }
+            layer.visit_buffers_mut(&mut |name, t| out.push((name.to_string(), t.to_vec().unwrap())));
+            out
         };
-        let (cy, cdx, cg) = run(None);
-        let (gy, gdx, gg) = run(Some(&dev));
-        close(&gy, &cy, &format!("{name}: y"));
-        close(&gdx, &cdx, &format!("{name}: dx"));
-        for (i, (g, c)) in gg.iter().zip(&cg).enumerate() {
-            close(g, c, &format!("{name}: parameter {i} gradient"));
+        let (on_cpu, on_gpu) = (run(None), run(Some(&dev)));
+        assert_eq!(on_cpu.len(), on_gpu.len());
+        for ((what, c), (what_gpu, g)) in on_cpu.iter().zip(&on_gpu) {
+            assert_eq!(what, what_gpu, "{name}");
+            close(g, c, &format!("{name}: {what}"));
         }
     }
 }
