@@ -58,6 +58,33 @@ fn shipped_mlp_scores_what_its_record_says() {
     assert_eq!(info["parameters"], 109386);
 }
 
+/// The shipped `cnn-fast` model scored 93.76% (README); the goal it was made for, more than
+/// 94.2% within 10 minutes of training passes, is not met yet. This floor catches a regression
+/// of the file or of batch-norm inference.
+const FAST_ACCURACY_FLOOR: f64 = 0.935;
+const FAST_BUDGET_SECONDS: f64 = 600.0;
+
+#[test]
+fn shipped_fast_cnn_scores_what_its_record_says_after_ten_minutes_of_training() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/models/fashion-mnist-cnn-fast.safetensors");
+    let v = json_of(cmd().args(["evaluate", "--json", "--model", path]));
+    assert_eq!(v["examples"], 10000);
+    let acc = v["accuracy"].as_f64().unwrap();
+    assert!(acc > FAST_ACCURACY_FLOOR, "shipped cnn-fast: {acc} on the test set");
+    assert_eq!(v["tta"], "hflip");
+    let info = json_of(cmd().args(["inspect", "--json", path]));
+    let t = &info["training"];
+    assert!(t["command"].as_str().unwrap().starts_with("scratchnet train --model cnn-fast"), "{t}");
+    assert_eq!(t["preset"], "cnn-fast");
+    assert_eq!(t["threads"], 2, "{t}");
+    let secs = t["training_seconds"].as_f64().unwrap();
+    assert!(secs > 0.0 && secs <= FAST_BUDGET_SECONDS, "training passes took {secs} s");
+    assert!((t["final_test_accuracy"].as_f64().unwrap() - acc).abs() < 1e-9, "{t} vs {acc}");
+    // The network is the preset's, batch norms and their running statistics included.
+    let preset = scratchnet::model::preset("cnn-fast").unwrap();
+    assert_eq!(info["parameters"], preset.spec.num_params());
+}
+
 #[test]
 fn predict_without_a_model_uses_the_built_in_cnn() {
     let dir = tempfile::tempdir().unwrap();
