@@ -269,7 +269,8 @@ mod tests {
 
         // One-cycle: per step; 2 epochs of 4 steps, 1 of warm-up.
         let one = Schedule::OneCycle { warmup: 1 };
-        let lrs: Vec<f32> = (0..2).flat_map(|e| (0..4).map(move |b| (e, b))).map(|(e, b)| one.lr_at(1.0, e, 2, b, 4)).collect();
+        let lrs: Vec<f32> =
+            (0..2).flat_map(|e| (0..4).map(move |b| (e, b))).map(|(e, b)| one.lr_at(1.0, e, 2, b, 4)).collect();
         let cosine = |t: f32| 0.5 * (1.0 + (std::f32::consts::PI * t).cos());
         let want = [0.25, 0.5, 0.75, 1.0, 1.0, cosine(0.25), cosine(0.5), cosine(0.75)];
         for (a, b) in lrs.iter().zip(want) {

@@ -316,7 +316,8 @@ fn batch_norm_forward_and_running_statistics() {
         for i in 0..n {
             for j in 0..plane {
                 let at = (i * c + ch) * plane + j;
-                let want = (x.data()[at] as f64 - m) / (var + 1e-5).sqrt() * params[0][ch] as f64 + params[1][ch] as f64;
+                let want =
+                    (x.data()[at] as f64 - m) / (var + 1e-5).sqrt() * params[0][ch] as f64 + params[1][ch] as f64;
                 assert!((y.data()[at] as f64 - want).abs() < 1e-5, "{} vs {want}", y.data()[at]);
             }
         }

@@ -415,7 +415,10 @@ impl Sequential {
         }
         for ((name, shape), v) in expected.iter().zip(&values) {
             if v.shape() != shape.as_slice() {
-                return Err(Error::arg("set_state", format!("{name}: expected shape {shape:?}, found {:?}", v.shape())));
+                return Err(Error::arg(
+                    "set_state",
+                    format!("{name}: expected shape {shape:?}, found {:?}", v.shape()),
+                ));
             }
         }
         self.set_params(params)?;

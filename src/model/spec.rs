@@ -330,10 +330,7 @@ impl ModelSpec {
             .iter()
             .enumerate()
             .flat_map(|(i, l)| {
-                l.param_shapes()
-                    .into_iter()
-                    .chain(l.buffer_shapes())
-                    .map(move |(n, s)| (format!("layers.{i}.{n}"), s))
+                l.param_shapes().into_iter().chain(l.buffer_shapes()).map(move |(n, s)| (format!("layers.{i}.{n}"), s))
             })
             .collect()
     }

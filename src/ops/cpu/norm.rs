@@ -134,7 +134,8 @@ pub fn grad_sums(
     sums: &mut [f64],
 ) {
     for_each_chunk(&mut sums[..2 * c], 2, |ch, out| {
-        let planes = channel_planes(x, c, plane, ch).zip(channel_planes(y, c, plane, ch)).zip(channel_planes(dy, c, plane, ch));
+        let planes =
+            channel_planes(x, c, plane, ch).zip(channel_planes(y, c, plane, ch)).zip(channel_planes(dy, c, plane, ch));
         let mut acc = [0f64; 2];
         for ((xp, yp), dp) in planes {
             let s = plane_grad_sums(dp, yp, xp, mean[ch], slope_of(slope));
@@ -180,7 +181,8 @@ mod tests {
             let mut sums = vec![0f64; 2 * c];
             moments(&x, c, plane, &mut sums);
             for ch in 0..c {
-                let v: Vec<f64> = (0..n).flat_map(|i| x[(i * c + ch) * plane..][..plane].iter().map(|&v| v as f64)).collect();
+                let v: Vec<f64> =
+                    (0..n).flat_map(|i| x[(i * c + ch) * plane..][..plane].iter().map(|&v| v as f64)).collect();
                 let m = v.iter().sum::<f64>() / v.len() as f64;
                 let var = v.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / v.len() as f64;
                 assert!((sums[2 * ch] - m).abs() < 1e-6 * m.abs().max(1.0), "mean {} vs {m}", sums[2 * ch]);
