@@ -133,7 +133,7 @@ impl Trainer {
 
     /// Shifts and flips for the current batch, drawn from (seed, epoch, batch) alone, so that
     /// resuming needs no augmentation state.
-    fn draw_jitter(&mut self, n: usize) {
+    fn draw_jitter(&mut self, n: usize, hw: (usize, usize)) {
         let a = &self.config.augment;
         let key = self.config.seed.wrapping_add(((self.state.epoch as u64) << 32) | self.state.batch as u64);
         let mut rng = Rng::stream(key, STREAM_AUGMENT);
@@ -143,7 +143,9 @@ impl Trainer {
             let dx = rng.below(span) as i32 - a.max_shift as i32;
             let dy = rng.below(span) as i32 - a.max_shift as i32;
             let flip = a.hflip && rng.below(2) == 1;
-            self.jitter.push(Jitter { dx, dy, flip });
+            // Drawn only when asked, so recipes without erasing keep their streams.
+            let erase = if a.erase > 0.0 && rng.uniform() < a.erase { erase_box(&mut rng, hw) } else { None };
+            self.jitter.push(Jitter { dx, dy, flip, erase });
         }
     }
 
@@ -219,7 +221,7 @@ impl Trainer {
             );
             let range = self.state.batch * bs..((self.state.batch + 1) * bs).min(data.len());
             if self.config.augment.is_active() {
-                self.draw_jitter(range.len());
+                self.draw_jitter(range.len(), (data.height, data.width));
             }
             let idx = &self.order[range];
             if self.config.augment.is_active() {
@@ -322,6 +324,23 @@ impl Trainer {
     }
 }
 
+/// A random-erasing rectangle (top, left, height, width) inside an h x w image, as torchvision's
+/// `RandomErasing` draws it: area 2-33% of the image, aspect ratio log-uniform in 0.3-3.3, up to
+/// ten tries for one that fits (None when none does).
+fn erase_box(rng: &mut Rng, (h, w): (usize, usize)) -> Option<[usize; 4]> {
+    let area = (h * w) as f32;
+    for _ in 0..10 {
+        let target = area * (0.02 + 0.31 * rng.uniform());
+        let ratio = ((0.3f32).ln() + ((3.3f32).ln() - (0.3f32).ln()) * rng.uniform()).exp();
+        let eh = (target * ratio).sqrt().round() as usize;
+        let ew = (target / ratio).sqrt().round() as usize;
+        if (1..h).contains(&eh) && (1..w).contains(&ew) {
+            return Some([rng.below(h - eh + 1), rng.below(w - ew + 1), eh, ew]);
+        }
+    }
+    None
+}
+
 /// Accuracy, mean loss and confusion counts of a model on a dataset.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Evaluation {
@@ -418,4 +437,29 @@ fn evaluate_here(
     let per_class =
         confusion.iter().enumerate().map(|(i, row)| row[i] as f64 / row.iter().sum::<u64>().max(1) as f64).collect();
     Ok(Evaluation { accuracy: correct as f64 / n, loss: loss_sum / n, per_class, confusion })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Rectangles fit the image, cover 2-33% of it (up to rounding) and vary in shape and place.
+    #[test]
+    fn erase_boxes_fit_and_cover_what_torchvision_draws() {
+        let mut rng = Rng::new(5);
+        let boxes: Vec<[usize; 4]> = (0..2000).filter_map(|_| erase_box(&mut rng, (28, 28))).collect();
+        assert!(boxes.len() > 1900, "{} of 2000 drew a box", boxes.len());
+        let mut total = 0.0;
+        for &[top, left, eh, ew] in &boxes {
+            assert!(top + eh <= 28 && left + ew <= 28 && eh >= 1 && ew >= 1, "{top} {left} {eh} {ew}");
+            let frac = (eh * ew) as f64 / 784.0;
+            assert!((0.01..0.40).contains(&frac), "{eh}x{ew}");
+            total += frac;
+        }
+        let mean = total / boxes.len() as f64;
+        assert!((0.14..0.20).contains(&mean), "mean area {mean}");
+        assert!(boxes.iter().any(|b| b[2] > 2 * b[3]) && boxes.iter().any(|b| b[3] > 2 * b[2]));
+        assert!(boxes.iter().any(|b| b[0] == 0) && boxes.iter().any(|b| b[1] + b[3] == 28));
+        assert_eq!(erase_box(&mut rng, (1, 1)), None, "no rectangle fits a 1x1 image");
+    }
 }

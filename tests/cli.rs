@@ -161,6 +161,10 @@ fn bad_flags_missing_data_and_corrupt_models_fail_cleanly() {
     );
     fails(cmd().args(["train", "--model", "mlp", "--l2", "0.01", "--decay-norm"]), "the network has no batch norms");
     fails(
+        cmd().args(["train", "--model", "mlp", "--erase", "1.5"]),
+        "--erase must be a probability in [0, 1], not 1.5",
+    );
+    fails(
         cmd().args(["train", "--model", "cnn-fast", "--limit", "257", "--out"]).arg(dir.path().join("one.safetensors")),
         "batch norm needs at least 2 images in every training batch; with 257 training images and --batch-size 128 the \
          last batch has 1",

@@ -158,6 +158,8 @@ pub struct Jitter {
     pub dx: i32,
     pub dy: i32,
     pub flip: bool,
+    /// A rectangle of the output set to 0 (random erasing): (top, left, height, width).
+    pub erase: Option<[usize; 4]>,
 }
 
 impl Dataset {
@@ -176,6 +178,11 @@ impl Dataset {
                     let inside = (0..h).contains(&sy) && (0..w).contains(&sx);
                     dst[(y * w + x) as usize] =
                         if inside { src[(sy * w + sx) as usize] as f32 * (1.0 / 255.0) } else { 0.0 };
+                }
+            }
+            if let Some([top, left, eh, ew]) = j.erase {
+                for row in dst.chunks_mut(w as usize).skip(top).take(eh) {
+                    row[left..(left + ew).min(w as usize)].fill(0.0);
                 }
             }
             labels.push(self.labels[i as usize] as u32);
@@ -247,10 +254,13 @@ mod tests {
             x.data().iter().map(|v| (v * 255.0).round() as u8).collect::<Vec<_>>()
         };
         assert_eq!(px(Jitter::default()), vec![1, 2, 3, 4, 5, 6, 7, 8, 9]);
-        assert_eq!(px(Jitter { dx: 1, dy: 0, flip: false }), vec![0, 1, 2, 0, 4, 5, 0, 7, 8]);
-        assert_eq!(px(Jitter { dx: 0, dy: -1, flip: false }), vec![4, 5, 6, 7, 8, 9, 0, 0, 0]);
-        assert_eq!(px(Jitter { dx: 0, dy: 0, flip: true }), vec![3, 2, 1, 6, 5, 4, 9, 8, 7]);
-        assert_eq!(px(Jitter { dx: 1, dy: 1, flip: true }), vec![0, 0, 0, 0, 3, 2, 0, 6, 5]);
+        let j = |dx, dy, flip| Jitter { dx, dy, flip, erase: None };
+        assert_eq!(px(j(1, 0, false)), vec![0, 1, 2, 0, 4, 5, 0, 7, 8]);
+        assert_eq!(px(j(0, -1, false)), vec![4, 5, 6, 7, 8, 9, 0, 0, 0]);
+        assert_eq!(px(j(0, 0, true)), vec![3, 2, 1, 6, 5, 4, 9, 8, 7]);
+        assert_eq!(px(j(1, 1, true)), vec![0, 0, 0, 0, 3, 2, 0, 6, 5]);
+        // Erasing applies to the output, after the shift and the mirror.
+        assert_eq!(px(Jitter { erase: Some([1, 1, 2, 1]), ..j(0, 0, true) }), vec![3, 2, 1, 6, 0, 4, 9, 0, 7]);
         assert_eq!(labels, vec![4]);
     }
 }

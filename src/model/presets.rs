@@ -26,16 +26,24 @@ pub struct TrainConfig {
 }
 
 /// Data augmentation: each training image, each time it is used, is shifted by up to `max_shift`
-/// pixels in x and y (uniform) and, with `hflip`, mirrored left-right with probability 1/2.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// pixels in x and y (uniform), with `hflip` mirrored left-right with probability 1/2, and with
+/// probability `erase` has a random rectangle set to 0 (random erasing, Zhong et al. 2017, as
+/// torchvision's `RandomErasing`: 2-33% of the image, aspect ratio 0.3-3.3, log-uniform).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Augment {
     pub max_shift: usize,
     pub hflip: bool,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub erase: f32,
+}
+
+fn is_zero(v: &f32) -> bool {
+    *v == 0.0
 }
 
 impl Augment {
     pub fn is_active(&self) -> bool {
-        self.max_shift > 0 || self.hflip
+        self.max_shift > 0 || self.hflip || self.erase > 0.0
     }
 }
 
@@ -191,7 +199,7 @@ pub fn preset(name: &str) -> Option<Preset> {
             spec: cnn_spec(),
             train: TrainConfig {
                 label_smoothing: 0.1,
-                augment: Augment { max_shift: 0, hflip: true },
+                augment: Augment { max_shift: 0, hflip: true, erase: 0.0 },
                 ..cfg(60, 64, OptimizerConfig::adam(0.001, 0.05), Schedule::Cosine { warmup: 1, min_lr: 0.0 })
             },
         },
@@ -204,7 +212,7 @@ pub fn preset(name: &str) -> Option<Preset> {
             spec: cnn_fast_spec(),
             train: TrainConfig {
                 label_smoothing: 0.1,
-                augment: Augment { max_shift: 0, hflip: true },
+                augment: Augment { max_shift: 0, hflip: true, erase: 0.0 },
                 ..cfg(9, 128, OptimizerConfig::adam(0.002, 0.05), Schedule::OneCycle { warmup: 1 })
             },
         },

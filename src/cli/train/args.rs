@@ -52,6 +52,10 @@ pub struct TrainArgs {
     /// Augmentation: mirror training images left-right at random (for clothing, not digits)
     #[arg(long)]
     pub hflip: bool,
+    /// Augmentation: with probability P, set a random rectangle of a training image to 0
+    /// (random erasing: 2-33% of the image, aspect ratio 0.3-3.3)
+    #[arg(long, value_name = "P")]
+    pub erase: Option<f32>,
     /// Weight decay (--l2) on batch norms' scales and shifts too (by default they are not decayed,
     /// as PyTorch recipes usually exclude them)
     #[arg(long)]
@@ -147,6 +151,9 @@ pub fn check_ranges(a: &TrainArgs) -> Result<()> {
     if let Some(s) = a.augment_shift {
         anyhow::ensure!(s <= 8, "--augment-shift must be at most 8 pixels, not {s}");
     }
+    if let Some(p) = a.erase {
+        anyhow::ensure!((0.0..=1.0).contains(&p), "--erase must be a probability in [0, 1], not {p}");
+    }
     Ok(())
 }
 
@@ -170,6 +177,9 @@ pub fn apply_overrides(mut c: TrainConfig, a: &TrainArgs) -> Result<TrainConfig>
     }
     if a.hflip {
         c.augment.hflip = true;
+    }
+    if let Some(p) = a.erase {
+        c.augment.erase = p;
     }
     if let Some(s) = a.label_smoothing {
         c.label_smoothing = s;

@@ -131,6 +131,7 @@ fn check_recipe(a: &TrainArgs, c: &TrainConfig) -> Result<()> {
     same("--label-smoothing", a.label_smoothing, c.label_smoothing)?;
     same("--validation", a.validation, c.validation)?;
     same("--augment-shift", a.augment_shift, c.augment.max_shift)?;
+    same("--erase", a.erase, c.augment.erase)?;
     if a.hflip && !c.augment.hflip {
         bail!("--hflip: the checkpoint's run does not mirror its images; a resumed run keeps its settings");
     }
