@@ -191,7 +191,7 @@ fn interrupted_epoch_resumes_to_the_same_weights() {
     let data = bars(320, 5);
     // With augmentation, so its randomness must resume exactly too.
     let mut cfg = config(2);
-    cfg.augment = scratchnet::model::Augment { max_shift: 1, hflip: true };
+    cfg.augment = scratchnet::model::Augment { max_shift: 1, hflip: true, erase: 0.0 };
     let straight = train(small_cnn(), cfg.clone(), &data);
     let model = Sequential::new(small_cnn(), 3).unwrap();
     let mut t = Trainer::new(model, cfg);
@@ -219,7 +219,7 @@ fn interrupted_epoch_resumes_to_the_same_weights() {
 fn augmentation_changes_training_and_still_learns() {
     let (train_set, test_set) = (bars(1200, 1), bars(400, 2));
     let mut cfg = config(6);
-    cfg.augment = scratchnet::model::Augment { max_shift: 1, hflip: false };
+    cfg.augment = scratchnet::model::Augment { max_shift: 1, hflip: false, erase: 0.0 };
     let mut t = train(small_cnn(), cfg, &train_set);
     assert_ne!(weights(&t), weights(&train(small_cnn(), config(6), &train_set)));
     let acc = evaluate(&mut t.model, &test_set, 100).unwrap().accuracy;
