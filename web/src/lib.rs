@@ -275,6 +275,7 @@ impl Training {
             final_test_accuracy: last.and_then(|s| s.test_accuracy),
             final_validation_accuracy: None,
             wall_seconds: st.history.iter().map(|s| s.seconds).sum(),
+            training_seconds: Some(st.history.iter().map(|s| s.seconds).sum()),
             threads: 1,
             machine: "web browser (WebAssembly, one thread)".into(),
             date: date.into(),
