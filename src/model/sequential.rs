@@ -28,6 +28,10 @@ pub struct Sequential {
     /// fused[i]: layer i applies the leaky ReLU of layer i + 1 itself (writing acts[i + 2]; layer
     /// i + 1 is skipped and acts[i + 1], grads[i + 1] stay empty).
     fused: Vec<bool>,
+    /// The first layer with parameters: back-propagation stops there, since nothing before it
+    /// learns (the MLP's first dense layer follows a flatten, and its input gradient was a quarter
+    /// of a training step's multiply-adds).
+    first_learner: usize,
     /// Where parameters and buffers live.
     device: Device,
     /// The input batch in host memory when the model is on a GPU, and whether forward has yet to
@@ -90,9 +94,11 @@ impl Sequential {
             })
             .collect::<Vec<_>>();
         let n = layers.len();
+        let first_learner = layers.iter().position(|l| !l.params().is_empty()).unwrap_or(n);
         let mut model = Sequential {
             spec,
             layers,
+            first_learner,
             acts: vec![Tensor::default(); n + 1],
             grads: vec![Tensor::default(); n + 1],
             probs: Tensor::default(),
@@ -304,13 +310,13 @@ impl Sequential {
 
     fn backprop_layers(&mut self, sgd_lr: Option<f32>) -> Result<()> {
         let last = self.layers.len();
-        for i in (0..last).rev() {
+        for i in (self.first_learner..last).rev() {
             if i > 0 && self.fused[i - 1] {
                 continue;
             }
             let skip = self.fused[i] as usize;
             let (before, after) = self.grads.split_at_mut(i + 1);
-            let dx = if i > 0 { Some(&mut before[i]) } else { None };
+            let dx = if i > self.first_learner { Some(&mut before[i]) } else { None };
             let (x, y, dy) = (&self.acts[i], &self.acts[i + 1 + skip], &after[skip]);
             match sgd_lr {
                 Some(lr) => self.layers[i].backward_sgd(x, y, dy, dx, lr)?,
@@ -466,5 +472,32 @@ impl Sequential {
 
     pub fn params_finite(&self) -> bool {
         self.named_state().iter().all(|(_, t)| t.all_finite())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::presets::mlp_spec;
+
+    /// Back-propagation stops at the first layer with parameters: the MLP's first dense layer
+    /// follows a flatten, so no gradient reaches the input, and every parameter still gets one.
+    #[test]
+    fn backward_computes_no_input_gradient_before_the_first_learner() {
+        let mut model = Sequential::new(mlp_spec(0.0), 3).unwrap();
+        let mut rng = Rng::new(4);
+        let x: Vec<f32> = (0..2 * 784).map(|_| rng.uniform()).collect();
+        model.input_mut(2).data_mut().copy_from_slice(&x);
+        model.forward(true, &mut rng).unwrap();
+        model.backward(&[3, 7], 0.0).unwrap();
+        assert_eq!(model.first_learner, 1);
+        assert!(model.grads[..2].iter().all(|g| g.data().is_empty()), "an input gradient was computed");
+        model.visit_params_mut(&mut |_, p| {
+            assert!(
+                p.grad.len() == p.value.len() && p.grad.data().iter().any(|&g| g != 0.0),
+                "{} has no gradient",
+                p.name
+            );
+        });
     }
 }
