@@ -294,7 +294,7 @@ pub fn backward(
             im2col(&x[img * in_len..(img + 1) * in_len], g, &mut s.cols);
             gemm(Mat::new(dy_n, g.f, p), Mat::new(&s.cols, ckk, p).t(), &mut s.dw, ckk, true);
             for (acc, row) in s.db.iter_mut().zip(dy_n.chunks(p)) {
-                *acc += row.iter().sum::<f32>();
+                *acc += super::elementwise::sum(row);
             }
             if let Some(dx_chunk) = dx_chunk.as_deref_mut() {
                 gemm(Mat::new(w, g.f, ckk).t(), Mat::new(dy_n, g.f, p), &mut s.dcols, p, false);

@@ -171,7 +171,7 @@ pub fn backward_image(
             wide_row[ow..].fill(0.0);
         }
         rows[oh * wp..].fill(0.0);
-        *acc += plane.iter().sum::<f32>();
+        *acc += super::elementwise::sum(plane);
     }
     let dy_wide = Mat::strided(&wide[lead..], g.f, cols, rs);
     let src = padded(x, g, pad_buf);
