@@ -6,7 +6,8 @@
 # SCRATCHNET_MAX_CPU_ISA, PyTorch with ATEN_CPU_CAPABILITY, ONEDNN_MAX_CPU_ISA and MKL_ENABLE_INSTRUCTIONS
 # ("best": no cap).
 #   bench/compare.sh [PYTHON] [ROUNDS]    (PYTHON: an interpreter with torch, default python3)
-#   ONLY=mlp_train bench/compare.sh ...   (one benchmark: cnn_train, cnn_infer, mlp_train, mlp_sgd_train)
+#   ONLY=mlp_train bench/compare.sh ...   (one benchmark: cnn_train, cnn_infer, mlp_train, mlp_sgd_train;
+#                                          each benchmark always runs in a process of its own)
 #   ISAS="best avx2" bench/compare.sh ... (the default; also: avx512)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,7 +15,6 @@ py=${1:-python3}
 rounds=${2:-3}
 keys=${ONLY:-cnn_train cnn_infer mlp_train mlp_sgd_train}
 isas=${ISAS:-best avx2}
-only=(${ONLY:+--only "$ONLY"})
 cargo build --release --example bench -q
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
@@ -31,11 +31,15 @@ theirs() {
     *) echo "unknown level $1 in ISAS" >&2; exit 2 ;;
   esac
 }
+# Each benchmark in a process of its own, as a user runs one network: run after the CNN benchmarks
+# in one process, our MLP ran ~25% slower (same binary; PyTorch's did not change).
 for round in $(seq "$rounds"); do
   for isa in $isas; do
     for t in 1 2; do
-      ours "$isa" --threads "$t" "${only[@]}" > "$out/ours.$isa.$t.$round"
-      theirs "$isa" --threads "$t" "${only[@]}" > "$out/torch.$isa.$t.$round"
+      for key in $keys; do
+        ours "$isa" --threads "$t" --only "$key" >> "$out/ours.$isa.$t.$round"
+        theirs "$isa" --threads "$t" --only "$key" >> "$out/torch.$isa.$t.$round"
+      done
     done
   done
 done
