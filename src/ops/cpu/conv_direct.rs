@@ -143,7 +143,7 @@ pub(super) fn taps_product_in(
 pub fn transpose_image(src: &[f32], c: usize, q: usize, xt: &mut [f32], cs: usize) {
     assert!(c <= cs && src.len() >= c * q && (q == 0 || xt.len() >= (q - 1) * cs + c), "transpose_image: sizes");
     let (src, xt_ptr) = (src.as_ptr(), xt.as_mut_ptr());
-    // SAFETY (each arm): the level's token proves its instruction set; the assert bounds every
+    // SAFETY: in each arm, the level's token proves its instruction set; the assert bounds every
     // element `transpose_at` reads (src[j·q + p]) and writes (xt[p·cs + j]), j < c, p < q, and
     // `xt` is a unique borrow.
     unsafe {
