@@ -141,26 +141,33 @@ pub(super) fn taps_product_in(
 
 /// xt (q, cs) = src (c, q)ᵀ: an image with channels last, for [`taps_weight_grad`].
 pub fn transpose_image(src: &[f32], c: usize, q: usize, xt: &mut [f32], cs: usize) {
+    match level() {
+        Some(level) => transpose_image_in(level, src, c, q, xt, cs),
+        None => {
+            for (p, row) in xt.chunks_mut(cs).take(q).enumerate() {
+                for (j, v) in row[..c].iter_mut().enumerate() {
+                    *v = src[j * q + p];
+                }
+            }
+        }
+    }
+}
+
+/// [`transpose_image`] at a given level.
+pub(super) fn transpose_image_in(level: Level, src: &[f32], c: usize, q: usize, xt: &mut [f32], cs: usize) {
     assert!(c <= cs && src.len() >= c * q && (q == 0 || xt.len() >= (q - 1) * cs + c), "transpose_image: sizes");
-    let (src, xt_ptr) = (src.as_ptr(), xt.as_mut_ptr());
+    let (src, xt) = (src.as_ptr(), xt.as_mut_ptr());
     // SAFETY: in each arm, the level's token proves its instruction set; the assert bounds every
     // element `transpose_at` reads (src[j·q + p]) and writes (xt[p·cs + j]), j < c, p < q, and
     // `xt` is a unique borrow.
     unsafe {
-        match level() {
+        match level {
             #[cfg(target_arch = "x86_64")]
-            Some(Level::Avx512(s)) => entry::transpose_avx512(s, src, c, q, xt_ptr, cs),
+            Level::Avx512(s) => entry::transpose_avx512(s, src, c, q, xt, cs),
             #[cfg(target_arch = "x86_64")]
-            Some(Level::Avx2(s)) => entry::transpose_avx2(s, src, c, q, xt_ptr, cs),
+            Level::Avx2(s) => entry::transpose_avx2(s, src, c, q, xt, cs),
             #[cfg(target_arch = "aarch64")]
-            Some(Level::Neon(s)) => entry::transpose_neon(s, src, c, q, xt_ptr, cs),
-            None => {
-                for (p, row) in xt.chunks_mut(cs).take(q).enumerate() {
-                    for (j, v) in row[..c].iter_mut().enumerate() {
-                        *v = *src.add(j * q + p);
-                    }
-                }
-            }
+            Level::Neon(s) => entry::transpose_neon(s, src, c, q, xt, cs),
         }
     }
 }
@@ -184,14 +191,12 @@ unsafe fn transpose_at<S: Simd>(s: S, src: *const f32, c: usize, q: usize, xt: *
                 // SAFETY: channel j0 + i < c, pixels p0..p0 + l ≤ q.
                 *v = unsafe { s.load(src.add((j0 + i) * q + p0)) };
             }
-            let mut half = l;
-            while half > 1 {
+            for _ in 0..l.trailing_zeros() {
                 let mut next = [s.zero(); 16];
                 for i in 0..l / 2 {
                     (next[2 * i], next[2 * i + 1]) = s.interleave(v[i], v[i + l / 2]);
                 }
                 v = next;
-                half /= 2;
             }
             for (i, &v) in v.iter().enumerate().take(l) {
                 // SAFETY: pixel p0 + i < q, channels j0..j0 + l ≤ c.
@@ -833,18 +838,7 @@ mod tests {
             }
             for level in levels_here() {
                 let mut xt = vec![-1.0f32; q * cs];
-                let (sp, xp) = (src.as_ptr(), xt.as_mut_ptr());
-                // SAFETY: the level is this CPU's; src holds c·q floats and xt q·cs ≥ (q-1)·cs + c.
-                unsafe {
-                    match level {
-                        #[cfg(target_arch = "x86_64")]
-                        Level::Avx512(s) => entry::transpose_avx512(s, sp, c, q, xp, cs),
-                        #[cfg(target_arch = "x86_64")]
-                        Level::Avx2(s) => entry::transpose_avx2(s, sp, c, q, xp, cs),
-                        #[cfg(target_arch = "aarch64")]
-                        Level::Neon(s) => entry::transpose_neon(s, sp, c, q, xp, cs),
-                    }
-                }
+                transpose_image_in(level, &src, c, q, &mut xt, cs);
                 assert_eq!(xt, want, "{level:?}, c {c}, q {q}, cs {cs}");
             }
             let mut xt = vec![-1.0f32; q * cs];
