@@ -1,9 +1,10 @@
 //! End-to-end speed: CNN training and inference (batch 64), MLP mini-batch and per-sample
 //! training, on real Fashion-MNIST. Medians of repeated runs; `--threads N` (default: all cores),
-//! `--only NAME[,NAME]` for some measurements. One line per measurement, `<name> <value> <unit>`, as
+//! `--only NAME[,NAME]` for some measurements (`cnn_fast_train`, the `cnn-fast` preset at its batch
+//! of 128, runs only when named). One line per measurement, `<name> <value> <unit>`, as
 //! bench/pytorch_reference.py prints.
 //!
-//!     cargo run --release --example bench -- [--threads N] [--conv auto|direct|shifted|im2col] [--only cnn_train|cnn_infer|mlp_train|mlp_sgd_train[,...]] [--device cpu|gpu] [--limit N]
+//!     cargo run --release --example bench -- [--threads N] [--conv auto|direct|shifted|im2col] [--only cnn_train|cnn_infer|mlp_train|mlp_sgd_train|cnn_fast_train[,...]] [--device cpu|gpu] [--limit N]
 //!
 //! `--device gpu` moves each model (and optimizer state) there before the warm-up; every timed span
 //! ends with a read-back (the epoch's losses, the probabilities), so it covers the GPU's work, not
@@ -87,7 +88,11 @@ fn main() {
     let train = splits.train.unwrap();
     println!("threads {} count", rayon::current_num_threads());
     if wanted("cnn_train") {
-        cnn_train(&train, &dev, cap);
+        cnn_train("cnn", "cnn_train", &train, &dev, cap);
+    }
+    // Not in the default set: compare.sh has no PyTorch counterpart for it.
+    if only.as_deref().is_some_and(|o| o.split(',').any(|o| o == "cnn_fast_train")) {
+        cnn_train("cnn-fast", "cnn_fast_train", &train, &dev, cap);
     }
     if wanted("cnn_infer") {
         if dev.is_cpu() {
@@ -116,9 +121,10 @@ fn trainer(name: &str, dev: &Device) -> Trainer {
 
 /// 7 timed epochs of 20 batches after one warm-up. An epoch ends by reading its losses back, so
 /// on a GPU its time includes the work.
-fn cnn_train(train: &Dataset, dev: &Device, cap: usize) {
-    let mut t = trainer("cnn", dev);
-    let part = train.clone().take((64 * 20).min(cap));
+fn cnn_train(preset_name: &str, key: &str, train: &Dataset, dev: &Device, cap: usize) {
+    let mut t = trainer(preset_name, dev);
+    let batch = preset(preset_name).unwrap().train.batch_size;
+    let part = train.clone().take((batch * 20).min(cap));
     let batches = t.batches_per_epoch(&part) as f64;
     t.run_epoch(&part, &mut |_, _| true).unwrap();
     let step = median(
@@ -130,10 +136,10 @@ fn cnn_train(train: &Dataset, dev: &Device, cap: usize) {
             })
             .collect(),
     );
-    // 64 but under a small --limit.
+    // The batch size but under a small --limit.
     let per_step = part.len() as f64 / batches;
     println!(
-        "cnn_train {:.0} images/s  (step of {per_step}: {:.1} ms, ~{:.0} s per epoch)",
+        "{key} {:.0} images/s  (step of {per_step}: {:.1} ms, ~{:.0} s per epoch)",
         per_step / step,
         step * 1e3,
         60000.0 * step / per_step

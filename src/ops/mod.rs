@@ -518,6 +518,8 @@ fn vec_of(op: &'static str, t: &Tensor, c: usize) -> Result<()> {
 #[derive(Default)]
 pub struct NormScratch {
     sums: Vec<f64>,
+    /// Per (image, channel) plane sums.
+    partial: Vec<[f64; 2]>,
     coef2: Vec<[f32; 2]>,
     coef3: Vec<[f32; 3]>,
 }
@@ -539,7 +541,7 @@ pub fn channel_moments(
     mean.resize(&[c]);
     var.resize(&[c]);
     scratch.sums.resize(2 * c, 0.0);
-    cpu::norm::moments(x.data(), c, plane, &mut scratch.sums);
+    cpu::norm::moments(x.data(), c, plane, &mut scratch.partial, &mut scratch.sums);
     for (i, (m, v)) in mean.data_mut().iter_mut().zip(var.data_mut()).enumerate() {
         (*m, *v) = (scratch.sums[2 * i] as f32, scratch.sums[2 * i + 1] as f32);
     }
@@ -634,7 +636,7 @@ pub fn batch_norm_backward(
     }
     let (mean, var) = (stats.0.data(), stats.1.data());
     scratch.sums.resize(2 * c, 0.0);
-    cpu::norm::grad_sums(x.data(), y.data(), dy.data(), c, plane, mean, slope, &mut scratch.sums);
+    cpu::norm::grad_sums(x.data(), y.data(), dy.data(), c, plane, mean, slope, &mut scratch.partial, &mut scratch.sums);
     let sums = &scratch.sums;
     let invstd = |i: usize| 1.0 / (var[i] as f64 + eps as f64).sqrt();
     grads.0.resize(&[c]);

@@ -1,9 +1,11 @@
 //! Batch normalisation over x (n, c, plane): per-channel moments, the normalisation as one
 //! scale and shift per channel, and the backward pass as one affine map of (dy, x) per channel.
 //!
-//! Channel sums run over each channel's n planes in order (a plane sum in f32 lanes, planes added
-//! in f64), one channel per task, so they do not depend on the thread count. The element-wise
-//! passes split (n·c) planes into fixed chunks.
+//! Channel sums take two passes: one over x in memory order that sums each (image, channel) plane
+//! (in f32 lanes, the lanes added in f64), then one per channel that adds its n plane sums in image
+//! order, so they do not depend on the thread count. Reading x channel by channel instead jumps
+//! c·plane values between planes, which defeats the prefetcher. The element-wise passes split
+//! (n·c) planes into fixed chunks.
 
 use super::multiversion::multiversion;
 use super::par::for_each_chunk;
@@ -83,24 +85,43 @@ multiversion! {
     }
 }
 
-/// The planes of channel `ch` in x (n, c, plane).
-fn channel_planes(x: &[f32], c: usize, plane: usize, ch: usize) -> impl Iterator<Item = &[f32]> {
-    x.chunks_exact(plane).skip(ch).step_by(c)
+/// Planes of under 16 values (a dense layer's batch norm has planes of 1): the sums of
+/// [`plane_sums`] without its vector set-up, which would cost more than the plane.
+fn small_plane_sums(v: &[f32], s: f32) -> [f64; 2] {
+    v.iter().fold([0f64; 2], |acc, &x| [acc[0] + (x - s) as f64, acc[1] + ((x - s) * (x - s)) as f64])
 }
 
-/// sums[2·ch] = the mean and sums[2·ch + 1] the biased variance of each channel.
-pub fn moments(x: &[f32], c: usize, plane: usize, sums: &mut [f64]) {
-    let count = (x.len() / c.max(1)) as f64;
-    for_each_chunk(&mut sums[..2 * c], 2, |ch, out| {
-        // One pass, the sums taken about a value of the channel (its first) rather than 0, so
-        // that E[(x−s)²] − E[x−s]² does not cancel away the variance when the mean is large.
-        let s = x[ch * plane];
-        let [d, d2] = channel_planes(x, c, plane, ch)
-            .map(|p| plane_sums(p, s))
-            .fold([0f64; 2], |acc, v| [acc[0] + v[0], acc[1] + v[1]]);
-        let (shift, var) = (d / count, d2 / count);
-        out.copy_from_slice(&[s as f64 + shift, (var - shift * shift).max(0.0)]);
+/// `partial[p] = sum(p)` for every plane p of the n·c, in memory order, in fixed chunks.
+fn per_plane(partial: &mut [[f64; 2]], plane: usize, sum: impl Fn(usize) -> [f64; 2] + Sync + Send) {
+    let per = planes_per_chunk(plane);
+    for_each_chunk(partial, per, |ci, out| {
+        for (j, o) in out.iter_mut().enumerate() {
+            *o = sum(ci * per + j);
+        }
     });
+}
+
+/// Σ over the n images, in image order, of channel `ch`'s plane sums.
+fn channel_total(partial: &[[f64; 2]], c: usize, ch: usize) -> [f64; 2] {
+    partial.iter().skip(ch).step_by(c).fold([0f64; 2], |acc, v| [acc[0] + v[0], acc[1] + v[1]])
+}
+
+/// sums[2·ch] = the mean and sums[2·ch + 1] the biased variance of each channel; `partial` holds
+/// (n·c) plane sums.
+pub fn moments(x: &[f32], c: usize, plane: usize, partial: &mut Vec<[f64; 2]>, sums: &mut [f64]) {
+    let count = (x.len() / c.max(1)) as f64;
+    partial.resize(x.len() / plane.max(1), [0.0; 2]);
+    // The sums are taken about a value of the channel (its first) rather than 0, so that
+    // E[(x−s)²] − E[x−s]² does not cancel away the variance when the mean is large.
+    per_plane(partial, plane, |p| {
+        let (v, s) = (&x[p * plane..(p + 1) * plane], x[(p % c) * plane]);
+        if plane < 16 { small_plane_sums(v, s) } else { plane_sums(v, s) }
+    });
+    for (ch, out) in sums[..2 * c].chunks_exact_mut(2).enumerate() {
+        let [d, d2] = channel_total(partial, c, ch);
+        let (shift, var) = (d / count, d2 / count);
+        out.copy_from_slice(&[x[ch * plane] as f64 + shift, (var - shift * shift).max(0.0)]);
+    }
 }
 
 /// The slope `plane_*` take: that of the leaky ReLU applied after the normalisation, 1 for none.
@@ -121,7 +142,7 @@ pub fn scale_shift(x: &[f32], c: usize, plane: usize, coef: &[[f32; 2]], slope: 
 }
 
 /// Per channel: sums[2·ch] = Σ g and sums[2·ch + 1] = Σ g·(x − mean), g being the gradient
-/// before the activation.
+/// before the activation; `partial` holds (n·c) plane sums.
 #[allow(clippy::too_many_arguments)]
 pub fn grad_sums(
     x: &[f32],
@@ -131,18 +152,25 @@ pub fn grad_sums(
     plane: usize,
     mean: &[f32],
     slope: Option<f32>,
+    partial: &mut Vec<[f64; 2]>,
     sums: &mut [f64],
 ) {
-    for_each_chunk(&mut sums[..2 * c], 2, |ch, out| {
-        let planes =
-            channel_planes(x, c, plane, ch).zip(channel_planes(y, c, plane, ch)).zip(channel_planes(dy, c, plane, ch));
-        let mut acc = [0f64; 2];
-        for ((xp, yp), dp) in planes {
-            let s = plane_grad_sums(dp, yp, xp, mean[ch], slope_of(slope));
-            acc = [acc[0] + s[0], acc[1] + s[1]];
+    let slope = slope_of(slope);
+    partial.resize(x.len() / plane.max(1), [0.0; 2]);
+    per_plane(partial, plane, |p| {
+        let r = p * plane..(p + 1) * plane;
+        let (d, o, v, m) = (&dy[r.clone()], &y[r.clone()], &x[r], mean[p % c]);
+        if plane >= 16 {
+            return plane_grad_sums(d, o, v, m, slope);
         }
-        out.copy_from_slice(&acc);
+        d.iter().zip(o).zip(v).fold([0f64; 2], |acc, ((&d, &o), &v)| {
+            let g = d * (slope + (1.0 - slope) * (o > 0.0) as u32 as f32);
+            [acc[0] + g as f64, acc[1] + (g * (v - m)) as f64]
+        })
     });
+    for (ch, out) in sums[..2 * c].chunks_exact_mut(2).enumerate() {
+        out.copy_from_slice(&channel_total(partial, c, ch));
+    }
 }
 
 /// dx = alpha[ch]·g + beta[ch]·x + delta[ch].
@@ -179,7 +207,7 @@ mod tests {
         for (n, c, plane, offset) in [(3, 2, 37, 1000.0f32), (5, 3, 1, -50.0), (2, 4, 16, 0.0)] {
             let x: Vec<f32> = (0..n * c * plane).map(|_| offset + rng.normal() * 0.5).collect();
             let mut sums = vec![0f64; 2 * c];
-            moments(&x, c, plane, &mut sums);
+            moments(&x, c, plane, &mut Vec::new(), &mut sums);
             for ch in 0..c {
                 let v: Vec<f64> =
                     (0..n).flat_map(|i| x[(i * c + ch) * plane..][..plane].iter().map(|&v| v as f64)).collect();
