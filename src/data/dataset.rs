@@ -159,9 +159,7 @@ impl Dataset {
         labels.clear();
         for (k, (&i, dst)) in indices.iter().zip(input.data_mut().chunks_mut(n)).enumerate() {
             self.prefetch(indices, k + PREFETCH_AHEAD);
-            for (d, &p) in dst.iter_mut().zip(self.image(i as usize)) {
-                *d = p as f32 * scale + offset;
-            }
+            crate::ops::cpu::elementwise::pixels_to_f32(self.image(i as usize), scale, offset, dst);
             labels.push(self.labels[i as usize] as u32);
         }
     }

@@ -38,6 +38,10 @@ pub struct Sequential {
     /// upload it (it was handed out by [`Sequential::input_mut`] since).
     host_input: Tensor,
     input_pending: bool,
+    /// A training pass moved the input batch into acts[1] through a first-layer flatten (the
+    /// MLP's: a copy of the batch was 3% of its step); acts[0] holds acts[1]'s old buffer until
+    /// [`Sequential::restore_input`] swaps them back.
+    input_moved: bool,
     stats: ops::StepStats,
 }
 
@@ -107,6 +111,7 @@ impl Sequential {
             device: Device::Cpu,
             host_input: Tensor::default(),
             input_pending: false,
+            input_moved: false,
             stats: ops::StepStats::default(),
         };
         model.set_fusion(true);
@@ -144,6 +149,7 @@ impl Sequential {
     /// The input buffer, shaped (n, c, h, w), in host memory, for the caller to fill before
     /// [`Sequential::forward`].
     pub fn input_mut(&mut self, n: usize) -> &mut Tensor {
+        self.restore_input();
         let [c, h, w] = self.spec.input;
         let input = if self.device.is_cpu() { &mut self.acts[0] } else { &mut self.host_input };
         input.resize(&[n, c, h, w]);
@@ -207,14 +213,28 @@ impl Sequential {
             self.acts[0].copy_from_host(self.host_input.data())?;
             self.input_pending = false;
         }
+        self.restore_input();
         let mut ctx = Ctx { train, rng };
         let mut i = 0;
         while i < self.layers.len() {
             let skip = self.fused[i] as usize;
             let (done, rest) = self.acts.split_at_mut(i + 1);
             // In evaluation nothing reads a layer's input again (backward does not run), so a
-            // layer that only hands it on gets the buffer itself. Never the model's input buffer.
-            let pass = if train || i == 0 || skip == 1 { None } else { self.layers[i].eval_passes_through() };
+            // layer that only hands it on gets the buffer itself. Never the model's input buffer,
+            // which callers read again (test-time augmentation mirrors it in place), except for a
+            // flatten in training before the first learner, which backward never reaches: the
+            // batch is moved back before anything else reads it.
+            let pass = if skip == 1 {
+                None
+            } else if i == 0 {
+                let moves = train && self.first_learner > 0;
+                self.layers[0].eval_passes_through().filter(|&how| moves && how == PassThrough::Flatten)
+            } else if train {
+                None
+            } else {
+                self.layers[i].eval_passes_through()
+            };
+            self.input_moved |= i == 0 && pass.is_some();
             match pass {
                 Some(how) => {
                     std::mem::swap(&mut done[i], &mut rest[0]);
@@ -229,6 +249,17 @@ impl Sequential {
             i += 1 + skip;
         }
         Ok(self.acts.last().unwrap())
+    }
+
+    /// Puts the input batch back into acts[0] after a training pass moved it on.
+    fn restore_input(&mut self) {
+        if std::mem::take(&mut self.input_moved) {
+            self.acts.swap(0, 1);
+            // The flatten made (n, c·h·w) of (n, c, h, w): the same values.
+            let [c, h, w] = self.spec.input;
+            let n = self.acts[0].shape().first().copied().unwrap_or(0);
+            self.acts[0].reshape(&[n, c, h, w]).expect("a flatten keeps the length");
+        }
     }
 
     /// Softmax cross-entropy of the last forward pass's logits, then back-propagation through all
@@ -499,5 +530,22 @@ mod tests {
                 p.name
             );
         });
+    }
+
+    /// A training pass moves the batch through the MLP's flatten instead of copying it; whoever
+    /// reads the input next (another pass, test-time augmentation, `input_mut`) finds it whole.
+    #[test]
+    fn a_training_pass_leaves_the_input_batch_to_the_next_reader() {
+        let mut model = Sequential::new(mlp_spec(0.0), 3).unwrap();
+        let mut rng = Rng::new(5);
+        let x: Vec<f32> = (0..3 * 784).map(|_| rng.uniform()).collect();
+        model.input_mut(3).data_mut().copy_from_slice(&x);
+        let logits = model.forward(true, &mut rng).unwrap().data().to_vec();
+        assert!(model.input_moved, "the flatten copied the batch");
+        model.backward(&[1, 2, 3], 0.0).unwrap();
+        // No dropout and no optimizer step: evaluation must give the same logits.
+        assert_eq!(model.forward(false, &mut rng).unwrap().data(), &logits[..], "the input was not restored");
+        model.forward(true, &mut rng).unwrap();
+        assert_eq!(model.input_mut(3).data(), &x[..]);
     }
 }

@@ -25,6 +25,15 @@ pub fn leaky_relu_backward(y: &[f32], dy: &[f32], slope: f32, dx: &mut [f32]) {
 }
 
 multiversion! {
+    /// dst = pixel·scale + offset: a dataset's image bytes as a model's input values.
+    pub fn pixels_to_f32(src: &[u8], scale: f32, offset: f32, dst: &mut [f32]) {
+        for (d, &p) in dst.iter_mut().zip(src) {
+            *d = p as f32 * scale + offset;
+        }
+    }
+}
+
+multiversion! {
     /// [`leaky_relu`] in place, on this thread (inside kernels already parallel over images).
     pub fn leaky_relu_here(y: &mut [f32], slope: f32) {
         for v in y {
