@@ -58,10 +58,9 @@ fn shipped_mlp_scores_what_its_record_says() {
     assert_eq!(info["parameters"], 109386);
 }
 
-/// The shipped `cnn-fast` model scored 93.76% (README); the goal it was made for, more than
-/// 94.2% within 10 minutes of training passes, is not met yet. This floor catches a regression
-/// of the file or of batch-norm inference.
-const FAST_ACCURACY_FLOOR: f64 = 0.935;
+/// The shipped `cnn-fast` model scored 94.26% after 581 s of training passes (README): more than
+/// the 94.2% it was made for, within the 10 minutes.
+const FAST_ACCURACY_FLOOR: f64 = 0.942;
 const FAST_BUDGET_SECONDS: f64 = 600.0;
 
 #[test]
