@@ -17,6 +17,13 @@ fn planes_per_chunk(plane: usize) -> usize {
     (CHUNK_ELEMS / plane.max(1)).max(1)
 }
 
+/// dy through the leaky ReLU with `slope` that made output y: dy where y > 0, slope·dy elsewhere,
+/// without a branch (so that the loops vectorise).
+#[inline(always)]
+fn pre_activation(dy: f32, y: f32, slope: f32) -> f32 {
+    dy * (slope + (1.0 - slope) * (y > 0.0) as u32 as f32)
+}
+
 multiversion! {
     /// (Σ (v − s), Σ (v − s)²) over a plane, in 16 f32 lanes (vectorised without reassociating
     /// a single sum), the lanes then added in f64.
@@ -47,14 +54,14 @@ multiversion! {
         let (mut cd, mut cy, mut cx) = (dy.chunks_exact(16), y.chunks_exact(16), x.chunks_exact(16));
         for ((d, o), v) in (&mut cd).zip(&mut cy).zip(&mut cx) {
             for ((((a, b), &d), &o), &v) in a.iter_mut().zip(b.iter_mut()).zip(d).zip(o).zip(v) {
-                let g = d * (slope + (1.0 - slope) * (o > 0.0) as u32 as f32);
+                let g = pre_activation(d, o, slope);
                 *a += g;
                 *b += g * (v - m);
             }
         }
         let mut out = [0f64; 2];
         for ((&d, &o), &v) in cd.remainder().iter().zip(cy.remainder()).zip(cx.remainder()) {
-            let g = d * (slope + (1.0 - slope) * (o > 0.0) as u32 as f32);
+            let g = pre_activation(d, o, slope);
             out[0] += g as f64;
             out[1] += (g * (v - m)) as f64;
         }
@@ -79,7 +86,7 @@ multiversion! {
     fn plane_affine_grad(dy: &[f32], y: &[f32], x: &[f32], coef: [f32; 3], slope: f32, dx: &mut [f32]) {
         let [a, b, d] = coef;
         for (((o, &g), &yo), &v) in dx.iter_mut().zip(dy).zip(y).zip(x) {
-            let g = g * (slope + (1.0 - slope) * (yo > 0.0) as u32 as f32);
+            let g = pre_activation(g, yo, slope);
             *o = a * g + (b * v + d);
         }
     }
@@ -91,8 +98,17 @@ fn small_plane_sums(v: &[f32], s: f32) -> [f64; 2] {
     v.iter().fold([0f64; 2], |acc, &x| [acc[0] + (x - s) as f64, acc[1] + ((x - s) * (x - s)) as f64])
 }
 
-/// `partial[p] = sum(p)` for every plane p of the n·c, in memory order, in fixed chunks.
-fn per_plane(partial: &mut [[f64; 2]], plane: usize, sum: impl Fn(usize) -> [f64; 2] + Sync + Send) {
+/// [`plane_grad_sums`] for planes of under 16 values, as [`small_plane_sums`].
+fn small_plane_grad_sums(dy: &[f32], y: &[f32], x: &[f32], m: f32, slope: f32) -> [f64; 2] {
+    dy.iter().zip(y).zip(x).fold([0f64; 2], |acc, ((&d, &o), &v)| {
+        let g = pre_activation(d, o, slope);
+        [acc[0] + g as f64, acc[1] + (g * (v - m)) as f64]
+    })
+}
+
+/// `partial[p] = sum(p)` for every plane p of x's n·c, in memory order, in fixed chunks.
+fn per_plane(x_len: usize, plane: usize, partial: &mut Vec<[f64; 2]>, sum: impl Fn(usize) -> [f64; 2] + Sync + Send) {
+    partial.resize(x_len / plane.max(1), [0.0; 2]);
     let per = planes_per_chunk(plane);
     for_each_chunk(partial, per, |ci, out| {
         for (j, o) in out.iter_mut().enumerate() {
@@ -110,10 +126,9 @@ fn channel_total(partial: &[[f64; 2]], c: usize, ch: usize) -> [f64; 2] {
 /// (n·c) plane sums.
 pub fn moments(x: &[f32], c: usize, plane: usize, partial: &mut Vec<[f64; 2]>, sums: &mut [f64]) {
     let count = (x.len() / c.max(1)) as f64;
-    partial.resize(x.len() / plane.max(1), [0.0; 2]);
     // The sums are taken about a value of the channel (its first) rather than 0, so that
     // E[(x−s)²] − E[x−s]² does not cancel away the variance when the mean is large.
-    per_plane(partial, plane, |p| {
+    per_plane(x.len(), plane, partial, |p| {
         let (v, s) = (&x[p * plane..(p + 1) * plane], x[(p % c) * plane]);
         if plane < 16 { small_plane_sums(v, s) } else { plane_sums(v, s) }
     });
@@ -156,17 +171,10 @@ pub fn grad_sums(
     sums: &mut [f64],
 ) {
     let slope = slope_of(slope);
-    partial.resize(x.len() / plane.max(1), [0.0; 2]);
-    per_plane(partial, plane, |p| {
+    per_plane(x.len(), plane, partial, |p| {
         let r = p * plane..(p + 1) * plane;
         let (d, o, v, m) = (&dy[r.clone()], &y[r.clone()], &x[r], mean[p % c]);
-        if plane >= 16 {
-            return plane_grad_sums(d, o, v, m, slope);
-        }
-        d.iter().zip(o).zip(v).fold([0f64; 2], |acc, ((&d, &o), &v)| {
-            let g = d * (slope + (1.0 - slope) * (o > 0.0) as u32 as f32);
-            [acc[0] + g as f64, acc[1] + (g * (v - m)) as f64]
-        })
+        if plane < 16 { small_plane_grad_sums(d, o, v, m, slope) } else { plane_grad_sums(d, o, v, m, slope) }
     });
     for (ch, out) in sums[..2 * c].chunks_exact_mut(2).enumerate() {
         out.copy_from_slice(&channel_total(partial, c, ch));
