@@ -72,6 +72,13 @@ pub trait Layer: Send {
         false
     }
 
+    /// Asks the layer to apply, in evaluation mode only, the max-pool (kernel, stride) that follows
+    /// it (after its fused activation, if any) to its own output (None: stop). Returns whether it
+    /// does; [`crate::model::Sequential`] then skips the pooling layer in evaluation.
+    fn fuse_max_pool(&mut self, _pool: Option<(usize, usize)>) -> bool {
+        false
+    }
+
     /// Whether, in evaluation mode, the layer only hands its input on (dropout), or flattens it
     /// (flatten): [`crate::model::Sequential`] then moves the buffer instead of copying it.
     fn eval_passes_through(&mut self) -> Option<PassThrough> {

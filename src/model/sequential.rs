@@ -28,6 +28,9 @@ pub struct Sequential {
     /// fused[i]: layer i applies the leaky ReLU of layer i + 1 itself (writing acts[i + 2]; layer
     /// i + 1 is skipped and acts[i + 1], grads[i + 1] stay empty).
     fused: Vec<bool>,
+    /// pooled[i]: in evaluation, layer i also applies the max-pool that follows it (and its fused
+    /// activation), writing that layer's output; the pooling layer is skipped.
+    pooled: Vec<bool>,
     /// The first layer with parameters: back-propagation stops there, since nothing before it
     /// learns (the MLP's first dense layer follows a flatten, and its input gradient was a quarter
     /// of a training step's multiply-adds).
@@ -108,6 +111,7 @@ impl Sequential {
             probs: Tensor::default(),
             view_probs: Tensor::default(),
             fused: vec![false; n],
+            pooled: vec![false; n],
             device: Device::Cpu,
             host_input: Tensor::default(),
             input_pending: false,
@@ -118,8 +122,9 @@ impl Sequential {
         Ok(model)
     }
 
-    /// Lets layers absorb the leaky ReLU that follows them (on by default; the results are the
-    /// same bit for bit, off is the reference it is tested against).
+    /// Lets layers absorb the leaky ReLU that follows them, and in evaluation the max-pool after
+    /// that (on by default; the results are the same bit for bit, off is the reference it is tested
+    /// against).
     pub fn set_fusion(&mut self, on: bool) {
         let n = self.layers.len();
         for i in 0..n {
@@ -132,6 +137,14 @@ impl Sequential {
             let free = i == 0 || !self.fused[i - 1];
             let asked = slope.filter(|_| on && free);
             self.fused[i] = self.layers[i].fuse_leaky_relu(asked) && asked.is_some();
+            let pool = match self.spec.layers.get(i + 1 + self.fused[i] as usize) {
+                Some(LayerSpec::MaxPool2d { kernel_size, stride }) => {
+                    Some((*kernel_size, stride.unwrap_or(*kernel_size)))
+                }
+                _ => None,
+            };
+            let asked = pool.filter(|_| on && free);
+            self.pooled[i] = self.layers[i].fuse_max_pool(asked) && asked.is_some();
         }
         for t in self.acts.iter_mut().chain(self.grads.iter_mut()) {
             *t = Tensor::default();
@@ -217,14 +230,14 @@ impl Sequential {
         let mut ctx = Ctx { train, rng };
         let mut i = 0;
         while i < self.layers.len() {
-            let skip = self.fused[i] as usize;
+            let skip = self.fused[i] as usize + (!train && self.pooled[i]) as usize;
             let (done, rest) = self.acts.split_at_mut(i + 1);
             // In evaluation nothing reads a layer's input again (backward does not run), so a
             // layer that only hands it on gets the buffer itself. Never the model's input buffer,
             // which callers read again (test-time augmentation mirrors it in place), except for a
             // flatten in training before the first learner, which backward never reaches: the
             // batch is moved back before anything else reads it.
-            let pass = if skip == 1 {
+            let pass = if skip > 0 {
                 None
             } else if i == 0 {
                 let moves = train && self.first_learner > 0;
@@ -530,6 +543,21 @@ mod tests {
                 p.name
             );
         });
+    }
+
+    /// In evaluation the CNNs' 2x2 max-pools run inside the convolution before them (after its
+    /// fused activation in `cnn`, straight after it in `cnn-fast`), and not without fusion.
+    /// (tests/engine.rs checks that the predictions are the same bit for bit.)
+    #[test]
+    fn max_pools_are_fused_into_the_convolutions_before_them() {
+        use crate::model::presets::{cnn_fast_spec, cnn_spec};
+        for (spec, want) in [(cnn_spec(), [2, 6]), (cnn_fast_spec(), [3, 7])] {
+            let mut model = Sequential::new(spec, 0).unwrap();
+            let pooled: Vec<usize> = (0..model.layers.len()).filter(|&i| model.pooled[i]).collect();
+            assert_eq!(pooled, want);
+            model.set_fusion(false);
+            assert!(!model.pooled.iter().any(|&p| p));
+        }
     }
 
     /// A training pass moves the batch through the MLP's flatten instead of copying it; whoever

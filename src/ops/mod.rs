@@ -347,6 +347,40 @@ pub fn conv2d_act(
     Ok(())
 }
 
+/// Whether [`conv2d_act_max_pool`] runs for x: on the CPU, where the convolution takes its
+/// Winograd path, for a 2x2 max-pool with stride 2 over the convolution's output.
+pub fn conv2d_fuses_max_pool(x: &Tensor, g: &Conv2dGeom, pool: &Pool2dGeom) -> bool {
+    x.is_host()
+        && (pool.k, pool.stride, pool.h, pool.w) == (2, 2, g.oh(), g.ow())
+        && cpu::conv::fuses_max_pool(g, conv_algorithm())
+}
+
+/// [`conv2d_act`] followed by the max-pool `pool`, y (n, f, oh / 2, ow / 2), pooled as each
+/// image's output is computed (the same values; no indices are kept, so for inference). Needs
+/// [`conv2d_fuses_max_pool`].
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_act_max_pool(
+    x: &Tensor,
+    w: &Tensor,
+    b: &Tensor,
+    g: &Conv2dGeom,
+    slope: Option<f32>,
+    pool: &Pool2dGeom,
+    scratch: &mut ConvScratch,
+    y: &mut Tensor,
+) -> Result<()> {
+    let n = conv_check(x, w, g)?;
+    if b.len() != g.f {
+        return Err(Error::shape("conv2d bias", b.shape(), &[g.f]));
+    }
+    if !conv2d_fuses_max_pool(x, g, pool) {
+        return Err(Error::arg("conv2d_act_max_pool", "this convolution and pooling do not fuse here"));
+    }
+    y.resize(&[n, g.f, pool.oh(), pool.ow()]);
+    cpu::conv::forward_max_pooled(x.data(), w.data(), b.data(), g, n, conv_algorithm(), slope, scratch, y.data_mut());
+    Ok(())
+}
+
 /// Writes dL/dw, dL/db to `dw`, `db` and dL/dx to `dx` when given (the first layer skips it).
 #[allow(clippy::too_many_arguments)]
 pub fn conv2d_backward(

@@ -203,7 +203,49 @@ pub fn forward(
     scratch: &mut ConvScratch,
     y: &mut [f32],
 ) {
-    let (in_len, out_len, p, ckk) = (g.in_len(), g.out_len(), g.out_plane(), g.patch_len());
+    forward_to(x, w, b, g, n, algo, slope, false, scratch, y)
+}
+
+/// Whether [`forward_max_pooled`] runs for this convolution: the Winograd path, whose 2x2 output
+/// tiles are the windows of a 2x2, stride-2 max-pool.
+pub fn fuses_max_pool(g: &Conv2dGeom, algo: ConvAlgorithm) -> bool {
+    winograd(g, algo)
+}
+
+/// [`forward`] followed by a 2x2 max-pool with stride 2, y (n, f, oh / 2, ow / 2), pooled as the
+/// output is computed (the same values, without writing the full output). Needs
+/// [`fuses_max_pool`].
+#[allow(clippy::too_many_arguments)]
+pub fn forward_max_pooled(
+    x: &[f32],
+    w: &[f32],
+    b: &[f32],
+    g: &Conv2dGeom,
+    n: usize,
+    algo: ConvAlgorithm,
+    slope: Option<f32>,
+    scratch: &mut ConvScratch,
+    y: &mut [f32],
+) {
+    assert!(fuses_max_pool(g, algo), "conv::forward_max_pooled: not on the Winograd path");
+    forward_to(x, w, b, g, n, algo, slope, true, scratch, y)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn forward_to(
+    x: &[f32],
+    w: &[f32],
+    b: &[f32],
+    g: &Conv2dGeom,
+    n: usize,
+    algo: ConvAlgorithm,
+    slope: Option<f32>,
+    pool: bool,
+    scratch: &mut ConvScratch,
+    y: &mut [f32],
+) {
+    let (in_len, p, ckk) = (g.in_len(), g.out_plane(), g.patch_len());
+    let out_len = if pool { g.f * (g.oh() / 2) * (g.ow() / 2) } else { g.out_len() };
     let shift = shifted(g, algo);
     let (scratch, packing) = scratch.prepare(n, g, algo, false);
     let packed = direct(g, algo).then(|| packing.prepare(w, g, false, winograd(g, algo)));
@@ -212,10 +254,10 @@ pub fn forward(
         for (j, y_n) in y_chunk.chunks_mut(out_len).enumerate() {
             let img = ci * IMAGES_PER_CHUNK + j;
             let x_n = &x[img * in_len..(img + 1) * in_len];
-            // Winograd applies the activation in its output transform; the other paths here,
-            // while the image's output is still in cache.
+            // Winograd applies the activation (and the pooling) in its output transform; the
+            // other paths here, while the image's output is still in cache.
             let activated = if let Some(u) = packed.and_then(Direct::winograd) {
-                winograd::correlate(x_n, (g.c, g.h, g.w), g.pad, u, g.f, Some(b), slope, &mut s.wino, y_n);
+                winograd::correlate(x_n, (g.c, g.h, g.w), g.pad, u, g.f, Some(b), slope, pool, &mut s.wino, y_n);
                 true
             } else if shift {
                 conv_shift::forward_image(x_n, w, b, g, packed, &mut s.pad_buf, &mut s.wide, y_n);

@@ -16,6 +16,11 @@
 //! and M keep the 16 components of a channel next to each other ((c, 16, tiles), (m, 16, tiles)):
 //! each transform then writes or reads one small block instead of 16 places far apart (measured:
 //! the input transform was bound by those scattered stores).
+//!
+//! A 2x2 max-pool with stride 2 that follows the convolution can be applied by the output
+//! transform (`pool`): each tile's 2x2 outputs are one pooling window, so only their maximum is
+//! written. Bias and leaky ReLU are then applied to the maximum: both are monotone, so the result is
+//! the same bit for bit as pooling their output, for a quarter of the work and stores.
 
 // Elsewhere than x86-64 and AArch64 (wasm32) there is no vector level: [`Level`] has no variant,
 // and the kernels are compiled but never called.
@@ -67,7 +72,8 @@ pub fn pack_weights(rows: usize, red: usize, out: &mut Vec<f32>, kernel: impl Fn
 
 /// out (m, oh, ow) = Σ_j Σ_{ki,kj} kernel(i, j)[ki][kj] · inp(j, oy + ki - pad, ox + kj - pad),
 /// for inp (kc, h, w) zero outside, oh = h + 2·pad - 2 (ow alike), plus bias[i] if given, through
-/// leaky ReLU with `slope` if given; with `packed` from [`pack_weights`]. Overwrites `out`.
+/// leaky ReLU with `slope` if given; with `packed` from [`pack_weights`]. With `pool`, out is
+/// (m, oh / 2, ow / 2) instead: the 2x2 max-pool (stride 2) of that. Overwrites `out`.
 /// Needs [`available`].
 #[allow(clippy::too_many_arguments)]
 pub fn correlate(
@@ -78,11 +84,12 @@ pub fn correlate(
     m: usize,
     bias: Option<&[f32]>,
     slope: Option<f32>,
+    pool: bool,
     s: &mut Scratch,
     out: &mut [f32],
 ) {
     let level = level().expect("winograd::correlate needs vector instructions (winograd::available)");
-    correlate_in(level, inp, (kc, h, w), pad, packed, m, bias, slope, s, out)
+    correlate_in(level, inp, (kc, h, w), pad, packed, m, bias, slope, pool, s, out)
 }
 
 /// [`correlate`] at a given level.
@@ -96,6 +103,7 @@ fn correlate_in(
     m: usize,
     bias: Option<&[f32]>,
     slope: Option<f32>,
+    pool: bool,
     s: &mut Scratch,
     out: &mut [f32],
 ) {
@@ -104,7 +112,8 @@ fn correlate_in(
     let (th, tw) = (oh.div_ceil(2), ow.div_ceil(2));
     let tiles = th * tw;
     let per = m.div_ceil(MR) * kc * MR;
-    assert!(inp.len() >= kc * h * w && out.len() >= m * oh * ow && packed.len() >= 16 * per);
+    let out_plane = if pool { (oh / 2) * (ow / 2) } else { oh * ow };
+    assert!(inp.len() >= kc * h * w && out.len() >= m * out_plane && packed.len() >= 16 * per);
     // The rows the tiles read: the input itself when it needs no padding (every tile row's 4
     // rows exist), else a zero-padded copy of 2·th + 2 rows. Loads are masked to a row's length.
     let (src, ph, pw) = if pad == 0 && oh.is_multiple_of(2) {
@@ -151,15 +160,16 @@ fn correlate_in(
             16 * tiles,
         );
     }
-    // SAFETY: as above; s.m holds 16·m·tiles floats and `out` m planes of oh·ow (asserted).
+    // SAFETY: as above; s.m holds 16·m·tiles floats and `out` m planes of oh·ow, or of their
+    // halves with `pool` (asserted).
     unsafe {
         match level {
             #[cfg(target_arch = "x86_64")]
-            Level::Avx512(l) => entry::output_avx512(l, &s.m, m, (oh, ow), (th, tw), bias, slope, out),
+            Level::Avx512(l) => entry::output_avx512(l, &s.m, m, (oh, ow), (th, tw), bias, slope, pool, out),
             #[cfg(target_arch = "x86_64")]
-            Level::Avx2(l) => entry::output_avx2(l, &s.m, m, (oh, ow), (th, tw), bias, slope, out),
+            Level::Avx2(l) => entry::output_avx2(l, &s.m, m, (oh, ow), (th, tw), bias, slope, pool, out),
             #[cfg(target_arch = "aarch64")]
-            Level::Neon(l) => entry::output_neon(l, &s.m, m, (oh, ow), (th, tw), bias, slope, out),
+            Level::Neon(l) => entry::output_neon(l, &s.m, m, (oh, ow), (th, tw), bias, slope, pool, out),
         }
     }
 }
@@ -194,10 +204,11 @@ mod entry {
                 tiles: (usize, usize),
                 bias: Option<&[f32]>,
                 slope: Option<f32>,
+                pool: bool,
                 out: &mut [f32],
             ) {
                 // SAFETY: the caller's promises.
-                unsafe { output_transform(s, mm, m, out_dims, tiles, bias, slope, out) }
+                unsafe { output_transform(s, mm, m, out_dims, tiles, bias, slope, pool, out) }
             }
         };
     }
@@ -253,11 +264,11 @@ unsafe fn input_transform<S: Simd>(
 }
 
 /// out (m, oh, ow) = Aᵀ M A + bias, through leaky ReLU with `slope` if given, from M (m, 16,
-/// tiles).
+/// tiles); with `pool`, out (m, oh / 2, ow / 2) = the 2x2 maximum of each whole tile instead.
 ///
 /// # Safety
 /// `s`'s instruction set is compiled in; (th, tw) = (oh, ow) halved up; mm.len() ≥ 16·m·th·tw,
-/// out.len() ≥ m·oh·ow, bias (if given) holds m values.
+/// out.len() ≥ m·oh·ow (m·(oh / 2)·(ow / 2) with `pool`), bias (if given) holds m values.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 unsafe fn output_transform<S: Simd>(
@@ -268,9 +279,24 @@ unsafe fn output_transform<S: Simd>(
     (th, tw): (usize, usize),
     bias: Option<&[f32]>,
     slope: Option<f32>,
+    pool: bool,
     out: &mut [f32],
 ) {
     let tiles = th * tw;
+    if pool {
+        // Whole tiles only: a last odd row or column is not in any window (as max-pooling floors).
+        let (ph, pw) = (oh / 2, ow / 2);
+        for (i, plane) in out.chunks_mut(ph * pw).take(m).enumerate() {
+            let mi = &mm[i * 16 * tiles..(i + 1) * 16 * tiles];
+            let b = bias.map_or(0.0, |b| b[i]);
+            for (ty, row) in plane.chunks_mut(pw).enumerate() {
+                // SAFETY: `mi` holds 16·tiles floats and ty·tw + pw ≤ tiles (ty < ph ≤ th, pw ≤
+                // tw); `row` holds pw floats.
+                unsafe { pooled_tile_row(s, mi, tiles, ty * tw, (b, slope), row) };
+            }
+        }
+        return;
+    }
     for (i, plane) in out.chunks_mut(oh * ow).take(m).enumerate() {
         let mi = &mm[i * 16 * tiles..(i + 1) * 16 * tiles];
         let b = bias.map_or(0.0, |b| b[i]);
@@ -354,34 +380,15 @@ unsafe fn output_tile_row<S: Simd>(
 ) {
     debug_assert!(mi.len() >= 15 * tiles + u0 + tw && rows.len() >= ow && 2 * tw <= ow + 1);
     let l = S::LANES;
-    let (b, zero) = (s.splat(bias), s.zero());
+    let b = s.splat(bias);
     for tx in (0..tw).step_by(l) {
         let k = s.mask(tw - tx);
-        let mut m = [zero; 16];
-        for (xi, m) in m.iter_mut().enumerate() {
-            // SAFETY: masked to lanes u0 + tx + u < u0 + tw; ξ·tiles + u0 + tw ≤ mi.len() for
-            // ξ < 16, as the caller promises.
-            *m = unsafe { s.load_masked(mi.as_ptr().add(xi * tiles + u0 + tx), k) };
-        }
-        let mut p0 = [zero; 4];
-        let mut p1 = [zero; 4];
-        for a in 0..4 {
-            p0[a] = s.add(s.add(m[4 * a], m[4 * a + 1]), m[4 * a + 2]);
-            p1[a] = s.sub(s.sub(m[4 * a + 1], m[4 * a + 2]), m[4 * a + 3]);
-        }
-        let y = [
-            [s.add(s.add(p0[0], p0[1]), p0[2]), s.add(s.add(p1[0], p1[1]), p1[2])],
-            [s.sub(s.sub(p0[1], p0[2]), p0[3]), s.sub(s.sub(p1[1], p1[2]), p1[3])],
-        ];
+        // SAFETY: masked to lanes u0 + tx + u < u0 + tw; ξ·tiles + u0 + tw ≤ mi.len() for
+        // ξ < 16, as the caller promises.
+        let y = unsafe { tile_outputs(s, mi.as_ptr().add(u0 + tx), tiles, k) };
         for (a, [y0, y1]) in y.into_iter().enumerate() {
             let Some(row) = rows.get_mut(a * ow..(a + 1) * ow) else { continue };
-            let (mut y0, mut y1) = (s.add(y0, b), s.add(y1, b));
-            if let Some(sl) = slope {
-                // Leaky ReLU as `elementwise::leaky_relu_here` computes it: max(v, 0) + slope·min(v, 0).
-                let sl = s.splat(sl);
-                y0 = s.add(s.max(y0, zero), s.mul(sl, s.min(y0, zero)));
-                y1 = s.add(s.max(y1, zero), s.mul(sl, s.min(y1, zero)));
-            }
+            let (y0, y1) = (activate(s, s.add(y0, b), slope), activate(s, s.add(y1, b), slope));
             let (lo, hi) = s.interleave(y0, y1);
             let at = 2 * tx;
             // SAFETY: `row` holds ow floats (sliced); at = 2tx < ow as tx < tw ≤ ow.div_ceil(2)
@@ -396,6 +403,66 @@ unsafe fn output_tile_row<S: Simd>(
     }
 }
 
+/// One pooled output row from the tiles u0..u0 + row.len() of one output channel's M: the
+/// maximum of each tile's 2x2 outputs, plus bias, through leaky ReLU with `slope` if given.
+///
+/// # Safety
+/// `s`'s instruction set is compiled in; mi.len() ≥ 15·tiles + u0 + row.len().
+#[inline(always)]
+unsafe fn pooled_tile_row<S: Simd>(
+    s: S,
+    mi: &[f32],
+    tiles: usize,
+    u0: usize,
+    (bias, slope): (f32, Option<f32>),
+    row: &mut [f32],
+) {
+    debug_assert!(mi.len() >= 15 * tiles + u0 + row.len());
+    let b = s.splat(bias);
+    for tx in (0..row.len()).step_by(S::LANES) {
+        let k = s.mask(row.len() - tx);
+        // SAFETY: masked to lanes u0 + tx + u < u0 + row.len(), inside `mi` (the caller's).
+        let [[y00, y01], [y10, y11]] = unsafe { tile_outputs(s, mi.as_ptr().add(u0 + tx), tiles, k) };
+        let top = s.max(s.max(y00, y01), s.max(y10, y11));
+        // SAFETY: masked to the row's length.
+        unsafe { s.store_masked(row.as_mut_ptr().add(tx), k, activate(s, s.add(top, b), slope)) };
+    }
+}
+
+/// Aᵀ M A for a vector's worth of tiles, Aᵀ = [[1, 1, 1, 0], [0, 1, -1, -1]]: y[a][b] is output
+/// (a, b) of each tile, from the 16 components at `m` + ξ·tiles (lanes masked by `k`).
+///
+/// # Safety
+/// `s`'s instruction set is compiled in; the lanes of `k` at m + ξ·tiles, ξ < 16, are readable.
+#[inline(always)]
+unsafe fn tile_outputs<S: Simd>(s: S, m: *const f32, tiles: usize, k: S::Mask) -> [[S::V; 2]; 2] {
+    // Loops, not closures: a closure would not inherit the caller's instruction set.
+    let mut v = [s.zero(); 16];
+    for (xi, v) in v.iter_mut().enumerate() {
+        // SAFETY: the caller's promise.
+        *v = unsafe { s.load_masked(m.add(xi * tiles), k) };
+    }
+    let (mut p0, mut p1) = ([s.zero(); 4], [s.zero(); 4]);
+    for a in 0..4 {
+        p0[a] = s.add(s.add(v[4 * a], v[4 * a + 1]), v[4 * a + 2]);
+        p1[a] = s.sub(s.sub(v[4 * a + 1], v[4 * a + 2]), v[4 * a + 3]);
+    }
+    [
+        [s.add(s.add(p0[0], p0[1]), p0[2]), s.add(s.add(p1[0], p1[1]), p1[2])],
+        [s.sub(s.sub(p0[1], p0[2]), p0[3]), s.sub(s.sub(p1[1], p1[2]), p1[3])],
+    ]
+}
+
+/// Leaky ReLU with `slope` if given, as `elementwise::leaky_relu_here` computes it:
+/// max(v, 0) + slope·min(v, 0).
+#[inline(always)]
+fn activate<S: Simd>(s: S, v: S::V, slope: Option<f32>) -> S::V {
+    match slope {
+        Some(sl) => s.add(s.max(v, s.zero()), s.mul(s.splat(sl), s.min(v, s.zero()))),
+        None => v,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -404,7 +471,7 @@ mod tests {
 
     /// Every vector level this CPU runs against plain loops, and the levels against each other
     /// bit for bit: odd and even sizes, padding, rows around the vector widths, with and without
-    /// bias and activation.
+    /// bias and activation; the pooled output against pooling the output.
     #[test]
     fn every_level_matches_plain_loops_and_the_others_exactly() {
         let mut rng = Rng::new(9);
@@ -453,12 +520,31 @@ mod tests {
                 for level in levels_here() {
                     let mut out = vec![f32::NAN; m * oh * ow];
                     let b = with_bias.then_some(&bias[..]);
-                    correlate_in(level, &inp, (kc, h, w), pad, &packed, m, b, slope, &mut Scratch::default(), &mut out);
+                    let mut scratch = Scratch::default();
+                    correlate_in(level, &inp, (kc, h, w), pad, &packed, m, b, slope, false, &mut scratch, &mut out);
                     for (u, v) in out.iter().zip(&reference) {
                         assert!(
                             (u - v).abs() <= 1e-4 * (1.0 + v.abs()),
                             "{level:?}: {u} vs {v}, {kc} {m} {h}x{w} pad {pad}"
                         );
+                    }
+                    // Pooled in the output transform: the 2x2 maxima of `out`, bit for bit.
+                    let (ph, pw) = (oh / 2, ow / 2);
+                    let mut pooled = vec![f32::NAN; m * ph * pw];
+                    correlate_in(level, &inp, (kc, h, w), pad, &packed, m, b, slope, true, &mut scratch, &mut pooled);
+                    for i in 0..m {
+                        for y in 0..ph {
+                            for x in 0..pw {
+                                let at = |a: usize, b: usize| out[(i * oh + 2 * y + a) * ow + 2 * x + b];
+                                let want = at(0, 0).max(at(0, 1)).max(at(1, 0).max(at(1, 1)));
+                                let got = pooled[(i * ph + y) * pw + x];
+                                assert_eq!(
+                                    got.to_bits(),
+                                    want.to_bits(),
+                                    "{level:?} pooled ({i}, {y}, {x}): {kc} {m} {h}x{w} pad {pad}"
+                                );
+                            }
+                        }
                     }
                     if let Some((first, y)) = results.first() {
                         let same = y.iter().zip(&out).all(|(a, b)| a.to_bits() == b.to_bits());
