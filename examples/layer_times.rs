@@ -1,4 +1,6 @@
-//! Forward and backward time of each CNN layer at batch 64 (medians of 5), for finding hot spots.
+//! Forward (training and evaluation) and backward time of each CNN layer at batch 64 (medians of
+//! 5), for finding hot spots. `+pool` rows: the convolution with the max-pool after it fused, as
+//! evaluation runs it.
 //!
 //!     cargo run --release --example layer_times
 use scratchnet::layers::*;
@@ -11,7 +13,7 @@ fn time(name: &str, layer: &mut dyn Layer, x: &Tensor) {
     let mut dx = Tensor::default();
     layer.forward(x, &mut y, &mut Ctx { train: true, rng: &mut rng }).unwrap();
     let dy = y.clone();
-    let (mut f, mut b) = (vec![], vec![]);
+    let (mut f, mut e, mut b) = (vec![], vec![], vec![]);
     for _ in 0..5 {
         let t = Instant::now();
         layer.forward(x, &mut y, &mut Ctx { train: true, rng: &mut rng }).unwrap();
@@ -19,10 +21,23 @@ fn time(name: &str, layer: &mut dyn Layer, x: &Tensor) {
         let t = Instant::now();
         layer.backward(x, &y, &dy, Some(&mut dx)).unwrap();
         b.push(t.elapsed().as_secs_f64() * 1e3);
+        let mut out = Tensor::default();
+        layer.forward(x, &mut out, &mut Ctx { train: false, rng: &mut rng }).unwrap();
+        let t = Instant::now();
+        layer.forward(x, &mut out, &mut Ctx { train: false, rng: &mut rng }).unwrap();
+        e.push(t.elapsed().as_secs_f64() * 1e3);
     }
-    f.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    b.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    println!("{name:10} fwd {:7.2} ms  bwd {:7.2} ms", f[2], b[2]);
+    for v in [&mut f, &mut e, &mut b] {
+        v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    }
+    println!("{name:12} fwd {:7.2} ms  eval {:7.2} ms  bwd {:7.2} ms", f[2], e[2], b[2]);
+}
+
+/// A convolution that takes the 2x2 max-pool after it in evaluation.
+fn pooled(g: Conv2dGeom, rng: &mut Rng) -> Conv2d {
+    let mut c = Conv2d::new(g, rng);
+    c.fuse_max_pool(Some((2, 2)));
+    c
 }
 fn main() {
     let mut rng = Rng::new(0);
@@ -40,6 +55,8 @@ fn main() {
     );
     time("drop1", &mut Dropout::new(0.25), &Tensor::randn(&[n, 64, 12, 12], 1.0, &mut rng));
     time("conv3", &mut Conv2d::new(g3, &mut rng), &Tensor::randn(&[n, 64, 12, 12], 1.0, &mut rng));
+    time("conv2+pool", &mut pooled(g2, &mut rng), &Tensor::randn(&[n, 32, 26, 26], 1.0, &mut rng));
+    time("conv3+pool", &mut pooled(g3, &mut rng), &Tensor::randn(&[n, 64, 12, 12], 1.0, &mut rng));
     time("dense1", &mut Dense::new(3200, 512, &mut rng), &Tensor::randn(&[n, 3200], 1.0, &mut rng));
     time("dense2", &mut Dense::new(512, 10, &mut rng), &Tensor::randn(&[n, 512], 1.0, &mut rng));
 }

@@ -44,6 +44,8 @@ pub trait Simd: Copy {
     fn deinterleave(self, a: Self::V, b: Self::V) -> (Self::V, Self::V);
     /// The inverse of [`Simd::deinterleave`]: even[0], odd[0], even[1], ... as two vectors.
     fn interleave(self, even: Self::V, odd: Self::V) -> (Self::V, Self::V);
+    /// The two halves of v swapped: lanes LANES/2.. first.
+    fn swap_halves(self, v: Self::V) -> Self::V;
 
     /// # Safety
     /// p[0..LANES] is readable.
@@ -190,6 +192,10 @@ pub mod x86 {
             }
         }
         #[inline(always)]
+        fn swap_halves(self, v: __m512) -> __m512 {
+            unsafe { _mm512_shuffle_f32x4::<0b01_00_11_10>(v, v) }
+        }
+        #[inline(always)]
         unsafe fn load(self, p: *const f32) -> __m512 {
             unsafe { _mm512_loadu_ps(p) }
         }
@@ -286,6 +292,10 @@ pub mod x86 {
             }
         }
         #[inline(always)]
+        fn swap_halves(self, v: __m256) -> __m256 {
+            unsafe { _mm256_permute2f128_ps::<1>(v, v) }
+        }
+        #[inline(always)]
         unsafe fn load(self, p: *const f32) -> __m256 {
             unsafe { _mm256_loadu_ps(p) }
         }
@@ -373,6 +383,10 @@ pub mod arm {
         #[inline(always)]
         fn interleave(self, even: float32x4_t, odd: float32x4_t) -> (float32x4_t, float32x4_t) {
             unsafe { (vzip1q_f32(even, odd), vzip2q_f32(even, odd)) }
+        }
+        #[inline(always)]
+        fn swap_halves(self, v: float32x4_t) -> float32x4_t {
+            unsafe { vextq_f32::<2>(v, v) }
         }
         #[inline(always)]
         unsafe fn load(self, p: *const f32) -> float32x4_t {

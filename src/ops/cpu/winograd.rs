@@ -252,13 +252,24 @@ unsafe fn input_transform<S: Simd>(
 ) {
     let tiles = th * tw;
     debug_assert!(ph >= 2 * th + 2 && src.len() >= kc * ph * pw && v.len() >= 16 * kc * tiles);
+    // Short tile rows (conv3's 5 tiles) go two to a vector, one per half.
+    let per_vector = if 2 * tw <= S::LANES { 2 } else { 1 };
     for j in 0..kc {
         let plane = &src[j * ph * pw..(j + 1) * ph * pw];
-        for ty in 0..th {
-            let rows = &plane[2 * ty * pw..(2 * ty + 4) * pw];
-            // SAFETY: `rows` holds 4·pw floats (sliced); V is written at (j·16 + ξ)·tiles + ty·tw +
-            // (0..tw), below (j·16 + 16)·tiles ≤ v.len() as ty < th; `v` is a unique borrow.
-            unsafe { input_tile_row(s, rows, pw, tw, v.as_mut_ptr().add(j * 16 * tiles + ty * tw), tiles) };
+        for ty in (0..th).step_by(per_vector) {
+            let pair = per_vector == 2 && ty + 1 < th;
+            let rows = &plane[2 * ty * pw..(2 * ty + if pair { 6 } else { 4 }) * pw];
+            // SAFETY: `rows` holds 4·pw floats, 6·pw for a pair (sliced: 2·ty + 6 ≤ 2·th + 2 ≤ ph
+            // as ty + 1 < th); V is written at (j·16 + ξ)·tiles + ty·tw + (0..tw, or 0..2·tw for a
+            // pair), below (j·16 + 16)·tiles ≤ v.len(); `v` is a unique borrow.
+            unsafe {
+                let v = v.as_mut_ptr().add(j * 16 * tiles + ty * tw);
+                if pair {
+                    input_tile_row::<S, true>(s, rows, pw, tw, v, tiles)
+                } else {
+                    input_tile_row::<S, false>(s, rows, pw, tw, v, tiles)
+                }
+            };
         }
     }
 }
@@ -285,13 +296,16 @@ unsafe fn output_transform<S: Simd>(
     let tiles = th * tw;
     if pool {
         // Whole tiles only: a last odd row or column is not in any window (as max-pooling floors).
+        // With both sides even the pooled plane is the tiles in their order: one run over all.
         let (ph, pw) = (oh / 2, ow / 2);
+        let flat = (ph, pw) == (th, tw);
         for (i, plane) in out.chunks_mut(ph * pw).take(m).enumerate() {
             let mi = &mm[i * 16 * tiles..(i + 1) * 16 * tiles];
             let b = bias.map_or(0.0, |b| b[i]);
-            for (ty, row) in plane.chunks_mut(pw).enumerate() {
-                // SAFETY: `mi` holds 16·tiles floats and ty·tw + pw ≤ tiles (ty < ph ≤ th, pw ≤
-                // tw); `row` holds pw floats.
+            let run = if flat { tiles } else { pw };
+            for (ty, row) in plane.chunks_mut(run).enumerate() {
+                // SAFETY: `mi` holds 16·tiles floats and ty·tw + row.len() ≤ tiles (one run of
+                // all tiles, or ty < ph ≤ th and pw ≤ tw).
                 unsafe { pooled_tile_row(s, mi, tiles, ty * tw, (b, slope), row) };
             }
         }
@@ -312,15 +326,26 @@ unsafe fn output_transform<S: Simd>(
 /// v_ξ[tx] (at v + ξ·v_stride) = (Bᵀ d B)_ξ of the tiles tx < tw of one tile row, whose 4 input
 /// rows of `rs` floats follow each other in `rows`; tile tx reads columns 2tx..2tx + 4 (zero past
 /// a row's end). LANES tiles at a time: each row's columns 2tx + 2u + {0, 1} and + {2, 3} for the
-/// lanes u come from two loads of 2·LANES floats split into even and odd columns.
+/// lanes u come from two loads of 2·LANES floats split into even and odd columns. With `PAIR`
+/// (2·tw ≤ LANES), the next tile row too (rows 2..6 of `rows`), in the upper half of the lanes:
+/// the second load of each split comes from its row instead, and its tiles follow the first
+/// row's in V.
 ///
 /// # Safety
-/// `s`'s instruction set is compiled in; rows.len() ≥ 4·rs; v[ξ·v_stride + tx] for ξ < 16,
-/// tx < tw is writable and not accessed by anyone else during the call.
+/// `s`'s instruction set is compiled in; rows.len() ≥ 4·rs (6·rs with `PAIR`, and then 2·tw ≤
+/// LANES); v[ξ·v_stride + tx] for ξ < 16, tx < tw (2·tw with `PAIR`) is writable and not accessed
+/// by anyone else during the call.
 #[inline(always)]
-unsafe fn input_tile_row<S: Simd>(s: S, rows: &[f32], rs: usize, tw: usize, v: *mut f32, v_stride: usize) {
-    debug_assert!(rows.len() >= 4 * rs);
+unsafe fn input_tile_row<S: Simd, const PAIR: bool>(
+    s: S,
+    rows: &[f32],
+    rs: usize,
+    tw: usize,
+    v: *mut f32,
+    v_stride: usize,
+) {
     let l = S::LANES;
+    debug_assert!(rows.len() >= if PAIR { 6 * rs } else { 4 * rs } && (!PAIR || 2 * tw <= l));
     for tx in (0..tw).step_by(l) {
         let k = s.mask(tw - tx);
         // d[i][col]: columns 2tx + 2u + col of row i for the lanes u, zero past the row's end.
@@ -330,12 +355,12 @@ unsafe fn input_tile_row<S: Simd>(s: S, rows: &[f32], rs: usize, tw: usize, v: *
                 let at = 2 * tx + 2 * half;
                 let mut ab = [s.zero(); 2];
                 for (q, ab) in ab.iter_mut().enumerate() {
-                    let col = at + q * l;
-                    // SAFETY: masked to the row: i·rs + col + lanes ≤ (i + 1)·rs ≤ rows.len()
+                    let (row, col) = if PAIR { (i + 2 * q, at) } else { (i, at + q * l) };
+                    // SAFETY: masked to the row: row·rs + col + lanes ≤ (row + 1)·rs ≤ rows.len()
                     // (the caller's), and the pointer clamped to the row's end where no lane is
                     // read.
                     *ab = unsafe {
-                        s.load_masked(rows.as_ptr().add(i * rs + col.min(rs)), s.mask(rs.saturating_sub(col)))
+                        s.load_masked(rows.as_ptr().add(row * rs + col.min(rs)), s.mask(rs.saturating_sub(col)))
                     };
                 }
                 (d[2 * half], d[2 * half + 1]) = s.deinterleave(ab[0], ab[1]);
@@ -351,8 +376,15 @@ unsafe fn input_tile_row<S: Simd>(s: S, rows: &[f32], rs: usize, tw: usize, v: *
             let [c0, c1, c2, c3] = t.map(|tc| tc[a]);
             let vals = [s.sub(c0, c2), s.add(c1, c2), s.sub(c2, c1), s.sub(c1, c3)];
             for (b, &val) in vals.iter().enumerate() {
-                // SAFETY: masked to lanes tx + u < tw, which the caller vouches for.
-                unsafe { s.store_masked(v.add((4 * a + b) * v_stride + tx), k, val) };
+                // SAFETY: masked to lanes tx + u < tw, and with `PAIR` tw + u < 2·tw, which the
+                // caller vouches for.
+                unsafe {
+                    let at = v.add((4 * a + b) * v_stride + tx);
+                    s.store_masked(at, k, val);
+                    if PAIR {
+                        s.store_masked(at.add(tw), k, s.swap_halves(val));
+                    }
+                }
             }
         }
     }
@@ -475,9 +507,16 @@ mod tests {
     #[test]
     fn every_level_matches_plain_loops_and_the_others_exactly() {
         let mut rng = Rng::new(9);
-        for (kc, m, h, w, pad) in
-            [(1, 3, 5, 5, 0), (3, 9, 8, 19, 1), (5, 4, 7, 36, 0), (8, 17, 12, 12, 1), (2, 2, 3, 70, 2)]
-        {
+        for (kc, m, h, w, pad) in [
+            (1, 3, 5, 5, 0),
+            (3, 9, 8, 19, 1),
+            (5, 4, 7, 36, 0),
+            (8, 17, 12, 12, 1),
+            (2, 2, 3, 70, 2),
+            (6, 5, 12, 12, 0),
+            (3, 2, 26, 26, 0),
+            (4, 3, 11, 7, 0),
+        ] {
             let inp: Vec<f32> = (0..kc * h * w).map(|_| rng.normal()).collect();
             let g: Vec<f32> = (0..m * kc * 9).map(|_| rng.normal()).collect();
             let bias: Vec<f32> = (0..m).map(|_| rng.normal()).collect();
