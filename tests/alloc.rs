@@ -48,7 +48,7 @@ fn training_steps_do_not_allocate_in_the_steady_state() {
     // The pool's worker threads allocate as they start, whenever the OS runs them: a loaded
     // machine once let that fall inside a measured batch. Start every worker before counting.
     rayon::broadcast(|_| ());
-    for name in ["mlp-dropout", "mlp-sgd", "mlp-sgd-momentum", "cnn", "cnn-plus", "cnn-fast"] {
+    for name in ["mlp-dropout", "mlp-sgd", "mlp-sgd-momentum", "cnn", "cnn-plus", "cnn-fast", "cnn-best"] {
         let p = preset(name).unwrap();
         let bs = p.train.batch_size;
         // Exactly 6 batches: the last 3 are measured after 3 warm-up batches.

@@ -90,7 +90,17 @@ fn grads(t: &mut Trainer) -> Vec<Vec<f32>> {
 #[test]
 fn one_training_step_of_every_preset_matches_the_cpu() {
     let Some(dev) = gpu() else { return };
-    for name in ["mlp-sgd", "mlp-sgd-momentum", "mlp", "mlp-dropout", "mlp-dropout-l2", "cnn", "cnn-plus", "cnn-fast"] {
+    for name in [
+        "mlp-sgd",
+        "mlp-sgd-momentum",
+        "mlp",
+        "mlp-dropout",
+        "mlp-dropout-l2",
+        "cnn",
+        "cnn-plus",
+        "cnn-fast",
+        "cnn-best",
+    ] {
         let p = preset(name).unwrap();
         let mut config = p.train.clone();
         // Lavapipe runs ~1-2 GFLOP/s: a CNN step on 16 images instead of 64.

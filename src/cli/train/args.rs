@@ -12,7 +12,7 @@ use crate::cli::DataArgs;
 
 #[derive(Args)]
 pub struct TrainArgs {
-    /// Preset (mlp-sgd, mlp-sgd-momentum, mlp, mlp-dropout, mlp-dropout-l2, cnn, cnn-plus, cnn-fast) or a spec.json file
+    /// Preset (mlp-sgd, mlp-sgd-momentum, mlp, mlp-dropout, mlp-dropout-l2, cnn, cnn-plus, cnn-fast, cnn-best) or a spec.json file
     #[arg(long)]
     pub model: Option<String>,
     #[command(flatten)]
