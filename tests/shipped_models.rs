@@ -1,15 +1,21 @@
 //! The models shipped in `models/`: the Fashion-MNIST CNN built into the binary as the default
-//! model of `evaluate`, `predict` and `inspect`, and the best MLP. Their accuracy is measured here
-//! on the real Fashion-MNIST test set, not read from their metadata.
+//! model of `evaluate`, `predict` and `inspect` (`cnn-best`), the original network's best, the
+//! fast recipe's and the best MLP. Their accuracy is measured here on the real Fashion-MNIST test
+//! set, not read from their metadata.
 
 use std::process::Command;
 
 use assert_cmd::cargo::CommandCargoExt;
 
 /// The original project's published test accuracy for its CNN. Its recipe reaches 93.35% here in
-/// PyTorch (docs/REFERENCE.md) and 93.32% in scratchnet; the shipped CNN (an improved recipe,
-/// see the README) must beat the published figure.
+/// PyTorch (docs/REFERENCE.md) and 93.32% in scratchnet; the shipped CNNs of that network (an
+/// improved recipe, see the README) and of `cnn-best` must beat the published figure.
 const ORIGINAL_PUBLISHED_TEST_ACCURACY: f64 = 0.9417;
+
+/// The built-in `cnn-best` model scored 95.04% on the test set after 33.6 minutes of training
+/// passes (README); the goal was 95% within about two hours.
+const BEST_ACCURACY_FLOOR: f64 = 0.95;
+const BEST_BUDGET_SECONDS: f64 = 7200.0;
 
 fn cmd() -> Command {
     let mut c = Command::cargo_bin("scratchnet").unwrap();
@@ -29,20 +35,42 @@ fn json_of(c: &mut Command) -> serde_json::Value {
 }
 
 #[test]
-fn built_in_cnn_beats_the_original_published_accuracy_on_the_fashion_mnist_test_set() {
+fn built_in_cnn_is_the_best_one_and_scores_what_its_record_says() {
     let v = json_of(cmd().args(["evaluate", "--json"]));
     assert!(v["model"].as_str().unwrap().starts_with("built-in"), "{v}");
     assert_eq!(v["examples"], 10000);
     let acc = v["accuracy"].as_f64().unwrap();
-    assert!(acc > ORIGINAL_PUBLISHED_TEST_ACCURACY, "built-in CNN: {acc} on the test set");
+    assert!(
+        acc >= BEST_ACCURACY_FLOOR && acc > ORIGINAL_PUBLISHED_TEST_ACCURACY,
+        "built-in CNN: {acc} on the test set"
+    );
     assert_eq!(v["tta"], "hflip", "the built-in CNN predicts with its mirror image, as its file says");
 
     // The record in the file says how it was made, and its test figure is the one measured now.
     let info = json_of(cmd().args(["inspect", "--json"]));
     let t = &info["training"];
-    assert!(t["command"].as_str().unwrap().starts_with("scratchnet train --model cnn"), "{t}");
+    assert!(t["command"].as_str().unwrap().starts_with("scratchnet train --model cnn-best"), "{t}");
+    assert_eq!(t["preset"], "cnn-best");
     assert!(t["wall_seconds"].as_f64().unwrap() > 0.0 && !t["machine"].as_str().unwrap().is_empty());
+    let secs = t["training_seconds"].as_f64().unwrap();
+    assert!(secs > 0.0 && secs <= BEST_BUDGET_SECONDS, "training passes took {secs} s");
     assert!(t["final_train_accuracy"].as_f64().unwrap() > 0.9);
+    assert!((t["final_test_accuracy"].as_f64().unwrap() - acc).abs() < 1e-9, "{t} vs {acc}");
+    let preset = scratchnet::model::preset("cnn-best").unwrap();
+    assert_eq!(info["parameters"], preset.spec.num_params());
+}
+
+/// The original network (`cnn-plus`, the default model until `cnn-best`) still ships: 94.60%.
+#[test]
+fn shipped_cnn_of_the_original_network_beats_the_original_published_accuracy() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/models/fashion-mnist-cnn.safetensors");
+    let v = json_of(cmd().args(["evaluate", "--json", "--model", path]));
+    let acc = v["accuracy"].as_f64().unwrap();
+    assert!(acc > ORIGINAL_PUBLISHED_TEST_ACCURACY, "shipped cnn-plus model: {acc} on the test set");
+    assert_eq!(v["tta"], "hflip");
+    let info = json_of(cmd().args(["inspect", "--json", path]));
+    let t = &info["training"];
+    assert!(t["command"].as_str().unwrap().starts_with("scratchnet train --model cnn-plus"), "{t}");
     assert!((t["final_test_accuracy"].as_f64().unwrap() - acc).abs() < 1e-9, "{t} vs {acc}");
     assert_eq!(info["parameters"], 1736714);
 }

@@ -310,6 +310,15 @@ fn conv_check(x: &Tensor, w: &Tensor, g: &Conv2dGeom) -> Result<usize> {
     Ok(x.rows())
 }
 
+/// [`conv_check`] and the bias's length, for the forward passes.
+fn conv_forward_check(x: &Tensor, w: &Tensor, b: &Tensor, g: &Conv2dGeom) -> Result<usize> {
+    let n = conv_check(x, w, g)?;
+    if b.len() != g.f {
+        return Err(Error::shape("conv2d bias", b.shape(), &[g.f]));
+    }
+    Ok(n)
+}
+
 /// y (n, f, oh, ow) = conv2d(x (n, c, h, w), w (f, c, k, k)) + b (f), by im2col + GEMM.
 pub fn conv2d(
     x: &Tensor,
@@ -333,10 +342,7 @@ pub fn conv2d_act(
     scratch: &mut ConvScratch,
     y: &mut Tensor,
 ) -> Result<()> {
-    let n = conv_check(x, w, g)?;
-    if b.len() != g.f {
-        return Err(Error::shape("conv2d bias", b.shape(), &[g.f]));
-    }
+    let n = conv_forward_check(x, w, b, g)?;
     #[cfg(feature = "gpu")]
     if !x.is_host() {
         let _ = scratch;
@@ -369,10 +375,7 @@ pub fn conv2d_act_max_pool(
     scratch: &mut ConvScratch,
     y: &mut Tensor,
 ) -> Result<()> {
-    let n = conv_check(x, w, g)?;
-    if b.len() != g.f {
-        return Err(Error::shape("conv2d bias", b.shape(), &[g.f]));
-    }
+    let n = conv_forward_check(x, w, b, g)?;
     if !conv2d_fuses_max_pool(x, g, pool) {
         return Err(Error::arg("conv2d_act_max_pool", "this convolution and pooling do not fuse here"));
     }

@@ -4,7 +4,7 @@
 import init, { Classifier, maxPixels } from "./pkg/scratchnet_web.js";
 
 const $ = (id) => document.getElementById(id);
-const MODELS = { cnn: "models/fashion-mnist-cnn.safetensors", mlp: "models/fashion-mnist-mlp.safetensors" };
+const MODELS = { cnn: "models/fashion-mnist-cnn-best.safetensors", mlp: "models/fashion-mnist-mlp.safetensors" };
 const classifiers = {};
 let current = "cnn";
 let lastInput = null; // { rgba, width, height, what, label } of the picture shown

@@ -99,7 +99,7 @@ check(firstMedian <= 1000,
   `first prediction after navigation start: ${figures.first_prediction_ms.join(", ")} ms (first: a fresh browser), median ${Math.round(firstMedian)} ms (target <= 1000 ms)`);
 
 // ---- (2) samples against `scratchnet predict --json` ----
-const modelFiles = { cnn: "models/fashion-mnist-cnn.safetensors", mlp: "models/fashion-mnist-mlp.safetensors" };
+const modelFiles = { cnn: "models/fashion-mnist-cnn-best.safetensors", mlp: "models/fashion-mnist-mlp.safetensors" };
 for (const model of ["cnn", "mlp"]) {
   const st = await openPage(`#selftest&model=${model}`);
   await st.waitForFunction(() => document.getElementById("selftest").dataset.done === "true", { timeout: 120000 });
