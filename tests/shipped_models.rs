@@ -40,10 +40,8 @@ fn built_in_cnn_is_the_best_one_and_scores_what_its_record_says() {
     assert!(v["model"].as_str().unwrap().starts_with("built-in"), "{v}");
     assert_eq!(v["examples"], 10000);
     let acc = v["accuracy"].as_f64().unwrap();
-    assert!(
-        acc >= BEST_ACCURACY_FLOOR && acc > ORIGINAL_PUBLISHED_TEST_ACCURACY,
-        "built-in CNN: {acc} on the test set"
-    );
+    // (The floor is above the original's published 94.17%.)
+    assert!(acc >= BEST_ACCURACY_FLOOR, "built-in CNN: {acc} on the test set");
     assert_eq!(v["tta"], "hflip", "the built-in CNN predicts with its mirror image, as its file says");
 
     // The record in the file says how it was made, and its test figure is the one measured now.
