@@ -298,6 +298,9 @@ unsafe fn output_transform<S: Simd>(
         // Whole tiles only: a last odd row or column is not in any window (as max-pooling floors).
         // With both sides even the pooled plane is the tiles in their order: one run over all.
         let (ph, pw) = (oh / 2, ow / 2);
+        if ph == 0 || pw == 0 {
+            return;
+        }
         let flat = (ph, pw) == (th, tw);
         for (i, plane) in out.chunks_mut(ph * pw).take(m).enumerate() {
             let mi = &mm[i * 16 * tiles..(i + 1) * 16 * tiles];
@@ -516,6 +519,7 @@ mod tests {
             (6, 5, 12, 12, 0),
             (3, 2, 26, 26, 0),
             (4, 3, 11, 7, 0),
+            (2, 3, 3, 8, 0),
         ] {
             let inp: Vec<f32> = (0..kc * h * w).map(|_| rng.normal()).collect();
             let g: Vec<f32> = (0..m * kc * 9).map(|_| rng.normal()).collect();
