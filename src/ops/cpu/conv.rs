@@ -32,9 +32,9 @@ fn direct(g: &Conv2dGeom, algo: ConvAlgorithm) -> bool {
     shifted(g, algo) && matches!(algo, ConvAlgorithm::Auto | ConvAlgorithm::Direct) && conv_direct::available()
 }
 
-/// Winograd for 3x3 kernels: F(2x2, 3x3) for the forward pass, F(3x3, 2x2) for the weight
-/// gradient. (Also correct for the input gradient, but slower there than the direct kernel:
-/// measured conv2 0.88x, conv3 0.91x, as its transforms run over the 2x more channels of dY.)
+/// Winograd F(2x2, 3x3) for the forward pass of 3x3 kernels. (Also correct for the input
+/// gradient, but slower there than the direct kernel: measured conv2 0.88x, conv3 0.91x, as its
+/// transforms run over the 2x more channels of dY.)
 fn winograd(g: &Conv2dGeom, algo: ConvAlgorithm) -> bool {
     direct(g, algo) && algo == ConvAlgorithm::Auto && g.k == 3 && winograd::available()
 }
@@ -89,9 +89,7 @@ impl ConvScratch {
                 s.cols.resize(patch, 0.0);
             }
             if backward {
-                if winograd(g, algo) {
-                    s.dw_taps.resize(16 * g.f * g.c, 0.0);
-                } else if shifted(g, algo) {
+                if shifted(g, algo) {
                     s.dw_taps.resize(g.f * g.patch_len(), 0.0);
                 } else {
                     s.dcols.resize(patch, 0.0);
@@ -298,7 +296,6 @@ pub fn backward(
 ) {
     let (in_len, out_len, p, ckk) = (g.in_len(), g.out_len(), g.out_plane(), g.patch_len());
     let shift = shifted(g, algo);
-    let wino = winograd(g, algo);
     let (scratch, packing) = scratch.prepare(n, g, algo, true);
     let packed = direct(g, algo).then(|| packing.prepare(w, g, true, false));
     let chunk_work = |ci: usize, s: &mut ChunkScratch, mut dx_chunk: Option<&mut [f32]>| {
@@ -319,10 +316,7 @@ pub fn backward(
             if shift {
                 let dx_n = dx_chunk.as_deref_mut().map(|d| &mut d[(img - first) * in_len..(img - first + 1) * in_len]);
                 let x_n = &x[img * in_len..(img + 1) * in_len];
-                let ChunkScratch { pad_buf, pad_grad, channels_last, wide, dw_taps, db, wino: wino_scratch, .. } = s;
-                if wino {
-                    winograd::accumulate_weight_grad(x_n, (g.c, g.h, g.w), g.pad, dy_n, g.f, wino_scratch, dw_taps);
-                }
+                let ChunkScratch { pad_buf, pad_grad, channels_last, wide, dw_taps, db, .. } = s;
                 conv_shift::backward_image(
                     x_n,
                     w,
@@ -333,7 +327,7 @@ pub fn backward(
                     pad_grad,
                     channels_last,
                     wide,
-                    (!wino).then_some(&mut dw_taps[..]),
+                    dw_taps,
                     db,
                     dx_n,
                 );
@@ -358,8 +352,8 @@ pub fn backward(
         }
         None => for_each_chunk(scratch, 1, |ci, s| chunk_work(ci, &mut s[0], None)),
     }
-    // Partial gradients summed in chunk order; shifted products sum them by tap (or Winograd
-    // component), contiguous, and reorder (or transform) once.
+    // Partial gradients summed in chunk order; shifted products sum them by tap, contiguous,
+    // and reorder once.
     dw.fill(0.0);
     db.fill(0.0);
     if let [first, rest @ ..] = scratch
@@ -370,11 +364,7 @@ pub fn backward(
                 *a += v;
             }
         }
-        if wino {
-            winograd::add_weight_grad(&first.dw_taps, g.c, g.f, dw);
-        } else {
-            conv_shift::add_taps(&first.dw_taps, g, dw);
-        }
+        conv_shift::add_taps(&first.dw_taps, g, dw);
     }
     for s in scratch.iter() {
         if !shift {

@@ -141,9 +141,8 @@ pub fn forward_image(
     }
 }
 
-/// Backward of one image: adds dL/db into `db`, dL/dw into `dw_taps` (k·k, f, c) when given (the
-/// caller may compute it otherwise: Winograd); writes dL/dx (c, h, w) into `dx` when given; by the
-/// direct kernels when `direct` holds the backward packing.
+/// Backward of one image: adds dL/dw into `dw_taps` (k·k, f, c) and dL/db into `db`; writes dL/dx
+/// (c, h, w) into `dx` when given; by the direct kernels when `direct` holds the backward packing.
 /// `wide` holds [`wide_len`] floats; `pad_buf`, `pad_grad`, `channels_last` are scratch.
 #[allow(clippy::too_many_arguments)]
 pub fn backward_image(
@@ -156,18 +155,12 @@ pub fn backward_image(
     pad_grad: &mut Vec<f32>,
     channels_last: &mut Vec<f32>,
     wide: &mut [f32],
-    dw_taps: Option<&mut [f32]>,
+    dw_taps: &mut [f32],
     db: &mut [f32],
     dx: Option<&mut [f32]>,
 ) {
     let (hp, wp, cols) = wide_dims(g);
     let (oh, ow) = (g.oh(), g.ow());
-    if dw_taps.is_none() && dx.is_none() {
-        for (plane, acc) in dy.chunks(oh * ow).zip(db.iter_mut()) {
-            *acc += super::elementwise::sum(plane);
-        }
-        return;
-    }
     // dY wide, each row preceded by `lead` zeros and followed by zeros up to the row stride.
     let (lead, rs) = if direct.is_some() { (front(g), hp * wp + front(g)) } else { (0, oh * wp) };
     for ((plane, wide_plane), acc) in dy.chunks(oh * ow).zip(wide.chunks_mut(rs)).zip(db.iter_mut()) {
@@ -181,8 +174,22 @@ pub fn backward_image(
         *acc += super::elementwise::sum(plane);
     }
     let dy_wide = Mat::strided(&wide[lead..], g.f, cols, rs);
-    if let Some(dw_taps) = dw_taps {
-        weight_grad_image(x, g, direct, dy_wide, pad_buf, channels_last, dw_taps);
+    let src = padded(x, g, pad_buf);
+    if let Some(d) = direct {
+        // Rows of 64-byte-aligned vectors when c is a multiple of 16.
+        channels_last.resize(hp * wp * g.c + 16, 0.0);
+        let a = channels_last.as_ptr().align_offset(64).min(16);
+        let xt = &mut channels_last[a..a + hp * wp * g.c];
+        conv_direct::transpose_image(src, g.c, hp * wp, xt, g.c);
+        conv_direct::taps_weight_grad(&wide[lead..], g.f, rs, xt, g.c, g.c, &d.offs, (oh, ow, wp), dw_taps);
+    } else {
+        let fc = g.f * g.c;
+        for ki in 0..g.k {
+            for kj in 0..g.k {
+                let t = ki * g.k + kj;
+                gemm(dy_wide, shifted(src, g, ki, kj).t(), &mut dw_taps[t * fc..(t + 1) * fc], g.c, true);
+            }
+        }
     }
     let Some(dx) = dx else { return };
     let grad: &mut [f32] = if g.pad == 0 {
@@ -206,37 +213,6 @@ pub fn backward_image(
         for (plane, src) in dx.chunks_mut(g.h * g.w).zip(pad_grad.chunks(hp * wp)) {
             for (row, s) in plane.chunks_mut(g.w).zip(src[g.pad * wp..].chunks(wp)) {
                 row.copy_from_slice(&s[g.pad..g.pad + g.w]);
-            }
-        }
-    }
-}
-
-/// dw_taps (k·k, f, c) += dY_wide · X_tapᵀ for every tap, one image.
-fn weight_grad_image(
-    x: &[f32],
-    g: &Conv2dGeom,
-    direct: Option<&Direct>,
-    dy_wide: Mat,
-    pad_buf: &mut Vec<f32>,
-    channels_last: &mut Vec<f32>,
-    dw_taps: &mut [f32],
-) {
-    let (hp, wp, _) = wide_dims(g);
-    let src = padded(x, g, pad_buf);
-    if let Some(d) = direct {
-        // Rows of 64-byte-aligned vectors when c is a multiple of 16.
-        channels_last.resize(hp * wp * g.c + 16, 0.0);
-        let a = channels_last.as_ptr().align_offset(64).min(16);
-        let xt = &mut channels_last[a..a + hp * wp * g.c];
-        conv_direct::transpose_image(src, g.c, hp * wp, xt, g.c);
-        let (oh, ow) = (g.oh(), g.ow());
-        conv_direct::taps_weight_grad(dy_wide.data, g.f, dy_wide.rs, xt, g.c, g.c, &d.offs, (oh, ow, wp), dw_taps);
-    } else {
-        let fc = g.f * g.c;
-        for ki in 0..g.k {
-            for kj in 0..g.k {
-                let t = ki * g.k + kj;
-                gemm(dy_wide, shifted(src, g, ki, kj).t(), &mut dw_taps[t * fc..(t + 1) * fc], g.c, true);
             }
         }
     }
