@@ -120,11 +120,13 @@ fn main() {
             };
             let algos = [
                 ops::ConvAlgorithm::Auto,
+                ops::ConvAlgorithm::Winograd,
+                ops::ConvAlgorithm::WinogradForward,
                 ops::ConvAlgorithm::Direct,
                 ops::ConvAlgorithm::Shifted,
                 ops::ConvAlgorithm::Im2col,
             ];
-            let mut times = [Vec::new(), Vec::new(), Vec::new(), Vec::new()];
+            let mut times = algos.map(|_| Vec::new());
             for round in 0..16 {
                 for (i, &algo) in algos.iter().enumerate() {
                     ops::set_conv_algorithm(if im2col_only { ops::ConvAlgorithm::Im2col } else { algo });

@@ -12,9 +12,11 @@ use scratchnet::ops::{self, ConvAlgorithm};
 use scratchnet::train::Trainer;
 
 /// (name, algorithm, activations fused into the convolutions)
-const VARIANTS: [(&str, ConvAlgorithm, bool); 5] = [
+const VARIANTS: [(&str, ConvAlgorithm, bool); 7] = [
     ("auto", ConvAlgorithm::Auto, true),
     ("auto, unfused", ConvAlgorithm::Auto, false),
+    ("winograd", ConvAlgorithm::Winograd, true),
+    ("winograd-forward", ConvAlgorithm::WinogradForward, true),
     ("direct", ConvAlgorithm::Direct, true),
     ("shifted", ConvAlgorithm::Shifted, true),
     ("im2col", ConvAlgorithm::Im2col, true),

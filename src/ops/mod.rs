@@ -121,22 +121,33 @@ pub fn run_batches<R: Send>(device: &Device, macs: usize, f: impl FnOnce() -> R 
 /// Per-layer scratch memory for convolution, reused across steps.
 pub type ConvScratch = cpu::conv::ConvScratch;
 
-/// How convolutions are computed. `Auto` (the default), for stride 1 where the CPU has AVX-512:
-/// Winograd F(2x2, 3x3) for the forward pass and input gradient of 3x3 kernels, the direct kernels
-/// otherwise and for weight gradients; through `gemm` without AVX-512; im2col for other strides.
-/// `Direct`: the direct kernels only. `Shifted`: shifted products through `gemm` only. `Im2col`:
-/// the original's im2col / col2im everywhere (the reference).
+/// How convolutions are computed. `Auto` (the default), for stride 1 where the CPU has a vector
+/// level (AVX-512, AVX2 + FMA, NEON): Winograd for 3x3 kernels (the forward pass everywhere, the
+/// gradients too where vectors are narrower than AVX-512's, see `cpu::winograd`), the direct
+/// kernels otherwise; through `gemm` at the scalar level; im2col for other strides. `Winograd`:
+/// Winograd for the forward pass and both gradients of 3x3 kernels at any vector level;
+/// `WinogradForward`: for the forward pass only (what `Auto` runs on AVX-512). `Direct`: the direct
+/// kernels only. `Shifted`: shifted products through `gemm` only. `Im2col`: the original's im2col
+/// / col2im everywhere (the reference).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ConvAlgorithm {
     Auto,
+    Winograd,
+    WinogradForward,
     Direct,
     Shifted,
     Im2col,
 }
 
 static CONV_ALGORITHM: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
-const CONV_ALGORITHMS: [ConvAlgorithm; 4] =
-    [ConvAlgorithm::Auto, ConvAlgorithm::Direct, ConvAlgorithm::Shifted, ConvAlgorithm::Im2col];
+const CONV_ALGORITHMS: [ConvAlgorithm; 6] = [
+    ConvAlgorithm::Auto,
+    ConvAlgorithm::Winograd,
+    ConvAlgorithm::WinogradForward,
+    ConvAlgorithm::Direct,
+    ConvAlgorithm::Shifted,
+    ConvAlgorithm::Im2col,
+];
 
 /// Sets the convolution algorithm for the whole process.
 pub fn set_conv_algorithm(a: ConvAlgorithm) {

@@ -1,7 +1,8 @@
 //! 2-D convolution, batch-parallel: by im2col + GEMM (the original's algorithm, the reference,
 //! used for strides above 1) or, for stride 1, by the shifted products of [`super::conv_shift`],
-//! which need no im2col / col2im, computed by the fused kernel of [`super::conv_direct`] where the
-//! CPU has AVX-512. [`crate::ops::set_conv_algorithm`] can force either slower path.
+//! which need no im2col / col2im, computed by the fused kernel of [`super::conv_direct`] or by
+//! [`super::winograd`] (3x3 kernels) where the CPU has a vector level.
+//! [`crate::ops::set_conv_algorithm`] can force any path.
 //!
 //! Per image: `cols` (c·k·k, oh·ow) holds one input patch per column, so
 //!   forward   y_n (f, oh·ow) = w (f, c·k·k) · cols_n + b
@@ -29,14 +30,23 @@ fn shifted(g: &Conv2dGeom, algo: ConvAlgorithm) -> bool {
 }
 
 fn direct(g: &Conv2dGeom, algo: ConvAlgorithm) -> bool {
-    shifted(g, algo) && matches!(algo, ConvAlgorithm::Auto | ConvAlgorithm::Direct) && conv_direct::available()
+    shifted(g, algo) && !matches!(algo, ConvAlgorithm::Shifted | ConvAlgorithm::Im2col) && conv_direct::available()
 }
 
-/// Winograd F(2x2, 3x3) for the forward pass of 3x3 kernels. (Also correct for the input
-/// gradient, but slower there than the direct kernel: measured conv2 0.88x, conv3 0.91x, as its
-/// transforms run over the 2x more channels of dY.)
+/// Winograd F(2x2, 3x3) for the forward pass of 3x3 kernels.
 fn winograd(g: &Conv2dGeom, algo: ConvAlgorithm) -> bool {
-    direct(g, algo) && algo == ConvAlgorithm::Auto && g.k == 3 && winograd::available()
+    direct(g, algo) && algo != ConvAlgorithm::Direct && g.k == 3 && winograd::available()
+}
+
+/// Winograd for the gradients too: F(3x3, 2x2) for the weight gradient, F(2x2, 3x3) on dY padded
+/// by 2 - pad for the input gradient. `Auto` takes it where it pays ([`winograd::pays_for_gradients`]).
+fn winograd_grads(g: &Conv2dGeom, algo: ConvAlgorithm) -> bool {
+    let wanted = match algo {
+        ConvAlgorithm::Winograd => true,
+        ConvAlgorithm::Auto => winograd::pays_for_gradients(),
+        _ => false,
+    };
+    wanted && winograd(g, algo) && g.pad <= 2
 }
 
 /// Images per chunk of work: small enough to balance two or more threads at batch 64.
@@ -89,7 +99,9 @@ impl ConvScratch {
                 s.cols.resize(patch, 0.0);
             }
             if backward {
-                if shifted(g, algo) {
+                if winograd_grads(g, algo) {
+                    s.dw_taps.resize(16 * g.f * g.c, 0.0);
+                } else if shifted(g, algo) {
                     s.dw_taps.resize(g.f * g.patch_len(), 0.0);
                 } else {
                     s.dcols.resize(patch, 0.0);
@@ -296,8 +308,9 @@ pub fn backward(
 ) {
     let (in_len, out_len, p, ckk) = (g.in_len(), g.out_len(), g.out_plane(), g.patch_len());
     let shift = shifted(g, algo);
+    let wino = winograd_grads(g, algo);
     let (scratch, packing) = scratch.prepare(n, g, algo, true);
-    let packed = direct(g, algo).then(|| packing.prepare(w, g, true, false));
+    let packed = direct(g, algo).then(|| packing.prepare(w, g, true, wino));
     let chunk_work = |ci: usize, s: &mut ChunkScratch, mut dx_chunk: Option<&mut [f32]>| {
         if shift {
             s.dw_taps.fill(0.0);
@@ -316,6 +329,17 @@ pub fn backward(
             if shift {
                 let dx_n = dx_chunk.as_deref_mut().map(|d| &mut d[(img - first) * in_len..(img - first + 1) * in_len]);
                 let x_n = &x[img * in_len..(img + 1) * in_len];
+                if let Some(u) = packed.and_then(Direct::winograd) {
+                    for (acc, plane) in s.db.iter_mut().zip(dy_n.chunks(p)) {
+                        *acc += super::elementwise::sum(plane);
+                    }
+                    let (x_dims, dy_dims) = ((g.c, g.h, g.w), (g.f, g.oh(), g.ow()));
+                    winograd::accumulate_weight_grad(x_n, x_dims, g.pad, dy_n, g.f, &mut s.wino, &mut s.dw_taps);
+                    if let Some(dx_n) = dx_n {
+                        winograd::correlate(dy_n, dy_dims, 2 - g.pad, u, g.c, None, None, false, &mut s.wino, dx_n);
+                    }
+                    continue;
+                }
                 let ChunkScratch { pad_buf, pad_grad, channels_last, wide, dw_taps, db, .. } = s;
                 conv_shift::backward_image(
                     x_n,
@@ -352,8 +376,8 @@ pub fn backward(
         }
         None => for_each_chunk(scratch, 1, |ci, s| chunk_work(ci, &mut s[0], None)),
     }
-    // Partial gradients summed in chunk order; shifted products sum them by tap, contiguous,
-    // and reorder once.
+    // Partial gradients summed in chunk order; shifted products sum them by tap (or Winograd
+    // component), contiguous, and reorder (or transform) once.
     dw.fill(0.0);
     db.fill(0.0);
     if let [first, rest @ ..] = scratch
@@ -364,7 +388,11 @@ pub fn backward(
                 *a += v;
             }
         }
-        conv_shift::add_taps(&first.dw_taps, g, dw);
+        if wino {
+            winograd::add_weight_grad(&first.dw_taps, g.c, g.f, dw);
+        } else {
+            conv_shift::add_taps(&first.dw_taps, g, dw);
+        }
     }
     for s in scratch.iter() {
         if !shift {
@@ -419,6 +447,7 @@ mod tests {
         let mut rng = Rng::new(3);
         for (g, algo) in [
             (Conv2dGeom { c: 32, h: 10, w: 9, f: 16, k: 3, stride: 1, pad: 0 }, ConvAlgorithm::Auto),
+            (Conv2dGeom { c: 32, h: 10, w: 9, f: 16, k: 3, stride: 1, pad: 0 }, ConvAlgorithm::Winograd),
             (Conv2dGeom { c: 32, h: 10, w: 9, f: 16, k: 3, stride: 1, pad: 0 }, ConvAlgorithm::Im2col),
             (Conv2dGeom { c: 1, h: 8, w: 8, f: 8, k: 3, stride: 2, pad: 1 }, ConvAlgorithm::Auto),
         ] {
@@ -480,7 +509,13 @@ mod tests {
                 [y, dw, db, dx]
             };
             let reference = run(ConvAlgorithm::Im2col);
-            for algo in [ConvAlgorithm::Auto, ConvAlgorithm::Direct, ConvAlgorithm::Shifted] {
+            for algo in [
+                ConvAlgorithm::Auto,
+                ConvAlgorithm::Winograd,
+                ConvAlgorithm::WinogradForward,
+                ConvAlgorithm::Direct,
+                ConvAlgorithm::Shifted,
+            ] {
                 let fast = run(algo);
                 for (u, v) in fast[0].iter().zip(&forward_direct(&x, &w, &b, &g, n)) {
                     assert!(

@@ -235,7 +235,7 @@ pub fn taps_weight_grad(
 
 /// [`taps_weight_grad`] at a given level.
 #[allow(clippy::too_many_arguments)]
-fn taps_weight_grad_in(
+pub(super) fn taps_weight_grad_in(
     level: Level,
     dy: &[f32],
     f: usize,

@@ -31,8 +31,8 @@ pub struct Direct {
 }
 
 impl Direct {
-    /// For the forward pass (`backward` false), by Winograd if `wino` (3x3 kernels), or the input
-    /// gradient.
+    /// For the forward pass (`backward` false) or the input gradient, by Winograd if `wino` (3x3
+    /// kernels).
     pub fn prepare(&mut self, w: &[f32], g: &Conv2dGeom, backward: bool, wino: bool) -> &Self {
         if self.made_for == Some((*g, backward, wino)) && self.source == w {
             return self;
@@ -46,6 +46,11 @@ impl Direct {
             winograd::pack_weights(g.f, g.c, &mut self.winograd, |f, c| {
                 std::array::from_fn(|ki| std::array::from_fn(|kj| w[(f * g.c + c) * kk + ki * 3 + kj]))
             });
+        } else if wino {
+            // The input gradient: channels map filters back to channels, kernels flipped.
+            winograd::pack_weights(g.c, g.f, &mut self.winograd, |c, f| {
+                std::array::from_fn(|ki| std::array::from_fn(|kj| w[(f * g.c + c) * kk + (2 - ki) * 3 + 2 - kj]))
+            });
         } else if backward {
             conv_direct::pack_backward(w, g, &mut self.packed);
         } else {
@@ -55,7 +60,7 @@ impl Direct {
         self
     }
 
-    /// The Winograd weights, if the forward pass was prepared for Winograd.
+    /// The Winograd weights, if prepared for Winograd.
     pub fn winograd(&self) -> Option<&[f32]> {
         (!self.winograd.is_empty()).then_some(&self.winograd[..])
     }

@@ -6,9 +6,10 @@
 //!   V_ξ (c, tiles)  = Bᵀ d B, component ξ of every input tile      (input transform)
 //!   M_ξ (m, tiles)  = U_ξ (m, c) · V_ξ                             (16 products, direct kernel)
 //!   Y               = Aᵀ M A                                       (output transform)
-//! with U = G g Gᵀ transformed once per layer call. Used for the forward pass; the input gradient
-//! would be the same computation on dY padded by 2 with the weights transposed and flipped, but
-//! measured slower there than the direct kernel (see docs/ARCHITECTURE.md).
+//! with U = G g Gᵀ transformed once per layer call. The input gradient is the same computation on
+//! dY padded by 2 - pad, with the weights transposed and flipped; the weight gradient is F(3x3,
+//! 2x2) ([`accumulate_weight_grad`]). Both are used where vectors are narrower than AVX-512's
+//! ([`pays_for_gradients`]); on AVX-512 the direct kernels compute the gradients as fast.
 //!
 //! Layout: tiles are numbered u = ty·tw + tx. The input transform takes a vector's worth of tiles
 //! of a tile row at once, splitting the 4 input rows they read into even and odd columns with
@@ -37,6 +38,21 @@ pub fn available() -> bool {
     level().is_some()
 }
 
+/// Whether `ConvAlgorithm::Auto` takes Winograd for the gradients too: where vectors are narrower
+/// than AVX-512's. The transforms move 4x their input's data between L1 and L2 whatever the level,
+/// while the products they save cost 2x more per multiply-add with half-width vectors: measured
+/// (BENCHMARKS.md, session 11), the gradients by Winograd made AVX2 training steps ~13-15% faster
+/// and AVX-512 ones no faster (0.91-0.98x). NEON's 4 lanes follow AVX2 (not measured).
+pub fn pays_for_gradients() -> bool {
+    match level() {
+        #[cfg(target_arch = "x86_64")]
+        Some(Level::Avx2(_)) => true,
+        #[cfg(target_arch = "aarch64")]
+        Some(Level::Neon(_)) => true,
+        _ => false,
+    }
+}
+
 const G: [[f32; 3]; 4] = [[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]];
 
 #[derive(Default, Debug, Clone)]
@@ -45,8 +61,11 @@ pub struct Scratch {
     /// borders are never written, so they stay zero from one call to the next.
     padded: Vec<f32>,
     padded_for: (usize, usize, usize, usize),
+    /// The input transform V; the products M (forward), or the dY transform D (weight gradient).
     v: Vec<f32>,
     m: Vec<f32>,
+    /// dY with channels last (weight gradient).
+    dyt: Vec<f32>,
 }
 
 /// Transforms and packs 3x3 kernels for [`correlate`]: `kernel(row, j)` is the kernel that maps
@@ -107,13 +126,151 @@ fn correlate_in(
     s: &mut Scratch,
     out: &mut [f32],
 ) {
-    assert!(h + 2 * pad >= 3 && w + 2 * pad >= 3, "winograd::correlate: image smaller than its kernel");
+    let (oh, ow) = (h + 2 * pad - 2, w + 2 * pad - 2);
+    let tiles = oh.div_ceil(2) * ow.div_ceil(2);
+    let per = m.div_ceil(MR) * kc * MR;
+    let out_plane = if pool { (oh / 2) * (ow / 2) } else { oh * ow };
+    assert!(out.len() >= m * out_plane && packed.len() >= 16 * per);
+    let (th, tw) = transform_input(level, inp, (kc, h, w), pad, s);
+    s.m.resize(16 * m * tiles, 0.0);
+    for xi in 0..16 {
+        conv_direct::taps_product_in(
+            level,
+            &packed[xi * per..(xi + 1) * per],
+            m,
+            kc,
+            &[0],
+            &s.v[xi * tiles..],
+            16 * tiles,
+            tiles,
+            &mut s.m[xi * tiles..],
+            16 * tiles,
+        );
+    }
+    // SAFETY: the level's token proves its instruction set; s.m holds 16·m·tiles floats and `out`
+    // m planes of oh·ow, or of their halves with `pool` (asserted).
+    unsafe {
+        match level {
+            #[cfg(target_arch = "x86_64")]
+            Level::Avx512(l) => entry::output_avx512(l, &s.m, m, (oh, ow), (th, tw), bias, slope, pool, out),
+            #[cfg(target_arch = "x86_64")]
+            Level::Avx2(l) => entry::output_avx2(l, &s.m, m, (oh, ow), (th, tw), bias, slope, pool, out),
+            #[cfg(target_arch = "aarch64")]
+            Level::Neon(l) => entry::output_neon(l, &s.m, m, (oh, ow), (th, tw), bias, slope, pool, out),
+        }
+    }
+}
+
+/// The weight gradient by the same algorithm, F(3x3, 2x2): differentiating Y = Aᵀ [U ⊙ V] A
+/// with respect to U = G g Gᵀ gives
+///   dL/dg = Gᵀ [ Σ_tiles (A dY Aᵀ) ⊙ V ] G
+/// with V the forward pass's input transform and A dY Aᵀ a 4x4 transform of each 2x2 tile of dY.
+/// Summed over the tiles of every image, that is 16 products
+///   M_ξ (kc, m) += V_ξ (kc, tiles) · D_ξ (tiles, m)ᵀ,   D_ξ = (A dY Aᵀ)_ξ
+/// each with 16 multiply-adds per tile instead of 36, by the direct weight-gradient kernel
+/// ([`conv_direct`]; D laid out with channels last), and one transform Gᵀ M G per weight
+/// ([`add_weight_grad`]) once all images are in.
+///
+/// Adds to `acc` (16, kc, m) the M of one image: `inp` (kc, h, w) as for [`correlate`], `dy`
+/// (m, oh, ow) the gradient of its output. Needs [`available`].
+#[allow(clippy::too_many_arguments)]
+pub fn accumulate_weight_grad(
+    inp: &[f32],
+    (kc, h, w): (usize, usize, usize),
+    pad: usize,
+    dy: &[f32],
+    m: usize,
+    s: &mut Scratch,
+    acc: &mut [f32],
+) {
+    let level = level().expect("winograd::accumulate_weight_grad needs vector instructions (winograd::available)");
+    accumulate_weight_grad_in(level, inp, (kc, h, w), pad, dy, m, s, acc)
+}
+
+/// [`accumulate_weight_grad`] at a given level.
+#[allow(clippy::too_many_arguments)]
+fn accumulate_weight_grad_in(
+    level: Level,
+    inp: &[f32],
+    (kc, h, w): (usize, usize, usize),
+    pad: usize,
+    dy: &[f32],
+    m: usize,
+    s: &mut Scratch,
+    acc: &mut [f32],
+) {
+    let (th, tw) = transform_input(level, inp, (kc, h, w), pad, s);
+    let (oh, ow) = (h + 2 * pad - 2, w + 2 * pad - 2);
+    let tiles = th * tw;
+    assert!(dy.len() >= m * oh * ow, "winograd::accumulate_weight_grad: dy too short");
+    assert!(acc.len() >= 16 * kc * m, "winograd::accumulate_weight_grad: accumulator too short");
+    // dY with channels last, then D (16, tiles, m).
+    s.dyt.resize(oh * ow * m, 0.0);
+    conv_direct::transpose_image_in(level, dy, m, oh * ow, &mut s.dyt, m);
+    // Components apart by a multiple of 4 KiB plus a cache line: 16 streams that an exact
+    // multiple (conv2: 144 tiles x 64 channels) would put in the same L1 set.
+    let ds = (tiles * m).next_multiple_of(1024) + 16;
+    s.m.resize(16 * ds, 0.0);
+    // SAFETY: the level's token proves its instruction set; s.dyt holds oh·ow·m floats and s.m
+    // 16 components of ds ≥ tiles·m, (th, tw) = (oh, ow) halved up.
+    unsafe {
+        match level {
+            #[cfg(target_arch = "x86_64")]
+            Level::Avx512(l) => entry::dy_avx512(l, &s.dyt, m, (oh, ow), (th, tw), &mut s.m, ds),
+            #[cfg(target_arch = "x86_64")]
+            Level::Avx2(l) => entry::dy_avx2(l, &s.dyt, m, (oh, ow), (th, tw), &mut s.m, ds),
+            #[cfg(target_arch = "aarch64")]
+            Level::Neon(l) => entry::dy_neon(l, &s.dyt, m, (oh, ow), (th, tw), &mut s.m, ds),
+        }
+    }
+    for xi in 0..16 {
+        conv_direct::taps_weight_grad_in(
+            level,
+            &s.v[xi * tiles..],
+            kc,
+            16 * tiles,
+            &s.m[xi * ds..xi * ds + tiles * m],
+            m,
+            m,
+            &[0],
+            (1, tiles, tiles),
+            &mut acc[xi * kc * m..(xi + 1) * kc * m],
+        );
+    }
+}
+
+/// dw (m, kc, 3, 3) += Gᵀ M G for every (output, input) channel pair, M from
+/// [`accumulate_weight_grad`]'s `acc` (16, kc, m).
+pub fn add_weight_grad(acc: &[f32], kc: usize, m: usize, dw: &mut [f32]) {
+    assert!(acc.len() >= 16 * kc * m && dw.len() >= 9 * kc * m, "winograd::add_weight_grad: sizes");
+    for (i, dw_i) in dw.chunks_mut(9 * kc).take(m).enumerate() {
+        for (j, dw_ij) in dw_i.chunks_mut(9).enumerate() {
+            let mm = |xi: usize| acc[(xi * kc + j) * m + i];
+            // Gᵀ M: 3 x 4, then (Gᵀ M) G: 3 x 3.
+            let gm: [[f32; 4]; 3] =
+                std::array::from_fn(|a| std::array::from_fn(|q| (0..4).map(|p| G[p][a] * mm(4 * p + q)).sum()));
+            for (t, v) in dw_ij.iter_mut().enumerate() {
+                let (a, b) = (t / 3, t % 3);
+                *v += (0..4).map(|q| gm[a][q] * G[q][b]).sum::<f32>();
+            }
+        }
+    }
+}
+
+/// V (kc, 16, tiles) = Bᵀ d B of every tile of `inp` (kc, h, w), zero-padded by `pad`, into s.v;
+/// returns the tiles' (th, tw).
+fn transform_input(
+    level: Level,
+    inp: &[f32],
+    (kc, h, w): (usize, usize, usize),
+    pad: usize,
+    s: &mut Scratch,
+) -> (usize, usize) {
+    assert!(h + 2 * pad >= 3 && w + 2 * pad >= 3, "winograd: image smaller than its kernel");
     let (oh, ow) = (h + 2 * pad - 2, w + 2 * pad - 2);
     let (th, tw) = (oh.div_ceil(2), ow.div_ceil(2));
     let tiles = th * tw;
-    let per = m.div_ceil(MR) * kc * MR;
-    let out_plane = if pool { (oh / 2) * (ow / 2) } else { oh * ow };
-    assert!(inp.len() >= kc * h * w && out.len() >= m * out_plane && packed.len() >= 16 * per);
+    assert!(inp.len() >= kc * h * w, "winograd: input too short");
     // The rows the tiles read: the input itself when it needs no padding (every tile row's 4
     // rows exist), else a zero-padded copy of 2·th + 2 rows. Loads are masked to a row's length.
     let (src, ph, pw) = if pad == 0 && oh.is_multiple_of(2) {
@@ -145,33 +302,7 @@ fn correlate_in(
             Level::Neon(l) => entry::input_neon(l, src, (kc, ph, pw), (th, tw), &mut s.v),
         }
     }
-    s.m.resize(16 * m * tiles, 0.0);
-    for xi in 0..16 {
-        conv_direct::taps_product_in(
-            level,
-            &packed[xi * per..(xi + 1) * per],
-            m,
-            kc,
-            &[0],
-            &s.v[xi * tiles..],
-            16 * tiles,
-            tiles,
-            &mut s.m[xi * tiles..],
-            16 * tiles,
-        );
-    }
-    // SAFETY: as above; s.m holds 16·m·tiles floats and `out` m planes of oh·ow, or of their
-    // halves with `pool` (asserted).
-    unsafe {
-        match level {
-            #[cfg(target_arch = "x86_64")]
-            Level::Avx512(l) => entry::output_avx512(l, &s.m, m, (oh, ow), (th, tw), bias, slope, pool, out),
-            #[cfg(target_arch = "x86_64")]
-            Level::Avx2(l) => entry::output_avx2(l, &s.m, m, (oh, ow), (th, tw), bias, slope, pool, out),
-            #[cfg(target_arch = "aarch64")]
-            Level::Neon(l) => entry::output_neon(l, &s.m, m, (oh, ow), (th, tw), bias, slope, pool, out),
-        }
-    }
+    (th, tw)
 }
 
 /// Each level's entry points: the transforms compiled with its instruction set.
@@ -179,7 +310,7 @@ mod entry {
     use super::*;
 
     macro_rules! entries {
-        ($(#[$feat:meta])* $input:ident, $output:ident, $S:ty) => {
+        ($(#[$feat:meta])* $input:ident, $output:ident, $dy:ident, $S:ty) => {
             /// [`input_transform`] at this level.
             ///
             /// # Safety
@@ -210,6 +341,24 @@ mod entry {
                 // SAFETY: the caller's promises.
                 unsafe { output_transform(s, mm, m, out_dims, tiles, bias, slope, pool, out) }
             }
+
+            /// [`dy_transform`] at this level.
+            ///
+            /// # Safety
+            /// As [`dy_transform`]'s.
+            $(#[$feat])*
+            pub unsafe fn $dy(
+                s: $S,
+                dyt: &[f32],
+                m: usize,
+                out_dims: (usize, usize),
+                tiles: (usize, usize),
+                d: &mut [f32],
+                ds: usize,
+            ) {
+                // SAFETY: the caller's promises.
+                unsafe { dy_transform(s, dyt, m, out_dims, tiles, d, ds) }
+            }
         };
     }
 
@@ -218,6 +367,7 @@ mod entry {
         #[target_feature(enable = "avx512f")]
         input_avx512,
         output_avx512,
+        dy_avx512,
         crate::ops::cpu::simd::x86::Avx512
     );
     #[cfg(target_arch = "x86_64")]
@@ -225,6 +375,7 @@ mod entry {
         #[target_feature(enable = "avx2,fma")]
         input_avx2,
         output_avx2,
+        dy_avx2,
         crate::ops::cpu::simd::x86::Avx2
     );
     #[cfg(target_arch = "aarch64")]
@@ -232,6 +383,7 @@ mod entry {
         #[target_feature(enable = "neon")]
         input_neon,
         output_neon,
+        dy_neon,
         crate::ops::cpu::simd::arm::Neon
     );
 }
@@ -270,6 +422,69 @@ unsafe fn input_transform<S: Simd>(
                     input_tile_row::<S, false>(s, rows, pw, tw, v, tiles)
                 }
             };
+        }
+    }
+}
+
+/// D (16, tiles, m) = A dY Aᵀ of every 2x2 tile of dY, component ξ at d + ξ·ds, from dY with
+/// channels last, `dyt` (oh·ow, m); A = [[1, 0], [1, 1], [1, -1], [0, -1]], outputs past the
+/// plane's odd edge taken as zero. The m channels are the vector lanes.
+///
+/// # Safety
+/// `s`'s instruction set is compiled in; (th, tw) = (oh, ow) halved up; dyt.len() ≥ oh·ow·m,
+/// ds ≥ th·tw·m, d.len() ≥ 15·ds + th·tw·m.
+#[inline(always)]
+unsafe fn dy_transform<S: Simd>(
+    s: S,
+    dyt: &[f32],
+    m: usize,
+    (oh, ow): (usize, usize),
+    (th, tw): (usize, usize),
+    d: &mut [f32],
+    ds: usize,
+) {
+    let tiles = th * tw;
+    debug_assert!(dyt.len() >= oh * ow * m && ds >= tiles * m && d.len() >= 15 * ds + tiles * m);
+    debug_assert!(2 * th >= oh && 2 * tw >= ow);
+    let (src, dst) = (dyt.as_ptr(), d.as_mut_ptr());
+    for ty in 0..th {
+        for tx in 0..tw {
+            let u = ty * tw + tx;
+            // The tile's pixels that exist: (2ty + a, 2tx + b).
+            let mut at = [[None; 2]; 2];
+            for (a, row) in at.iter_mut().enumerate() {
+                for (b, at) in row.iter_mut().enumerate() {
+                    let (y, x) = (2 * ty + a, 2 * tx + b);
+                    *at = (y < oh && x < ow).then_some((y * ow + x) * m);
+                }
+            }
+            for f0 in (0..m).step_by(S::LANES) {
+                let k = s.mask(m - f0);
+                let mut t = [[s.zero(); 2]; 2];
+                for (t, at) in t.iter_mut().zip(&at) {
+                    for (t, at) in t.iter_mut().zip(at) {
+                        if let Some(p) = at {
+                            // SAFETY: pixel p / m < oh·ow, channels f0.. masked to < m.
+                            *t = unsafe { s.load_masked(src.add(p + f0), k) };
+                        }
+                    }
+                }
+                // A over the rows, then over the columns: [p, q] -> [p, p + q, p - q, -q].
+                let [[d00, d01], [d10, d11]] = t;
+                let rows = [
+                    [d00, d01],
+                    [s.add(d00, d10), s.add(d01, d11)],
+                    [s.sub(d00, d10), s.sub(d01, d11)],
+                    [s.sub(s.zero(), d10), s.sub(s.zero(), d11)],
+                ];
+                for (a, [p, q]) in rows.into_iter().enumerate() {
+                    let vals = [p, s.add(p, q), s.sub(p, q), s.sub(s.zero(), q)];
+                    for (b, &val) in vals.iter().enumerate() {
+                        // SAFETY: ξ·ds + u·m + f0 + lane < 15·ds + tiles·m for the masked lanes.
+                        unsafe { s.store_masked(dst.add((4 * a + b) * ds + u * m + f0), k, val) };
+                    }
+                }
+            }
         }
     }
 }
@@ -594,6 +809,83 @@ mod tests {
                         assert!(same, "{first:?} vs {level:?}: {kc} {m} {h}x{w} pad {pad}");
                     }
                     results.push((level, out));
+                }
+            }
+        }
+    }
+
+    /// The weight gradient, F(3x3, 2x2), at every level against plain loops over two images
+    /// (accumulated, then added onto existing values), and the levels against each other bit for
+    /// bit: odd and even sizes, padding, channel counts around the vector widths.
+    #[test]
+    fn weight_gradient_at_every_level_matches_plain_loops_and_the_others_exactly() {
+        let mut rng = Rng::new(10);
+        for (kc, m, h, w, pad) in [
+            (1, 3, 5, 5, 0),
+            (3, 9, 8, 19, 1),
+            (8, 17, 12, 12, 1),
+            (2, 2, 3, 70, 2),
+            (6, 5, 12, 12, 0),
+            (32, 64, 26, 26, 0),
+            (64, 128, 12, 12, 0),
+            (4, 3, 11, 7, 0),
+            (5, 40, 7, 6, 1),
+        ] {
+            let (oh, ow) = (h + 2 * pad - 2, w + 2 * pad - 2);
+            let n = 2;
+            let inp: Vec<f32> = (0..n * kc * h * w).map(|_| rng.normal()).collect();
+            let dy: Vec<f32> = (0..n * m * oh * ow).map(|_| rng.normal()).collect();
+            let dw0: Vec<f32> = (0..m * kc * 9).map(|_| rng.normal()).collect();
+            let at = |img: usize, j: usize, y: usize, x: usize| {
+                let (y, x) = (y as isize - pad as isize, x as isize - pad as isize);
+                if y < 0 || x < 0 || y >= h as isize || x >= w as isize {
+                    0.0
+                } else {
+                    inp[((img * kc + j) * h + y as usize) * w + x as usize]
+                }
+            };
+            let mut reference = dw0.clone();
+            for i in 0..m {
+                for j in 0..kc {
+                    for t in 0..9 {
+                        let (a, b) = (t / 3, t % 3);
+                        let mut sum = 0.0f64;
+                        for img in 0..n {
+                            for y in 0..oh {
+                                for x in 0..ow {
+                                    let d = dy[((img * m + i) * oh + y) * ow + x] as f64;
+                                    sum += d * at(img, j, y + a, x + b) as f64;
+                                }
+                            }
+                        }
+                        reference[(i * kc + j) * 9 + t] += sum as f32;
+                    }
+                }
+            }
+            let scale = reference.iter().fold(0.0f32, |s, v| s.max(v.abs()));
+            let mut first: Option<(Level, Vec<f32>)> = None;
+            for level in levels_here() {
+                let mut scratch = Scratch::default();
+                let mut acc = vec![0.0f32; 16 * kc * m];
+                for img in 0..n {
+                    let x = &inp[img * kc * h * w..(img + 1) * kc * h * w];
+                    let d = &dy[img * m * oh * ow..(img + 1) * m * oh * ow];
+                    accumulate_weight_grad_in(level, x, (kc, h, w), pad, d, m, &mut scratch, &mut acc);
+                }
+                let mut dw = dw0.clone();
+                add_weight_grad(&acc, kc, m, &mut dw);
+                for (u, v) in dw.iter().zip(&reference) {
+                    assert!(
+                        (u - v).abs() <= 1e-4 * (1.0 + v.abs()) + 1e-5 * scale,
+                        "{level:?}: {u} vs {v}, {kc} {m} {h}x{w} pad {pad}"
+                    );
+                }
+                match &first {
+                    Some((l, d)) => assert!(
+                        d.iter().zip(&dw).all(|(a, b)| a.to_bits() == b.to_bits()),
+                        "{l:?} vs {level:?}: {kc} {m} {h}x{w} pad {pad}"
+                    ),
+                    None => first = Some((level, dw)),
                 }
             }
         }
