@@ -40,9 +40,9 @@ pub fn available() -> bool {
 
 /// Whether `ConvAlgorithm::Auto` takes Winograd for the gradients too: where vectors are narrower
 /// than AVX-512's. The transforms move 4x their input's data between L1 and L2 whatever the level,
-/// while the products they save cost 2x more per multiply-add with half-width vectors: measured
-/// (BENCHMARKS.md, session 11), the gradients by Winograd made AVX2 training steps ~13-15% faster
-/// and AVX-512 ones no faster (0.91-0.98x). NEON's 4 lanes follow AVX2 (not measured).
+/// while the products they save cost twice as much per multiply-add with half-width vectors:
+/// measured faster at AVX2, not on AVX-512 (BENCHMARKS.md, session 11). NEON's 4 lanes follow
+/// AVX2 (not measured).
 pub fn pays_for_gradients() -> bool {
     match level() {
         #[cfg(target_arch = "x86_64")]
@@ -166,7 +166,7 @@ fn correlate_in(
 ///   dL/dg = Gᵀ [ Σ_tiles (A dY Aᵀ) ⊙ V ] G
 /// with V the forward pass's input transform and A dY Aᵀ a 4x4 transform of each 2x2 tile of dY.
 /// Summed over the tiles of every image, that is 16 products
-///   M_ξ (kc, m) += V_ξ (kc, tiles) · D_ξ (tiles, m)ᵀ,   D_ξ = (A dY Aᵀ)_ξ
+///   M_ξ (kc, m) += V_ξ (kc, tiles) · D_ξ (tiles, m),   D_ξ = (A dY Aᵀ)_ξ
 /// each with 16 multiply-adds per tile instead of 36, by the direct weight-gradient kernel
 /// ([`conv_direct`]; D laid out with channels last), and one transform Gᵀ M G per weight
 /// ([`add_weight_grad`]) once all images are in.
