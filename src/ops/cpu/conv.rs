@@ -52,6 +52,9 @@ fn winograd_grads(g: &Conv2dGeom, algo: ConvAlgorithm) -> bool {
 /// Images per chunk of work: small enough to balance two or more threads at batch 64.
 pub const IMAGES_PER_CHUNK: usize = 4;
 
+/// Floats per piece of the parallel sum of the chunks' weight gradients.
+const SUM_PIECE: usize = 1 << 14;
+
 #[derive(Default, Debug, Clone)]
 pub struct ChunkScratch {
     /// im2col: one image's patches, and their gradient.
@@ -383,11 +386,13 @@ pub fn backward(
     if let [first, rest @ ..] = scratch
         && shift
     {
-        for s in rest.iter() {
-            for (a, v) in first.dw_taps.iter_mut().zip(&s.dw_taps) {
-                *a += v;
+        // By element ranges in parallel, each adding the chunks in their order.
+        let rest: &[ChunkScratch] = rest;
+        for_each_chunk(&mut first.dw_taps, SUM_PIECE, |i, piece| {
+            for s in rest {
+                super::elementwise::add_here(piece, &s.dw_taps[i * SUM_PIECE..]);
             }
-        }
+        });
         if wino {
             winograd::add_weight_grad(&first.dw_taps, g.c, g.f, dw);
         } else {

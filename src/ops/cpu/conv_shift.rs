@@ -223,12 +223,14 @@ pub fn backward_image(
     }
 }
 
-/// dw (f, c, k, k) += dw_taps (k·k, f, c).
+/// dw (f, c, k, k) += dw_taps (k·k, f, c), parallel over filters.
 pub fn add_taps(dw_taps: &[f32], g: &Conv2dGeom, dw: &mut [f32]) {
     let (fc, kk) = (g.f * g.c, g.k * g.k);
-    for (t, taps) in dw_taps.chunks(fc).enumerate() {
-        for (i, &v) in taps.iter().enumerate() {
-            dw[i * kk + t] += v;
+    super::par::for_each_chunk(&mut dw[..fc * kk], g.c * kk, |f, dw_f| {
+        for (t, taps) in dw_taps.chunks(fc).enumerate() {
+            for (j, &v) in taps[f * g.c..(f + 1) * g.c].iter().enumerate() {
+                dw_f[j * kk + t] += v;
+            }
         }
-    }
+    });
 }

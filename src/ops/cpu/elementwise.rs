@@ -34,6 +34,15 @@ multiversion! {
 }
 
 multiversion! {
+    /// acc += v, element by element, on this thread.
+    pub fn add_here(acc: &mut [f32], v: &[f32]) {
+        for (a, &v) in acc.iter_mut().zip(v) {
+            *a += v;
+        }
+    }
+}
+
+multiversion! {
     /// [`leaky_relu`] in place, on this thread (inside kernels already parallel over images).
     pub fn leaky_relu_here(y: &mut [f32], slope: f32) {
         for v in y {

@@ -241,9 +241,10 @@ fn accumulate_weight_grad_in(
 
 /// dw (m, kc, 3, 3) += Gᵀ M G for every (output, input) channel pair, M from
 /// [`accumulate_weight_grad`]'s `acc` (16, kc, m).
+/// Parallel over output channels.
 pub fn add_weight_grad(acc: &[f32], kc: usize, m: usize, dw: &mut [f32]) {
     assert!(acc.len() >= 16 * kc * m && dw.len() >= 9 * kc * m, "winograd::add_weight_grad: sizes");
-    for (i, dw_i) in dw.chunks_mut(9 * kc).take(m).enumerate() {
+    super::par::for_each_chunk(&mut dw[..9 * kc * m], 9 * kc, |i, dw_i| {
         for (j, dw_ij) in dw_i.chunks_mut(9).enumerate() {
             let mm = |xi: usize| acc[(xi * kc + j) * m + i];
             // Gᵀ M: 3 x 4, then (Gᵀ M) G: 3 x 3.
@@ -254,7 +255,7 @@ pub fn add_weight_grad(acc: &[f32], kc: usize, m: usize, dw: &mut [f32]) {
                 *v += (0..4).map(|q| gm[a][q] * G[q][b]).sum::<f32>();
             }
         }
-    }
+    });
 }
 
 /// V (kc, 16, tiles) = Bᵀ d B of every tile of `inp` (kc, h, w), zero-padded by `pad`, into s.v;
