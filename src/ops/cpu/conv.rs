@@ -401,13 +401,9 @@ pub fn backward(
     }
     for s in scratch.iter() {
         if !shift {
-            for (a, v) in dw.iter_mut().zip(&s.dw) {
-                *a += v;
-            }
+            super::elementwise::add_here(dw, &s.dw);
         }
-        for (a, v) in db.iter_mut().zip(&s.db) {
-            *a += v;
-        }
+        super::elementwise::add_here(db, &s.db);
     }
 }
 
