@@ -122,6 +122,7 @@ fn main() {
                 ops::ConvAlgorithm::Auto,
                 ops::ConvAlgorithm::Winograd,
                 ops::ConvAlgorithm::WinogradForward,
+                ops::ConvAlgorithm::Winograd2x2,
                 ops::ConvAlgorithm::Direct,
                 ops::ConvAlgorithm::Shifted,
                 ops::ConvAlgorithm::Im2col,

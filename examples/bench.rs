@@ -4,7 +4,7 @@
 //! of 128, runs only when named). One line per measurement, `<name> <value> <unit>`, as
 //! bench/pytorch_reference.py prints.
 //!
-//!     cargo run --release --example bench -- [--threads N] [--conv auto|winograd|winograd-forward|direct|shifted|im2col] [--only cnn_train|cnn_infer|mlp_train|mlp_sgd_train|cnn_fast_train[,...]] [--device cpu|gpu] [--limit N]
+//!     cargo run --release --example bench -- [--threads N] [--conv auto|winograd|winograd-forward|winograd-2x2|direct|shifted|im2col] [--only cnn_train|cnn_infer|mlp_train|mlp_sgd_train|cnn_fast_train[,...]] [--device cpu|gpu] [--limit N]
 //!
 //! `--device gpu` moves each model (and optimizer state) there before the warm-up; every timed span
 //! ends with a read-back (the epoch's losses, the probabilities), so it covers the GPU's work, not
@@ -62,7 +62,7 @@ fn main() {
     // Not a benchmark run: bench/gpu.sh checks that a carried binary starts.
     if args.iter().any(|a| a == "--help" || a == "-h") {
         println!(
-            "bench [--threads N] [--conv auto|winograd|winograd-forward|direct|shifted|im2col] [--no-fusion] [--only NAME[,NAME]] [--device cpu|gpu] [--limit N]"
+            "bench [--threads N] [--conv auto|winograd|winograd-forward|winograd-2x2|direct|shifted|im2col] [--no-fusion] [--only NAME[,NAME]] [--device cpu|gpu] [--limit N]"
         );
         return;
     }
@@ -78,9 +78,10 @@ fn main() {
         (Some("direct"), _) => set_conv_algorithm(ConvAlgorithm::Direct),
         (Some("winograd"), _) => set_conv_algorithm(ConvAlgorithm::Winograd),
         (Some("winograd-forward"), _) => set_conv_algorithm(ConvAlgorithm::WinogradForward),
+        (Some("winograd-2x2"), _) => set_conv_algorithm(ConvAlgorithm::Winograd2x2),
         (Some("auto") | None, _) => {}
         (Some(other), _) => {
-            panic!("--conv {other}: expected auto, winograd, winograd-forward, direct, shifted or im2col")
+            panic!("--conv {other}: expected auto, winograd, winograd-forward, winograd-2x2, direct, shifted or im2col")
         }
     }
     NO_FUSION.store(args.iter().any(|a| a == "--no-fusion"), std::sync::atomic::Ordering::Relaxed);

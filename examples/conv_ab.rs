@@ -2,7 +2,7 @@
 //! and inference batches (batch 64, real Fashion-MNIST), alternating the variants round by round
 //! so a drifting machine favours none; medians and ratios to the default (`auto`, fused).
 //!
-//!     cargo run --release --example conv_ab -- [--threads N] [--rounds R]
+//!     cargo run --release --example conv_ab -- [--threads N] [--rounds R] [--only NAME,NAME]
 
 use std::time::Instant;
 
@@ -12,11 +12,12 @@ use scratchnet::ops::{self, ConvAlgorithm};
 use scratchnet::train::Trainer;
 
 /// (name, algorithm, activations fused into the convolutions)
-const VARIANTS: [(&str, ConvAlgorithm, bool); 7] = [
+const VARIANTS: [(&str, ConvAlgorithm, bool); 8] = [
     ("auto", ConvAlgorithm::Auto, true),
     ("auto, unfused", ConvAlgorithm::Auto, false),
     ("winograd", ConvAlgorithm::Winograd, true),
     ("winograd-forward", ConvAlgorithm::WinogradForward, true),
+    ("winograd-2x2", ConvAlgorithm::Winograd2x2, true),
     ("direct", ConvAlgorithm::Direct, true),
     ("shifted", ConvAlgorithm::Shifted, true),
     ("im2col", ConvAlgorithm::Im2col, true),
@@ -27,14 +28,15 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-fn report(what: &str, times: Vec<Vec<f64>>) {
+fn report(what: &str, variants: &[(&str, ConvAlgorithm, bool)], times: Vec<Vec<f64>>) {
     let m: Vec<f64> = times.into_iter().map(median).collect();
-    for ((name, ..), t) in VARIANTS.iter().zip(&m) {
+    for ((name, ..), t) in variants.iter().zip(&m) {
         println!(
-            "{what} {name:14} {:6.0} images/s ({:5.1} ms per batch of 64), {:.2}x slower than auto",
+            "{what} {name:16} {:6.0} images/s ({:5.1} ms per batch of 64), {:.2}x slower than {}",
             64.0 / t,
             t * 1e3,
-            t / m[0]
+            t / m[0],
+            variants[0].0
         );
     }
 }
@@ -46,6 +48,14 @@ fn main() {
         rayon::ThreadPoolBuilder::new().num_threads(n).build_global().unwrap();
     }
     let rounds = arg("--rounds").unwrap_or(15);
+    let only = args.iter().position(|a| a == "--only").map(|i| args[i + 1].clone());
+    let variants: Vec<_> = match &only {
+        Some(names) => names
+            .split(',')
+            .map(|n| *VARIANTS.iter().find(|v| v.0 == n).unwrap_or_else(|| panic!("--only: no variant {n}")))
+            .collect(),
+        None => VARIANTS.to_vec(),
+    };
     println!("threads {}, {rounds} rounds", rayon::current_num_threads());
     let train = discover::load("fashion-mnist", None).expect("Fashion-MNIST").train.unwrap();
     let part = train.take(64 * 4);
@@ -55,12 +65,12 @@ fn main() {
         m
     };
     let mut trainers: Vec<Trainer> =
-        VARIANTS.iter().map(|&(_, _, fused)| Trainer::new(model(fused), preset("cnn").unwrap().train)).collect();
-    let mut models: Vec<Sequential> = VARIANTS.iter().map(|&(_, _, fused)| model(fused)).collect();
+        variants.iter().map(|&(_, _, fused)| Trainer::new(model(fused), preset("cnn").unwrap().train)).collect();
+    let mut models: Vec<Sequential> = variants.iter().map(|&(_, _, fused)| model(fused)).collect();
     let x = scratchnet::Tensor::randn(&[64, 1, 28, 28], 0.3, &mut scratchnet::Rng::new(0));
-    let (mut train_t, mut infer_t) = (vec![vec![]; VARIANTS.len()], vec![vec![]; VARIANTS.len()]);
+    let (mut train_t, mut infer_t) = (vec![vec![]; variants.len()], vec![vec![]; variants.len()]);
     for round in 0..=rounds {
-        for (i, &(_, algo, _)) in VARIANTS.iter().enumerate() {
+        for (i, &(_, algo, _)) in variants.iter().enumerate() {
             ops::set_conv_algorithm(algo);
             let s = Instant::now();
             trainers[i].run_epoch(&part, &mut |_, _| true).unwrap();
@@ -76,6 +86,6 @@ fn main() {
             }
         }
     }
-    report("cnn_train", train_t);
-    report("cnn_infer", infer_t);
+    report("cnn_train", &variants, train_t);
+    report("cnn_infer", &variants, infer_t);
 }

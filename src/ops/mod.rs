@@ -126,7 +126,9 @@ pub type ConvScratch = cpu::conv::ConvScratch;
 /// gradients too where vectors are narrower than AVX-512's, see `cpu::winograd`), the direct
 /// kernels otherwise; through `gemm` at the scalar level; im2col for other strides. `Winograd`:
 /// Winograd for the forward pass and both gradients of 3x3 kernels at any vector level;
-/// `WinogradForward`: for the forward pass only (what `Auto` runs on AVX-512). `Direct`: the direct
+/// `WinogradForward`: for the forward pass only (what `Auto` runs on AVX-512). The forward pass
+/// takes F(4x4, 3x3) where its tiles fit the output, else F(2x2, 3x3); `Winograd2x2`: as `Auto`,
+/// with F(2x2, 3x3) for every forward pass. `Direct`: the direct
 /// kernels only. `Shifted`: shifted products through `gemm` only. `Im2col`: the original's im2col
 /// / col2im everywhere (the reference).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -134,16 +136,18 @@ pub enum ConvAlgorithm {
     Auto,
     Winograd,
     WinogradForward,
+    Winograd2x2,
     Direct,
     Shifted,
     Im2col,
 }
 
 static CONV_ALGORITHM: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
-const CONV_ALGORITHMS: [ConvAlgorithm; 6] = [
+const CONV_ALGORITHMS: [ConvAlgorithm; 7] = [
     ConvAlgorithm::Auto,
     ConvAlgorithm::Winograd,
     ConvAlgorithm::WinogradForward,
+    ConvAlgorithm::Winograd2x2,
     ConvAlgorithm::Direct,
     ConvAlgorithm::Shifted,
     ConvAlgorithm::Im2col,

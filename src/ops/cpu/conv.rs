@@ -12,12 +12,13 @@
 //! The backward pass rebuilds `cols` instead of keeping it from the forward pass: im2col is cheap
 //! next to the products, and the CNN would otherwise hold ~60 MB of patches per batch.
 
+use super::conv_direct;
 use super::conv_shift::{self, Direct};
 use super::elementwise::{leaky_relu_grad_here, leaky_relu_here};
 use super::gemm::{Mat, gemm};
 use super::multiversion::multiversion;
 use super::par::{for_each_chunk, for_each_chunk2};
-use super::{conv_direct, winograd};
+use super::winograd::{self, Tile};
 use crate::ops::{Conv2dGeom, ConvAlgorithm};
 
 /// Shifted products for stride 1. Through `gemm`, only with enough input channels: each tap's
@@ -33,9 +34,17 @@ fn direct(g: &Conv2dGeom, algo: ConvAlgorithm) -> bool {
     shifted(g, algo) && !matches!(algo, ConvAlgorithm::Shifted | ConvAlgorithm::Im2col) && conv_direct::available()
 }
 
-/// Winograd F(2x2, 3x3) for the forward pass of 3x3 kernels.
+/// Winograd for the forward pass of 3x3 kernels.
 fn winograd(g: &Conv2dGeom, algo: ConvAlgorithm) -> bool {
     direct(g, algo) && algo != ConvAlgorithm::Direct && g.k == 3 && winograd::available()
+}
+
+/// The forward pass's Winograd tile, if it runs by Winograd.
+fn forward_tile(g: &Conv2dGeom, algo: ConvAlgorithm) -> Option<Tile> {
+    winograd(g, algo).then(|| match algo {
+        ConvAlgorithm::Winograd2x2 => Tile::F2,
+        _ => Tile::for_output(g.oh(), g.ow()),
+    })
 }
 
 /// Winograd for the gradients too: F(3x3, 2x2) for the weight gradient, F(2x2, 3x3) on dY padded
@@ -43,7 +52,7 @@ fn winograd(g: &Conv2dGeom, algo: ConvAlgorithm) -> bool {
 fn winograd_grads(g: &Conv2dGeom, algo: ConvAlgorithm) -> bool {
     let wanted = match algo {
         ConvAlgorithm::Winograd => true,
-        ConvAlgorithm::Auto => winograd::pays_for_gradients(),
+        ConvAlgorithm::Auto | ConvAlgorithm::Winograd2x2 => winograd::pays_for_gradients(),
         _ => false,
     };
     wanted && winograd(g, algo) && g.pad <= 2
@@ -263,29 +272,33 @@ fn forward_to(
     let out_len = if pool { g.f * (g.oh() / 2) * (g.ow() / 2) } else { g.out_len() };
     let shift = shifted(g, algo);
     let (scratch, packing) = scratch.prepare(n, g, algo, false);
-    let packed = direct(g, algo).then(|| packing.prepare(w, g, false, winograd(g, algo)));
+    let packed = direct(g, algo).then(|| packing.prepare(w, g, false, forward_tile(g, algo)));
     for_each_chunk2(y, IMAGES_PER_CHUNK * out_len, scratch, 1, |ci, y_chunk, s| {
         let s = &mut s[0];
+        let first = ci * IMAGES_PER_CHUNK;
+        // Winograd multiplies the chunk's images together, and applies the activation (and the
+        // pooling) in its output transform.
+        if let Some((tile, u)) = packed.and_then(Direct::winograd) {
+            let images = y_chunk.len() / out_len;
+            let x_chunk = &x[first * in_len..(first + images) * in_len];
+            let dims = (g.c, g.h, g.w);
+            winograd::correlate(tile, x_chunk, images, dims, g.pad, u, g.f, Some(b), slope, pool, &mut s.wino, y_chunk);
+            return;
+        }
         for (j, y_n) in y_chunk.chunks_mut(out_len).enumerate() {
-            let img = ci * IMAGES_PER_CHUNK + j;
+            let img = first + j;
             let x_n = &x[img * in_len..(img + 1) * in_len];
-            // Winograd applies the activation (and the pooling) in its output transform; the
-            // other paths here, while the image's output is still in cache.
-            let activated = if let Some(u) = packed.and_then(Direct::winograd) {
-                winograd::correlate(x_n, (g.c, g.h, g.w), g.pad, u, g.f, Some(b), slope, pool, &mut s.wino, y_n);
-                true
-            } else if shift {
+            if shift {
                 conv_shift::forward_image(x_n, w, b, g, packed, &mut s.pad_buf, &mut s.wide, y_n);
-                false
             } else {
                 im2col(x_n, g, &mut s.cols);
                 for (row, &bias) in y_n.chunks_mut(p).zip(b) {
                     row.fill(bias);
                 }
                 gemm(Mat::new(w, g.f, ckk), Mat::new(&s.cols, ckk, p), y_n, p, true);
-                false
-            };
-            if let (Some(slope), false) = (slope, activated) {
+            }
+            // The activation while the image's output is still in cache.
+            if let Some(slope) = slope {
                 leaky_relu_here(y_n, slope);
             }
         }
@@ -313,7 +326,7 @@ pub fn backward(
     let shift = shifted(g, algo);
     let wino = winograd_grads(g, algo);
     let (scratch, packing) = scratch.prepare(n, g, algo, true);
-    let packed = direct(g, algo).then(|| packing.prepare(w, g, true, wino));
+    let packed = direct(g, algo).then(|| packing.prepare(w, g, true, wino.then_some(Tile::F2)));
     let chunk_work = |ci: usize, s: &mut ChunkScratch, mut dx_chunk: Option<&mut [f32]>| {
         if shift {
             s.dw_taps.fill(0.0);
@@ -332,14 +345,27 @@ pub fn backward(
             if shift {
                 let dx_n = dx_chunk.as_deref_mut().map(|d| &mut d[(img - first) * in_len..(img - first + 1) * in_len]);
                 let x_n = &x[img * in_len..(img + 1) * in_len];
-                if let Some(u) = packed.and_then(Direct::winograd) {
+                if let Some((tile, u)) = packed.and_then(Direct::winograd) {
                     for (acc, plane) in s.db.iter_mut().zip(dy_n.chunks(p)) {
                         *acc += super::elementwise::sum(plane);
                     }
                     let (x_dims, dy_dims) = ((g.c, g.h, g.w), (g.f, g.oh(), g.ow()));
                     winograd::accumulate_weight_grad(x_n, x_dims, g.pad, dy_n, g.f, &mut s.wino, &mut s.dw_taps);
                     if let Some(dx_n) = dx_n {
-                        winograd::correlate(dy_n, dy_dims, 2 - g.pad, u, g.c, None, None, false, &mut s.wino, dx_n);
+                        winograd::correlate(
+                            tile,
+                            dy_n,
+                            1,
+                            dy_dims,
+                            2 - g.pad,
+                            u,
+                            g.c,
+                            None,
+                            None,
+                            false,
+                            &mut s.wino,
+                            dx_n,
+                        );
                     }
                     continue;
                 }
@@ -514,13 +540,18 @@ mod tests {
                 ConvAlgorithm::Auto,
                 ConvAlgorithm::Winograd,
                 ConvAlgorithm::WinogradForward,
+                ConvAlgorithm::Winograd2x2,
                 ConvAlgorithm::Direct,
                 ConvAlgorithm::Shifted,
             ] {
                 let fast = run(algo);
-                for (u, v) in fast[0].iter().zip(&forward_direct(&x, &w, &b, &g, n)) {
+                // Winograd F(4x4, 3x3) rounds relative to the sum's terms (its transforms scale
+                // them by up to 8 and 1/24), as the sums in another order below do.
+                let direct = forward_direct(&x, &w, &b, &g, n);
+                let scale = direct.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+                for (u, v) in fast[0].iter().zip(&direct) {
                     assert!(
-                        (u - v).abs() <= 1e-4 * (1.0 + v.abs()),
+                        (u - v).abs() <= 1e-4 * (1.0 + v.abs()) + 1e-5 * scale,
                         "{algo:?} y vs direct loops: {u} vs {v} for {g:?}"
                     );
                 }

@@ -13,8 +13,9 @@
 //! im2col and col2im passes, which cost as much as the products themselves (measured: conv2's
 //! im2col 94 us per image against 172 us for its forward product).
 
+use super::conv_direct;
 use super::gemm::{Mat, gemm};
-use super::{conv_direct, winograd};
+use super::winograd::{self, Tile};
 use crate::ops::Conv2dGeom;
 
 /// Weights packed once per layer call for [`conv_direct`], with the taps' offsets, or transformed
@@ -27,13 +28,13 @@ pub struct Direct {
     winograd: Vec<f32>,
     /// The weights and the pass the packing was made from: inference calls reuse it.
     source: Vec<f32>,
-    made_for: Option<(Conv2dGeom, bool, bool)>,
+    made_for: Option<(Conv2dGeom, bool, Option<Tile>)>,
 }
 
 impl Direct {
-    /// For the forward pass (`backward` false) or the input gradient, by Winograd if `wino` (3x3
-    /// kernels).
-    pub fn prepare(&mut self, w: &[f32], g: &Conv2dGeom, backward: bool, wino: bool) -> &Self {
+    /// For the forward pass (`backward` false) or the input gradient, by Winograd on `wino`'s
+    /// tiles if given (3x3 kernels).
+    pub fn prepare(&mut self, w: &[f32], g: &Conv2dGeom, backward: bool, wino: Option<Tile>) -> &Self {
         if self.made_for == Some((*g, backward, wino)) && self.source == w {
             return self;
         }
@@ -42,27 +43,25 @@ impl Direct {
         self.made_for = Some((*g, backward, wino));
         self.winograd.clear();
         let kk = g.k * g.k;
-        if wino && !backward {
-            winograd::pack_weights(g.f, g.c, &mut self.winograd, |f, c| {
+        match (wino, backward) {
+            (Some(tile), false) => winograd::pack_weights(tile, g.f, g.c, &mut self.winograd, |f, c| {
                 std::array::from_fn(|ki| std::array::from_fn(|kj| w[(f * g.c + c) * kk + ki * 3 + kj]))
-            });
-        } else if wino {
+            }),
             // The input gradient: channels map filters back to channels, kernels flipped.
-            winograd::pack_weights(g.c, g.f, &mut self.winograd, |c, f| {
+            (Some(tile), true) => winograd::pack_weights(tile, g.c, g.f, &mut self.winograd, |c, f| {
                 std::array::from_fn(|ki| std::array::from_fn(|kj| w[(f * g.c + c) * kk + (2 - ki) * 3 + 2 - kj]))
-            });
-        } else if backward {
-            conv_direct::pack_backward(w, g, &mut self.packed);
-        } else {
-            conv_direct::pack_forward(w, g, &mut self.packed);
+            }),
+            (None, true) => conv_direct::pack_backward(w, g, &mut self.packed),
+            (None, false) => conv_direct::pack_forward(w, g, &mut self.packed),
         }
         conv_direct::tap_offsets(g, wide_dims(g).1, &mut self.offs);
         self
     }
 
-    /// The Winograd weights, if prepared for Winograd.
-    pub fn winograd(&self) -> Option<&[f32]> {
-        (!self.winograd.is_empty()).then_some(&self.winograd[..])
+    /// The Winograd weights and their tile, if prepared for Winograd.
+    pub fn winograd(&self) -> Option<(Tile, &[f32])> {
+        let tile = self.made_for?.2?;
+        Some((tile, &self.winograd[..]))
     }
 }
 

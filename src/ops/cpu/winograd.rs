@@ -55,12 +55,64 @@ pub fn pays_for_gradients() -> bool {
 
 const G: [[f32; 3]; 4] = [[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]];
 
+/// G of F(4x4, 3x3), interpolation points 0, ±1, ±2, ∞ (Lavin & Gray's).
+const G4: [[f64; 3]; 6] = [
+    [1.0 / 4.0, 0.0, 0.0],
+    [-1.0 / 6.0, -1.0 / 6.0, -1.0 / 6.0],
+    [-1.0 / 6.0, 1.0 / 6.0, -1.0 / 6.0],
+    [1.0 / 24.0, 1.0 / 12.0, 1.0 / 6.0],
+    [1.0 / 24.0, -1.0 / 12.0, 1.0 / 6.0],
+    [0.0, 0.0, 1.0],
+];
+
+/// The output tile of the forward algorithm: F(2x2, 3x3), 16 multiplies per 4 outputs, or F(4x4,
+/// 3x3), 36 per 16 (1.78x fewer, and 2.25 transformed values per output instead of 4).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tile {
+    F2,
+    F4,
+}
+
+impl Tile {
+    /// Outputs per tile side.
+    pub fn side(self) -> usize {
+        match self {
+            Tile::F2 => 2,
+            Tile::F4 => 4,
+        }
+    }
+
+    /// Components per tile: (side + 2)².
+    pub fn components(self) -> usize {
+        (self.side() + 2) * (self.side() + 2)
+    }
+
+    /// The tile whose products take fewer vector operations for an oh x ow output at this CPU's
+    /// vector level: the products' columns are one image's tiles, so 4x4 tiles pay where an
+    /// image has enough of them to fill the vectors (the CNN's conv2, 24x24: 36 4x4 tiles in 3
+    /// vectors of 16, 108 component-vectors against 144 for 2x2 tiles), not where it has few
+    /// (conv3, 10x10: 9 4x4 tiles in one vector, 36, against 25 2x2 tiles in two, 32).
+    pub fn for_output(oh: usize, ow: usize) -> Tile {
+        let lanes = match level() {
+            #[cfg(target_arch = "x86_64")]
+            Some(Level::Avx512(_)) => 16,
+            #[cfg(target_arch = "x86_64")]
+            Some(Level::Avx2(_)) => 8,
+            #[cfg(target_arch = "aarch64")]
+            Some(Level::Neon(_)) => 4,
+            None => 1,
+        };
+        let cost = |t: Tile| (oh.div_ceil(t.side()) * ow.div_ceil(t.side())).div_ceil(lanes) * t.components();
+        if cost(Tile::F4) < cost(Tile::F2) { Tile::F4 } else { Tile::F2 }
+    }
+}
+
 #[derive(Default, Debug, Clone)]
 pub struct Scratch {
-    /// The input, zero-padded, and the (channels, height, width, pad) it was laid out for: its
+    /// The input, zero-padded, and the (channels, height, width, pad, tile side) it was laid out for: its
     /// borders are never written, so they stay zero from one call to the next.
     padded: Vec<f32>,
-    padded_for: (usize, usize, usize, usize),
+    padded_for: (usize, usize, usize, usize, usize),
     /// The input transform V; the products M (forward), or the dY transform D (weight gradient).
     v: Vec<f32>,
     m: Vec<f32>,
@@ -68,22 +120,42 @@ pub struct Scratch {
     dyt: Vec<f32>,
 }
 
-/// Transforms and packs 3x3 kernels for [`correlate`]: `kernel(row, j)` is the kernel that maps
-/// input channel j to output row `row`, as [ki][kj]. 16 packings (one per component ξ) in the
+/// Transforms and packs 3x3 kernels for [`correlate`] with `tile`: `kernel(row, j)` is the kernel
+/// that maps input channel j to output row `row`, as [ki][kj]. One packing per component ξ in the
 /// layout of [`conv_direct::pack_append`] with one tap.
-pub fn pack_weights(rows: usize, red: usize, out: &mut Vec<f32>, kernel: impl Fn(usize, usize) -> [[f32; 3]; 3]) {
+pub fn pack_weights(
+    tile: Tile,
+    rows: usize,
+    red: usize,
+    out: &mut Vec<f32>,
+    kernel: impl Fn(usize, usize) -> [[f32; 3]; 3],
+) {
     let per = rows.div_ceil(MR) * red * MR;
+    let n = tile.side() + 2;
+    let mut gm = [[0.0f64; 3]; 6];
+    match tile {
+        Tile::F2 => {
+            for (r, g) in gm.iter_mut().zip(&G) {
+                *r = g.map(f64::from);
+            }
+        }
+        Tile::F4 => gm = G4,
+    }
+    let gm = &gm[..n];
     out.clear();
-    out.resize(16 * per, 0.0);
+    out.resize(n * n * per, 0.0);
     for row in 0..rows {
         for j in 0..red {
             let g = kernel(row, j);
-            // U = G g Gᵀ
-            let gg: [[f32; 3]; 4] =
-                std::array::from_fn(|a| std::array::from_fn(|b| (0..3).map(|k| G[a][k] * g[k][b]).sum()));
-            for xi in 0..16 {
-                let (a, b) = (xi / 4, xi % 4);
-                out[xi * per + (row / MR * red + j) * MR + row % MR] = (0..3).map(|k| gg[a][k] * G[b][k]).sum();
+            // U = G g Gᵀ, in double precision: G4's sixths and twelfths are not exact in f32.
+            let mut gg = [[0.0f64; 3]; 6];
+            for (gg, ga) in gg.iter_mut().zip(gm) {
+                *gg = std::array::from_fn(|b| (0..3).map(|k| ga[k] * g[k][b] as f64).sum());
+            }
+            for xi in 0..n * n {
+                let (a, b) = (xi / n, xi % n);
+                let u: f64 = (0..3).map(|k| gg[a][k] * gm[b][k]).sum();
+                out[xi * per + (row / MR * red + j) * MR + row % MR] = u as f32;
             }
         }
     }
@@ -91,12 +163,15 @@ pub fn pack_weights(rows: usize, red: usize, out: &mut Vec<f32>, kernel: impl Fn
 
 /// out (m, oh, ow) = Σ_j Σ_{ki,kj} kernel(i, j)[ki][kj] · inp(j, oy + ki - pad, ox + kj - pad),
 /// for inp (kc, h, w) zero outside, oh = h + 2·pad - 2 (ow alike), plus bias[i] if given, through
-/// leaky ReLU with `slope` if given; with `packed` from [`pack_weights`]. With `pool`, out is
-/// (m, oh / 2, ow / 2) instead: the 2x2 max-pool (stride 2) of that. Overwrites `out`.
-/// Needs [`available`].
+/// leaky ReLU with `slope` if given; with `packed` from [`pack_weights`] for the same `tile`.
+/// With `pool`, out is (m, oh / 2, ow / 2) instead: the 2x2 max-pool (stride 2) of that.
+/// For `images` images one after another in `inp` and in `out`. Overwrites `out`. Needs
+/// [`available`].
 #[allow(clippy::too_many_arguments)]
 pub fn correlate(
+    tile: Tile,
     inp: &[f32],
+    images: usize,
     (kc, h, w): (usize, usize, usize),
     pad: usize,
     packed: &[f32],
@@ -108,14 +183,16 @@ pub fn correlate(
     out: &mut [f32],
 ) {
     let level = level().expect("winograd::correlate needs vector instructions (winograd::available)");
-    correlate_in(level, inp, (kc, h, w), pad, packed, m, bias, slope, pool, s, out)
+    correlate_in(level, tile, inp, images, (kc, h, w), pad, packed, m, bias, slope, pool, s, out)
 }
 
 /// [`correlate`] at a given level.
 #[allow(clippy::too_many_arguments)]
 fn correlate_in(
     level: Level,
+    tile: Tile,
     inp: &[f32],
+    images: usize,
     (kc, h, w): (usize, usize, usize),
     pad: usize,
     packed: &[f32],
@@ -127,36 +204,48 @@ fn correlate_in(
     out: &mut [f32],
 ) {
     let (oh, ow) = (h + 2 * pad - 2, w + 2 * pad - 2);
-    let tiles = oh.div_ceil(2) * ow.div_ceil(2);
+    let (n, comps) = (tile.side(), tile.components());
+    let (th, tw) = (oh.div_ceil(n), ow.div_ceil(n));
+    let tiles = th * tw;
     let per = m.div_ceil(MR) * kc * MR;
-    let out_plane = if pool { (oh / 2) * (ow / 2) } else { oh * ow };
-    assert!(out.len() >= m * out_plane && packed.len() >= 16 * per);
-    let (th, tw) = transform_input(level, inp, (kc, h, w), pad, s);
-    s.m.resize(16 * m * tiles, 0.0);
-    for xi in 0..16 {
-        conv_direct::taps_product_in(
-            level,
-            &packed[xi * per..(xi + 1) * per],
-            m,
-            kc,
-            &[0],
-            &s.v[xi * tiles..],
-            16 * tiles,
-            tiles,
-            &mut s.m[xi * tiles..],
-            16 * tiles,
-        );
+    let (in_len, out_len) = (kc * h * w, m * if pool { (oh / 2) * (ow / 2) } else { oh * ow });
+    assert!(inp.len() >= images * in_len && out.len() >= images * out_len && packed.len() >= comps * per);
+    if out_len == 0 {
+        return;
     }
-    // SAFETY: the level's token proves its instruction set; s.m holds 16·m·tiles floats and `out`
-    // m planes of oh·ow, or of their halves with `pool` (asserted).
-    unsafe {
-        match level {
-            #[cfg(target_arch = "x86_64")]
-            Level::Avx512(l) => entry::output_avx512(l, &s.m, m, (oh, ow), (th, tw), bias, slope, pool, out),
-            #[cfg(target_arch = "x86_64")]
-            Level::Avx2(l) => entry::output_avx2(l, &s.m, m, (oh, ow), (th, tw), bias, slope, pool, out),
-            #[cfg(target_arch = "aarch64")]
-            Level::Neon(l) => entry::output_neon(l, &s.m, m, (oh, ow), (th, tw), bias, slope, pool, out),
+    // One image at a time: V and M of several images side by side leave L2 (measured: 4 images
+    // of conv2 at once, 0.64x).
+    for (inp, out) in inp.chunks(in_len).zip(out.chunks_mut(out_len)).take(images) {
+        s.v.resize(comps * kc * tiles, 0.0);
+        transform_input(level, tile, inp, (kc, h, w), pad, tiles, s);
+        s.m.resize(comps * m * tiles, 0.0);
+        for xi in 0..comps {
+            conv_direct::taps_product_in(
+                level,
+                &packed[xi * per..(xi + 1) * per],
+                m,
+                kc,
+                &[0],
+                &s.v[xi * tiles..],
+                comps * tiles,
+                tiles,
+                &mut s.m[xi * tiles..],
+                comps * tiles,
+            );
+        }
+        let dims = ((oh, ow), (th, tw));
+        // SAFETY: the level's token proves its instruction set; s.m holds comps·m·tiles floats,
+        // its components `tiles` apart, and `out` m planes of oh·ow, or of their halves with
+        // `pool` (asserted).
+        unsafe {
+            match level {
+                #[cfg(target_arch = "x86_64")]
+                Level::Avx512(l) => entry::output_avx512(l, tile, &s.m, tiles, m, dims, bias, slope, pool, out),
+                #[cfg(target_arch = "x86_64")]
+                Level::Avx2(l) => entry::output_avx2(l, tile, &s.m, tiles, m, dims, bias, slope, pool, out),
+                #[cfg(target_arch = "aarch64")]
+                Level::Neon(l) => entry::output_neon(l, tile, &s.m, tiles, m, dims, bias, slope, pool, out),
+            }
         }
     }
 }
@@ -199,9 +288,10 @@ fn accumulate_weight_grad_in(
     s: &mut Scratch,
     acc: &mut [f32],
 ) {
-    let (th, tw) = transform_input(level, inp, (kc, h, w), pad, s);
     let (oh, ow) = (h + 2 * pad - 2, w + 2 * pad - 2);
-    let tiles = th * tw;
+    let tiles = oh.div_ceil(2) * ow.div_ceil(2);
+    s.v.resize(16 * kc * tiles, 0.0);
+    let (th, tw) = transform_input(level, Tile::F2, inp, (kc, h, w), pad, tiles, s);
     assert!(dy.len() >= m * oh * ow, "winograd::accumulate_weight_grad: dy too short");
     assert!(acc.len() >= 16 * kc * m, "winograd::accumulate_weight_grad: accumulator too short");
     // dY with channels last, then D (16, tiles, m).
@@ -258,30 +348,33 @@ pub fn add_weight_grad(acc: &[f32], kc: usize, m: usize, dw: &mut [f32]) {
     });
 }
 
-/// V (kc, 16, tiles) = Bᵀ d B of every tile of `inp` (kc, h, w), zero-padded by `pad`, into s.v;
-/// returns the tiles' (th, tw).
+/// V (kc, comps, ·) = Bᵀ d B of every tile of `inp` (kc, h, w), zero-padded by `pad`, into s.v:
+/// component ξ of channel j's tiles at (comps·j + ξ)·vs. Returns the tiles' (th, tw).
 fn transform_input(
     level: Level,
+    tile: Tile,
     inp: &[f32],
     (kc, h, w): (usize, usize, usize),
     pad: usize,
+    vs: usize,
     s: &mut Scratch,
 ) -> (usize, usize) {
     assert!(h + 2 * pad >= 3 && w + 2 * pad >= 3, "winograd: image smaller than its kernel");
     let (oh, ow) = (h + 2 * pad - 2, w + 2 * pad - 2);
-    let (th, tw) = (oh.div_ceil(2), ow.div_ceil(2));
+    let n = tile.side();
+    let (th, tw) = (oh.div_ceil(n), ow.div_ceil(n));
     let tiles = th * tw;
     assert!(inp.len() >= kc * h * w, "winograd: input too short");
-    // The rows the tiles read: the input itself when it needs no padding (every tile row's 4
-    // rows exist), else a zero-padded copy of 2·th + 2 rows. Loads are masked to a row's length.
-    let (src, ph, pw) = if pad == 0 && oh.is_multiple_of(2) {
+    // The rows the tiles read: the input itself when it needs no padding (every tile row's n + 2
+    // rows exist), else a zero-padded copy of n·th + 2 rows. Loads are masked to a row's length.
+    let (src, ph, pw) = if pad == 0 && oh.is_multiple_of(n) {
         (inp, h, w)
     } else {
-        let (ph, pw) = (2 * th + 2, 2 * tw + 2);
-        if s.padded_for != (kc, h, w, pad) || s.padded.len() != kc * ph * pw {
+        let (ph, pw) = (n * th + 2, n * tw + 2);
+        if s.padded_for != (kc, h, w, pad, n) || s.padded.len() != kc * ph * pw {
             s.padded.clear();
             s.padded.resize(kc * ph * pw, 0.0);
-            s.padded_for = (kc, h, w, pad);
+            s.padded_for = (kc, h, w, pad, n);
         }
         for (plane, src) in s.padded.chunks_mut(ph * pw).zip(inp.chunks(h * w)).take(kc) {
             for (row, src) in plane[pad * pw..].chunks_mut(pw).zip(src.chunks(w)) {
@@ -290,17 +383,19 @@ fn transform_input(
         }
         (&s.padded[..], ph, pw)
     };
-    s.v.resize(16 * kc * tiles, 0.0);
+    assert!(vs >= tiles && s.v.len() >= (tile.components() * kc - 1) * vs + tiles, "winograd: V too short");
+    let v = &mut s.v[..];
     // SAFETY: the level's token proves its instruction set; `src` holds kc planes of ph·pw with
-    // ph ≥ 2·th + 2 rows (the input, or the padded copy), and s.v holds 16·kc·tiles floats.
+    // ph ≥ n·th + 2 rows (the input, or the padded copy), and `v` (comps·kc - 1)·vs + tiles
+    // floats (asserted).
     unsafe {
         match level {
             #[cfg(target_arch = "x86_64")]
-            Level::Avx512(l) => entry::input_avx512(l, src, (kc, ph, pw), (th, tw), &mut s.v),
+            Level::Avx512(l) => entry::input_avx512(l, tile, src, (kc, ph, pw), (th, tw), v, vs),
             #[cfg(target_arch = "x86_64")]
-            Level::Avx2(l) => entry::input_avx2(l, src, (kc, ph, pw), (th, tw), &mut s.v),
+            Level::Avx2(l) => entry::input_avx2(l, tile, src, (kc, ph, pw), (th, tw), v, vs),
             #[cfg(target_arch = "aarch64")]
-            Level::Neon(l) => entry::input_neon(l, src, (kc, ph, pw), (th, tw), &mut s.v),
+            Level::Neon(l) => entry::input_neon(l, tile, src, (kc, ph, pw), (th, tw), v, vs),
         }
     }
     (th, tw)
@@ -317,9 +412,22 @@ mod entry {
             /// # Safety
             /// As [`input_transform`]'s.
             $(#[$feat])*
-            pub unsafe fn $input(s: $S, src: &[f32], dims: (usize, usize, usize), tiles: (usize, usize), v: &mut [f32]) {
+            pub unsafe fn $input(
+                s: $S,
+                tile: Tile,
+                src: &[f32],
+                dims: (usize, usize, usize),
+                tiles: (usize, usize),
+                v: &mut [f32],
+                vs: usize,
+            ) {
                 // SAFETY: the caller's promises.
-                unsafe { input_transform(s, src, dims, tiles, v) }
+                unsafe {
+                    match tile {
+                        Tile::F2 => input_transform(s, src, dims, tiles, v, vs),
+                        Tile::F4 => input_transform4(s, src, dims, tiles, v, vs),
+                    }
+                }
             }
 
             /// [`output_transform`] at this level.
@@ -330,17 +438,23 @@ mod entry {
             #[allow(clippy::too_many_arguments)]
             pub unsafe fn $output(
                 s: $S,
+                tile: Tile,
                 mm: &[f32],
+                ms: usize,
                 m: usize,
-                out_dims: (usize, usize),
-                tiles: (usize, usize),
+                (out_dims, tiles): ((usize, usize), (usize, usize)),
                 bias: Option<&[f32]>,
                 slope: Option<f32>,
                 pool: bool,
                 out: &mut [f32],
             ) {
                 // SAFETY: the caller's promises.
-                unsafe { output_transform(s, mm, m, out_dims, tiles, bias, slope, pool, out) }
+                unsafe {
+                    match tile {
+                        Tile::F2 => output_transform(s, mm, ms, m, out_dims, tiles, bias, slope, pool, out),
+                        Tile::F4 => output_transform4(s, mm, ms, m, out_dims, tiles, bias, slope, pool, out),
+                    }
+                }
             }
 
             /// [`dy_transform`] at this level.
@@ -389,12 +503,12 @@ mod entry {
     );
 }
 
-/// V (kc, 16, tiles) = Bᵀ d B of every tile of every channel of `src` (kc planes of ph rows of
-/// pw floats), tiles numbered ty·tw + tx.
+/// V (kc, 16, ·) = Bᵀ d B of every tile of every channel of `src` (kc planes of ph rows of pw
+/// floats), tiles numbered ty·tw + tx: component ξ of channel j's tiles at v + (16j + ξ)·vs.
 ///
 /// # Safety
-/// `s`'s instruction set is compiled in; ph ≥ 2·th + 2, src.len() ≥ kc·ph·pw, v.len() ≥
-/// 16·kc·th·tw.
+/// `s`'s instruction set is compiled in; ph ≥ 2·th + 2, src.len() ≥ kc·ph·pw, vs ≥ th·tw,
+/// v.len() ≥ (16·kc - 1)·vs + th·tw.
 #[inline(always)]
 unsafe fn input_transform<S: Simd>(
     s: S,
@@ -402,9 +516,12 @@ unsafe fn input_transform<S: Simd>(
     (kc, ph, pw): (usize, usize, usize),
     (th, tw): (usize, usize),
     v: &mut [f32],
+    vs: usize,
 ) {
     let tiles = th * tw;
-    debug_assert!(ph >= 2 * th + 2 && src.len() >= kc * ph * pw && v.len() >= 16 * kc * tiles);
+    debug_assert!(
+        ph >= 2 * th + 2 && src.len() >= kc * ph * pw && vs >= tiles && v.len() >= (16 * kc - 1) * vs + tiles
+    );
     // Short tile rows (conv3's 5 tiles) go two to a vector, one per half.
     let per_vector = if 2 * tw <= S::LANES { 2 } else { 1 };
     for j in 0..kc {
@@ -413,14 +530,14 @@ unsafe fn input_transform<S: Simd>(
             let pair = per_vector == 2 && ty + 1 < th;
             let rows = &plane[2 * ty * pw..(2 * ty + if pair { 6 } else { 4 }) * pw];
             // SAFETY: `rows` holds 4·pw floats, 6·pw for a pair (sliced: 2·ty + 6 ≤ 2·th + 2 ≤ ph
-            // as ty + 1 < th); V is written at (j·16 + ξ)·tiles + ty·tw + (0..tw, or 0..2·tw for a
-            // pair), below (j·16 + 16)·tiles ≤ v.len(); `v` is a unique borrow.
+            // as ty + 1 < th); V is written at (j·16 + ξ)·vs + ty·tw + (0..tw, or 0..2·tw for a
+            // pair), below (16·kc - 1)·vs + tiles ≤ v.len(); `v` is a unique borrow.
             unsafe {
-                let v = v.as_mut_ptr().add(j * 16 * tiles + ty * tw);
+                let v = v.as_mut_ptr().add(j * 16 * vs + ty * tw);
                 if pair {
-                    input_tile_row::<S, true>(s, rows, pw, tw, v, tiles)
+                    input_tile_row::<S, true>(s, rows, pw, tw, v, vs)
                 } else {
-                    input_tile_row::<S, false>(s, rows, pw, tw, v, tiles)
+                    input_tile_row::<S, false>(s, rows, pw, tw, v, vs)
                 }
             };
         }
@@ -491,16 +608,19 @@ unsafe fn dy_transform<S: Simd>(
 }
 
 /// out (m, oh, ow) = Aᵀ M A + bias, through leaky ReLU with `slope` if given, from M (m, 16,
-/// tiles); with `pool`, out (m, oh / 2, ow / 2) = the 2x2 maximum of each whole tile instead.
+/// ·), component ξ of output channel i's tiles at mm + (16i + ξ)·ms; with `pool`, out (m, oh / 2,
+/// ow / 2) = the 2x2 maximum of each whole tile instead.
 ///
 /// # Safety
-/// `s`'s instruction set is compiled in; (th, tw) = (oh, ow) halved up; mm.len() ≥ 16·m·th·tw,
-/// out.len() ≥ m·oh·ow (m·(oh / 2)·(ow / 2) with `pool`), bias (if given) holds m values.
+/// `s`'s instruction set is compiled in; (th, tw) = (oh, ow) halved up; ms ≥ th·tw, mm.len() ≥
+/// (16·m - 1)·ms + th·tw, out.len() ≥ m·oh·ow (m·(oh / 2)·(ow / 2) with `pool`), bias (if given)
+/// holds m values.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 unsafe fn output_transform<S: Simd>(
     s: S,
     mm: &[f32],
+    ms: usize,
     m: usize,
     (oh, ow): (usize, usize),
     (th, tw): (usize, usize),
@@ -519,25 +639,25 @@ unsafe fn output_transform<S: Simd>(
         }
         let flat = (ph, pw) == (th, tw);
         for (i, plane) in out.chunks_mut(ph * pw).take(m).enumerate() {
-            let mi = &mm[i * 16 * tiles..(i + 1) * 16 * tiles];
+            let mi = &mm[i * 16 * ms..];
             let b = bias.map_or(0.0, |b| b[i]);
             let run = if flat { tiles } else { pw };
             for (ty, row) in plane.chunks_mut(run).enumerate() {
-                // SAFETY: `mi` holds 16·tiles floats and ty·tw + row.len() ≤ tiles (one run of
-                // all tiles, or ty < ph ≤ th and pw ≤ tw).
-                unsafe { pooled_tile_row(s, mi, tiles, ty * tw, (b, slope), row) };
+                // SAFETY: `mi` holds 15·ms + tiles floats and ty·tw + row.len() ≤ tiles (one run
+                // of all tiles, or ty < ph ≤ th and pw ≤ tw).
+                unsafe { pooled_tile_row(s, mi, ms, ty * tw, (b, slope), row) };
             }
         }
         return;
     }
     for (i, plane) in out.chunks_mut(oh * ow).take(m).enumerate() {
-        let mi = &mm[i * 16 * tiles..(i + 1) * 16 * tiles];
+        let mi = &mm[i * 16 * ms..];
         let b = bias.map_or(0.0, |b| b[i]);
         for ty in 0..th {
             let rows = &mut plane[2 * ty * ow..((2 * ty + 2) * ow).min(oh * ow)];
-            // SAFETY: `mi` holds 16·tiles ≥ 15·tiles + ty·tw + tw floats (ty < th); tw =
+            // SAFETY: `mi` holds 15·ms + tiles ≥ 15·ms + ty·tw + tw floats (ty < th); tw =
             // ow.div_ceil(2).
-            unsafe { output_tile_row(s, mi, tiles, ty * tw, tw, (b, slope), rows, ow) };
+            unsafe { output_tile_row(s, mi, ms, ty * tw, tw, (b, slope), rows, ow) };
         }
     }
 }
@@ -704,6 +824,300 @@ unsafe fn tile_outputs<S: Simd>(s: S, m: *const f32, tiles: usize, k: S::Mask) -
     ]
 }
 
+/// F(4x4, 3x3): V (kc, 36, ·) = Bᵀ d B of every 6x6 tile (stride 4) of every channel of `src`
+/// (kc planes of ph rows of pw floats), tiles numbered ty·tw + tx: component ξ of channel j's
+/// tiles at v + (36j + ξ)·vs.
+///
+/// # Safety
+/// `s`'s instruction set is compiled in; ph ≥ 4·th + 2, src.len() ≥ kc·ph·pw, vs ≥ th·tw,
+/// v.len() ≥ (36·kc - 1)·vs + th·tw.
+#[inline(always)]
+unsafe fn input_transform4<S: Simd>(
+    s: S,
+    src: &[f32],
+    (kc, ph, pw): (usize, usize, usize),
+    (th, tw): (usize, usize),
+    v: &mut [f32],
+    vs: usize,
+) {
+    let tiles = th * tw;
+    debug_assert!(
+        ph >= 4 * th + 2 && src.len() >= kc * ph * pw && vs >= tiles && v.len() >= (36 * kc - 1) * vs + tiles
+    );
+    // Short tile rows (conv2's 6 tiles at AVX-512) go two to a vector, one per half.
+    let per_vector = if 2 * tw <= S::LANES { 2 } else { 1 };
+    for j in 0..kc {
+        let plane = &src[j * ph * pw..(j + 1) * ph * pw];
+        for ty in (0..th).step_by(per_vector) {
+            let pair = per_vector == 2 && ty + 1 < th;
+            let rows = &plane[4 * ty * pw..(4 * ty + if pair { 10 } else { 6 }) * pw];
+            // SAFETY: `rows` holds 6·pw floats, 10·pw for a pair (sliced: 4·ty + 10 ≤ 4·th + 2 ≤
+            // ph as ty + 1 < th); V is written at (j·36 + ξ)·vs + ty·tw + (0..tw, or 0..2·tw for
+            // a pair), below (36·kc - 1)·vs + tiles ≤ v.len(); `v` is a unique borrow.
+            unsafe {
+                let v = v.as_mut_ptr().add(j * 36 * vs + ty * tw);
+                if pair {
+                    input_tile_row4::<S, true>(s, rows, pw, tw, v, vs)
+                } else {
+                    input_tile_row4::<S, false>(s, rows, pw, tw, v, vs)
+                }
+            };
+        }
+    }
+}
+
+/// Bᵀ d for one column d0..d5 of a 6x6 tile, Bᵀ of F(4x4, 3x3):
+/// [[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0], [0, -2, -1, 2, 1, 0],
+///  [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]].
+#[inline(always)]
+fn bt4<S: Simd>(s: S, d: [S::V; 6]) -> [S::V; 6] {
+    let (four, five, two) = (s.splat(4.0), s.splat(-5.0), s.splat(2.0));
+    let a = s.fma(s.splat(-4.0), d[2], d[4]);
+    let b = s.fma(s.splat(-4.0), d[1], d[3]);
+    let c = s.sub(d[4], d[2]);
+    let e = s.mul(two, s.sub(d[3], d[1]));
+    [
+        s.fma(four, d[0], s.fma(five, d[2], d[4])),
+        s.add(a, b),
+        s.sub(a, b),
+        s.add(c, e),
+        s.sub(c, e),
+        s.fma(four, d[1], s.fma(five, d[3], d[5])),
+    ]
+}
+
+/// Aᵀ m for one column m0..m5, Aᵀ of F(4x4, 3x3): [[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0],
+/// [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]].
+#[inline(always)]
+fn at4<S: Simd>(s: S, m: [S::V; 6]) -> [S::V; 4] {
+    let (p, q) = (s.add(m[1], m[2]), s.sub(m[1], m[2]));
+    let (r, t) = (s.add(m[3], m[4]), s.sub(m[3], m[4]));
+    [
+        s.add(s.add(m[0], p), r),
+        s.fma(s.splat(2.0), t, q),
+        s.fma(s.splat(4.0), r, p),
+        s.add(s.fma(s.splat(8.0), t, q), m[5]),
+    ]
+}
+
+/// v_ξ[tx] (at v + ξ·v_stride, ξ < 36) = (Bᵀ d B)_ξ of the tiles tx < tw of one tile row of
+/// F(4x4, 3x3), whose 6 input rows of `rs` floats follow each other in `rows`; tile tx reads
+/// columns 4tx..4tx + 6 (zero past a row's end). LANES tiles at a time: each row's columns
+/// 4tx + 4u + {0, 1, 2, 3} for the lanes u come from four loads of LANES floats split twice into
+/// even and odd columns, and + {4, 5} from four more loads 4 columns on. With `PAIR` (2·tw ≤
+/// LANES), the next tile row too (rows 4..10 of `rows`), in the upper half of the lanes: the
+/// second pair of loads of each split comes from its row instead, and its tiles follow the first
+/// row's in V.
+///
+/// # Safety
+/// `s`'s instruction set is compiled in; rows.len() ≥ 6·rs (10·rs with `PAIR`, and then 2·tw ≤
+/// LANES); v[ξ·v_stride + tx] for ξ < 36, tx < tw (2·tw with `PAIR`) is writable and not accessed
+/// by anyone else during the call.
+#[inline(always)]
+unsafe fn input_tile_row4<S: Simd, const PAIR: bool>(
+    s: S,
+    rows: &[f32],
+    rs: usize,
+    tw: usize,
+    v: *mut f32,
+    v_stride: usize,
+) {
+    let l = S::LANES;
+    debug_assert!(rows.len() >= if PAIR { 10 * rs } else { 6 * rs } && (!PAIR || 2 * tw <= l));
+    for tx in (0..tw).step_by(l) {
+        let k = s.mask(tw - tx);
+        // d[col][i]: columns 4tx + 4u + col of row i for the lanes u, zero past the row's end.
+        let mut d = [[s.zero(); 6]; 6];
+        for i in 0..6 {
+            for shift in [0, 4] {
+                let at = 4 * tx + shift;
+                // x[2q + half]: source q's (the row's first or second 2·LANES columns, or with
+                // `PAIR` the first or second tile row's) half.
+                let mut x = [s.zero(); 4];
+                for (n, x) in x.iter_mut().enumerate() {
+                    let (q, half) = (n / 2, n % 2);
+                    let (row, col) = if PAIR { (i + 4 * q, at + half * l) } else { (i, at + (2 * q + half) * l) };
+                    // SAFETY: masked to the row: row·rs + col + lanes ≤ (row + 1)·rs ≤ rows.len()
+                    // (the caller's), and the pointer clamped to the row's end where no lane is
+                    // read.
+                    *x = unsafe {
+                        s.load_masked(rows.as_ptr().add(row * rs + col.min(rs)), s.mask(rs.saturating_sub(col)))
+                    };
+                }
+                let (e0, o0) = s.deinterleave(x[0], x[1]);
+                let (e1, o1) = s.deinterleave(x[2], x[3]);
+                let (c0, c2) = s.deinterleave(e0, e1);
+                let (c1, c3) = s.deinterleave(o0, o1);
+                if shift == 0 {
+                    (d[0][i], d[1][i], d[2][i], d[3][i]) = (c0, c1, c2, c3);
+                } else {
+                    (d[4][i], d[5][i]) = (c0, c1);
+                }
+            }
+        }
+        // Bᵀ over the rows, for each of the 6 columns; then over the columns. (Loops, not
+        // closures: a closure would not inherit the caller's instruction set.)
+        let mut t = [[s.zero(); 6]; 6];
+        for (t, &col) in t.iter_mut().zip(&d) {
+            *t = bt4(s, col);
+        }
+        for a in 0..6 {
+            let mut row = [s.zero(); 6];
+            for (r, tc) in row.iter_mut().zip(&t) {
+                *r = tc[a];
+            }
+            let vals = bt4(s, row);
+            for (b, &val) in vals.iter().enumerate() {
+                // SAFETY: masked to lanes tx + u < tw, and with `PAIR` tw + u < 2·tw, which the
+                // caller vouches for.
+                unsafe {
+                    let at = v.add((6 * a + b) * v_stride + tx);
+                    s.store_masked(at, k, val);
+                    if PAIR {
+                        s.store_masked(at.add(tw), k, s.swap_halves(val));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// F(4x4, 3x3): out (m, oh, ow) = Aᵀ M A + bias, through leaky ReLU with `slope` if given, from M
+/// (m, 36, ·), component ξ of output channel i's tiles at mm + (36i + ξ)·ms; with `pool`, out (m,
+/// oh / 2, ow / 2) = the maximum of each 2x2 window instead.
+///
+/// # Safety
+/// `s`'s instruction set is compiled in; (th, tw) = (oh, ow) divided by 4 rounding up; ms ≥ th·tw,
+/// mm.len() ≥ (36·m - 1)·ms + th·tw, out.len() ≥ m·oh·ow (m·(oh / 2)·(ow / 2) with `pool`), bias
+/// (if given) holds m values.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn output_transform4<S: Simd>(
+    s: S,
+    mm: &[f32],
+    ms: usize,
+    m: usize,
+    (oh, ow): (usize, usize),
+    (th, tw): (usize, usize),
+    bias: Option<&[f32]>,
+    slope: Option<f32>,
+    pool: bool,
+    out: &mut [f32],
+) {
+    debug_assert!(ms >= th * tw && mm.len() >= (36 * m - 1) * ms + th * tw);
+    // Pooled: windows of whole output pairs only (a last odd row or column is in none, as
+    // max-pooling floors); each tile holds 2x2 windows.
+    let (rh, rw) = if pool { (oh / 2, ow / 2) } else { (oh, ow) };
+    if rh == 0 || rw == 0 {
+        return;
+    }
+    let per_tile = if pool { 2 } else { 4 };
+    for (i, plane) in out.chunks_mut(rh * rw).take(m).enumerate() {
+        let mi = &mm[i * 36 * ms..];
+        let b = bias.map_or(0.0, |b| b[i]);
+        for ty in 0..rh.div_ceil(per_tile) {
+            let rows = &mut plane[per_tile * ty * rw..((per_tile * ty + per_tile) * rw).min(rh * rw)];
+            // SAFETY: `mi` holds 35·ms + tiles ≥ 35·ms + ty·tw + tw floats (ty < th); the row's
+            // tiles cover its outputs: rw.div_ceil(per_tile) ≤ tw.
+            unsafe { output_tile_row4(s, mi, ms, ty * tw, rw.div_ceil(per_tile), (b, slope), pool, rows, rw) };
+        }
+    }
+}
+
+/// Output rows 4ty..4ty + 4 (`rows`, rows of `rw`; fewer at the plane's end) from the tiles u0..u0 +
+/// tn of one output channel's M (36 components, `tiles` apart): y = Aᵀ M_u A + bias (then leaky
+/// ReLU with `slope` if given), written interleaved (x = 4tx + b). With `pool`, pooled rows 2ty and
+/// 2ty + 1 instead: the maximum of each 2x2 window of y before bias and activation (both
+/// monotone: the same as after), x = 2tx + b.
+///
+/// # Safety
+/// `s`'s instruction set is compiled in; mi.len() ≥ 35·tiles + u0 + tn; tn = rw divided by 4 (2
+/// with `pool`) rounding up.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn output_tile_row4<S: Simd>(
+    s: S,
+    mi: &[f32],
+    tiles: usize,
+    u0: usize,
+    tn: usize,
+    (bias, slope): (f32, Option<f32>),
+    pool: bool,
+    rows: &mut [f32],
+    rw: usize,
+) {
+    debug_assert!(mi.len() >= 35 * tiles + u0 + tn && rows.len() >= rw);
+    let l = S::LANES;
+    let b = s.splat(bias);
+    for tx in (0..tn).step_by(l) {
+        let k = s.mask(tn - tx);
+        let mut y = [[s.zero(); 4]; 6];
+        for (a, y) in y.iter_mut().enumerate() {
+            let mut c = [s.zero(); 6];
+            for (bb, c) in c.iter_mut().enumerate() {
+                // SAFETY: masked to lanes u0 + tx + u < u0 + tn; ξ·tiles + u0 + tn ≤ mi.len()
+                // for ξ < 36, as the caller promises.
+                *c = unsafe { s.load_masked(mi.as_ptr().add((6 * a + bb) * tiles + u0 + tx), k) };
+            }
+            // Aᵀ over the columns of row a of the tile.
+            *y = at4(s, c);
+        }
+        // Aᵀ over the rows: out[r][cx] of each tile.
+        let mut out = [[s.zero(); 4]; 4];
+        for cx in 0..4 {
+            let mut c = [s.zero(); 6];
+            for (c, r) in c.iter_mut().zip(&y) {
+                *c = r[cx];
+            }
+            let col = at4(s, c);
+            for (o, &v) in out.iter_mut().zip(&col) {
+                o[cx] = v;
+            }
+        }
+        if pool {
+            for a in 0..2 {
+                let Some(row) = rows.get_mut(a * rw..(a + 1) * rw) else { continue };
+                let mut top = [s.zero(); 2];
+                for (bx, top) in top.iter_mut().enumerate() {
+                    let (r0, r1) = (&out[2 * a], &out[2 * a + 1]);
+                    let p = s.max(r0[2 * bx], r0[2 * bx + 1]);
+                    let q = s.max(r1[2 * bx], r1[2 * bx + 1]);
+                    *top = activate(s, s.add(s.max(p, q), b), slope);
+                }
+                let (lo, hi) = s.interleave(top[0], top[1]);
+                // SAFETY: `row` holds rw floats (sliced); both stores masked to the lanes before rw.
+                unsafe { store_run(s, row, 2 * tx, &[lo, hi]) };
+            }
+        } else {
+            for (r, [y0, y1, y2, y3]) in out.into_iter().enumerate() {
+                let Some(row) = rows.get_mut(r * rw..(r + 1) * rw) else { continue };
+                let (y0, y1) = (activate(s, s.add(y0, b), slope), activate(s, s.add(y1, b), slope));
+                let (y2, y3) = (activate(s, s.add(y2, b), slope), activate(s, s.add(y3, b), slope));
+                let ((a0, a1), (b0, b1)) = (s.interleave(y0, y2), s.interleave(y1, y3));
+                let ((v0, v1), (v2, v3)) = (s.interleave(a0, b0), s.interleave(a1, b1));
+                // SAFETY: as above.
+                unsafe { store_run(s, row, 4 * tx, &[v0, v1, v2, v3]) };
+            }
+        }
+    }
+}
+
+/// Stores `vals` one after another into `row` from `at`, masked to the row's end.
+///
+/// # Safety
+/// `s`'s instruction set is compiled in.
+#[inline(always)]
+unsafe fn store_run<S: Simd>(s: S, row: &mut [f32], at: usize, vals: &[S::V]) {
+    for (n, &v) in vals.iter().enumerate() {
+        let at = at + n * S::LANES;
+        if at >= row.len() {
+            break;
+        }
+        // SAFETY: at < row.len(), and the store is masked to the lanes before its end.
+        unsafe { s.store_masked(row.as_mut_ptr().add(at), s.mask(row.len() - at), v) };
+    }
+}
+
 /// Leaky ReLU with `slope` if given, as `elementwise::leaky_relu_here` computes it:
 /// max(v, 0) + slope·min(v, 0).
 #[inline(always)]
@@ -743,8 +1157,6 @@ mod tests {
             let kernel = |i: usize, j: usize| -> [[f32; 3]; 3] {
                 std::array::from_fn(|a| std::array::from_fn(|b| g[(i * kc + j) * 9 + 3 * a + b]))
             };
-            let mut packed = Vec::new();
-            pack_weights(m, kc, &mut packed, kernel);
             let (oh, ow) = (h + 2 * pad - 2, w + 2 * pad - 2);
             let at = |j: usize, y: isize, x: isize| {
                 let (y, x) = (y - pad as isize, x - pad as isize);
@@ -775,41 +1187,98 @@ mod tests {
                         }
                     }
                 }
-                let mut results: Vec<(Level, Vec<f32>)> = Vec::new();
-                for level in levels_here() {
-                    let mut out = vec![f32::NAN; m * oh * ow];
-                    let b = with_bias.then_some(&bias[..]);
-                    let mut scratch = Scratch::default();
-                    correlate_in(level, &inp, (kc, h, w), pad, &packed, m, b, slope, false, &mut scratch, &mut out);
-                    for (u, v) in out.iter().zip(&reference) {
-                        assert!(
-                            (u - v).abs() <= 1e-4 * (1.0 + v.abs()),
-                            "{level:?}: {u} vs {v}, {kc} {m} {h}x{w} pad {pad}"
+                for tile in [Tile::F2, Tile::F4] {
+                    let mut packed = Vec::new();
+                    pack_weights(tile, m, kc, &mut packed, kernel);
+                    let mut results: Vec<(Level, Vec<f32>)> = Vec::new();
+                    for level in levels_here() {
+                        let mut out = vec![f32::NAN; m * oh * ow];
+                        let b = with_bias.then_some(&bias[..]);
+                        let mut scratch = Scratch::default();
+                        correlate_in(
+                            level,
+                            tile,
+                            &inp,
+                            1,
+                            (kc, h, w),
+                            pad,
+                            &packed,
+                            m,
+                            b,
+                            slope,
+                            false,
+                            &mut scratch,
+                            &mut out,
                         );
-                    }
-                    // Pooled in the output transform: the 2x2 maxima of `out`, bit for bit.
-                    let (ph, pw) = (oh / 2, ow / 2);
-                    let mut pooled = vec![f32::NAN; m * ph * pw];
-                    correlate_in(level, &inp, (kc, h, w), pad, &packed, m, b, slope, true, &mut scratch, &mut pooled);
-                    for i in 0..m {
-                        for y in 0..ph {
-                            for x in 0..pw {
-                                let at = |a: usize, b: usize| out[(i * oh + 2 * y + a) * ow + 2 * x + b];
-                                let want = at(0, 0).max(at(0, 1)).max(at(1, 0).max(at(1, 1)));
-                                let got = pooled[(i * ph + y) * pw + x];
-                                assert_eq!(
-                                    got.to_bits(),
-                                    want.to_bits(),
-                                    "{level:?} pooled ({i}, {y}, {x}): {kc} {m} {h}x{w} pad {pad}"
-                                );
+                        for (u, v) in out.iter().zip(&reference) {
+                            assert!(
+                                (u - v).abs() <= 1e-4 * (1.0 + v.abs()),
+                                "{level:?} {tile:?}: {u} vs {v}, {kc} {m} {h}x{w} pad {pad}"
+                            );
+                        }
+                        // Three copies of the image multiplied together: each the same bits as alone.
+                        let copies = inp.repeat(3);
+                        let mut out3 = vec![f32::NAN; 3 * m * oh * ow];
+                        let dims = (kc, h, w);
+                        correlate_in(
+                            level,
+                            tile,
+                            &copies,
+                            3,
+                            dims,
+                            pad,
+                            &packed,
+                            m,
+                            b,
+                            slope,
+                            false,
+                            &mut scratch,
+                            &mut out3,
+                        );
+                        for (n, copy) in out3.chunks(m * oh * ow).enumerate() {
+                            let same = copy.iter().zip(&out).all(|(a, b)| a.to_bits() == b.to_bits());
+                            assert!(same, "{level:?} {tile:?} image {n} of 3: {kc} {m} {h}x{w} pad {pad}");
+                        }
+                        // Pooled in the output transform: the 2x2 maxima of `out`, bit for bit.
+                        let (ph, pw) = (oh / 2, ow / 2);
+                        let mut pooled = vec![f32::NAN; 3 * m * ph * pw];
+                        correlate_in(
+                            level,
+                            tile,
+                            &copies,
+                            3,
+                            dims,
+                            pad,
+                            &packed,
+                            m,
+                            b,
+                            slope,
+                            true,
+                            &mut scratch,
+                            &mut pooled,
+                        );
+                        for n in 0..3 {
+                            for i in 0..m {
+                                for y in 0..ph {
+                                    for x in 0..pw {
+                                        let at = |a: usize, b: usize| out[(i * oh + 2 * y + a) * ow + 2 * x + b];
+                                        let want = at(0, 0).max(at(0, 1)).max(at(1, 0).max(at(1, 1)));
+                                        let got = pooled[((n * m + i) * ph + y) * pw + x];
+                                        assert_eq!(
+                                            got.to_bits(),
+                                            want.to_bits(),
+                                            "{level:?} {tile:?} pooled ({n}, {i}, {y}, {x}): {kc} {m} {h}x{w} pad {pad}"
+                                        );
+                                    }
+                                }
                             }
                         }
+                        if let Some((first, y)) = results.first() {
+                            let same = y.iter().zip(&out).all(|(a, b)| a.to_bits() == b.to_bits());
+                            assert!(same, "{first:?} vs {level:?} {tile:?}: {kc} {m} {h}x{w} pad {pad}");
+                        }
+                        results.push((level, out));
                     }
-                    if let Some((first, y)) = results.first() {
-                        let same = y.iter().zip(&out).all(|(a, b)| a.to_bits() == b.to_bits());
-                        assert!(same, "{first:?} vs {level:?}: {kc} {m} {h}x{w} pad {pad}");
-                    }
-                    results.push((level, out));
                 }
             }
         }
