@@ -41,10 +41,15 @@ fn winograd(g: &Conv2dGeom, algo: ConvAlgorithm) -> bool {
 
 /// The forward pass's Winograd tile, if it runs by Winograd.
 fn forward_tile(g: &Conv2dGeom, algo: ConvAlgorithm) -> Option<Tile> {
-    winograd(g, algo).then(|| match algo {
+    winograd(g, algo).then(|| tile_for(g.oh(), g.ow(), algo))
+}
+
+/// The Winograd tile for an oh x ow output: 2x2 with `Winograd2x2`, else where it pays.
+fn tile_for(oh: usize, ow: usize, algo: ConvAlgorithm) -> Tile {
+    match algo {
         ConvAlgorithm::Winograd2x2 => Tile::F2,
-        _ => Tile::for_output(g.oh(), g.ow()),
-    })
+        _ => Tile::for_output(oh, ow),
+    }
 }
 
 /// Winograd for the gradients too: F(3x3, 2x2) for the weight gradient, F(2x2, 3x3) on dY padded
@@ -326,7 +331,8 @@ pub fn backward(
     let shift = shifted(g, algo);
     let wino = winograd_grads(g, algo);
     let (scratch, packing) = scratch.prepare(n, g, algo, true);
-    let packed = direct(g, algo).then(|| packing.prepare(w, g, true, wino.then_some(Tile::F2)));
+    // The input gradient's output is the input's size.
+    let packed = direct(g, algo).then(|| packing.prepare(w, g, true, wino.then(|| tile_for(g.h, g.w, algo))));
     let chunk_work = |ci: usize, s: &mut ChunkScratch, mut dx_chunk: Option<&mut [f32]>| {
         if shift {
             s.dw_taps.fill(0.0);
