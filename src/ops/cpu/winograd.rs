@@ -928,6 +928,8 @@ unsafe fn input_tile_row4<S: Simd, const PAIR: bool>(
         let k = s.mask(tw - tx);
         // d[col][i]: columns 4tx + 4u + col of row i for the lanes u, zero past the row's end.
         let mut d = [[s.zero(); 6]; 6];
+        // Row i fills element i of every column.
+        #[allow(clippy::needless_range_loop)]
         for i in 0..6 {
             for shift in [0, 4] {
                 let at = 4 * tx + shift;
