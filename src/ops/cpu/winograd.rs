@@ -6,14 +6,18 @@
 //!   V_ξ (c, tiles)  = Bᵀ d B, component ξ of every input tile      (input transform)
 //!   M_ξ (m, tiles)  = U_ξ (m, c) · V_ξ                             (16 products, direct kernel)
 //!   Y               = Aᵀ M A                                       (output transform)
-//! with U = G g Gᵀ transformed once per layer call. The input gradient is the same computation on
-//! dY padded by 2 - pad, with the weights transposed and flipped; the weight gradient is F(3x3,
-//! 2x2) ([`accumulate_weight_grad`]). Both are used where vectors are narrower than AVX-512's
-//! ([`pays_for_gradients`]); on AVX-512 the direct kernels compute the gradients as fast.
+//! with U = G g Gᵀ transformed once per layer call. F(4x4, 3x3) does the same with 6x6 input
+//! tiles, 36 components and 36 multiplies per 16 outputs (4x fewer than direct), where an image
+//! has enough 4x4 tiles to fill the products' vectors ([`Tile::for_output`]; its rounding grows
+//! with the transforms' larger coefficients, ~1e-5 of the sum's terms). The input gradient is
+//! the same computation on dY padded by 2 - pad, with the weights transposed and flipped; the
+//! weight gradient is F(3x3, 2x2) ([`accumulate_weight_grad`]). Both are used where vectors are
+//! narrower than AVX-512's ([`pays_for_gradients`]); on AVX-512 the direct kernels compute the
+//! gradients as fast.
 //!
 //! Layout: tiles are numbered u = ty·tw + tx. The input transform takes a vector's worth of tiles
-//! of a tile row at once, splitting the 4 input rows they read into even and odd columns with
-//! vector permutes. The transforms are written once over [`Simd`], like the products. V
+//! of a tile row at once, splitting the input rows they read into even and odd columns with
+//! vector permutes (twice for 4x4 tiles: columns 4u + 0..3, then from 4 columns on, 4u + 4, 5). The transforms are written once over [`Simd`], like the products. V
 //! and M keep the 16 components of a channel next to each other ((c, 16, tiles), (m, 16, tiles)):
 //! each transform then writes or reads one small block instead of 16 places far apart (measured:
 //! the input transform was bound by those scattered stores).
