@@ -52,8 +52,9 @@ fn tile_for(oh: usize, ow: usize, algo: ConvAlgorithm) -> Tile {
     }
 }
 
-/// Winograd for the gradients too: F(3x3, 2x2) for the weight gradient, F(2x2, 3x3) on dY padded
-/// by 2 - pad for the input gradient. `Auto` takes it where it pays ([`winograd::pays_for_gradients`]).
+/// Winograd for the gradients too: F(3x3, 2x2) for the weight gradient, the forward algorithm on
+/// dY padded by 2 - pad for the input gradient (4x4 tiles where they pay). `Auto` takes it where
+/// it pays ([`winograd::pays_for_gradients`]).
 fn winograd_grads(g: &Conv2dGeom, algo: ConvAlgorithm) -> bool {
     let wanted = match algo {
         ConvAlgorithm::Winograd => true,
@@ -281,8 +282,7 @@ fn forward_to(
     for_each_chunk2(y, IMAGES_PER_CHUNK * out_len, scratch, 1, |ci, y_chunk, s| {
         let s = &mut s[0];
         let first = ci * IMAGES_PER_CHUNK;
-        // Winograd multiplies the chunk's images together, and applies the activation (and the
-        // pooling) in its output transform.
+        // Winograd applies the activation (and the pooling) in its output transform.
         if let Some((tile, u)) = packed.and_then(Direct::winograd) {
             let images = y_chunk.len() / out_len;
             let x_chunk = &x[first * in_len..(first + images) * in_len];

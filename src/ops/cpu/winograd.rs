@@ -132,7 +132,7 @@ pub fn pack_weights(
     rows: usize,
     red: usize,
     out: &mut Vec<f32>,
-    kernel: impl Fn(usize, usize) -> [[f32; 3]; 3],
+    kernel: impl Fn(usize, usize) -> [[f32; 3]; 3] + Sync,
 ) {
     let per = rows.div_ceil(MR) * red * MR;
     let n = tile.side() + 2;
@@ -148,21 +148,21 @@ pub fn pack_weights(
     let gm = &gm[..n];
     out.clear();
     out.resize(n * n * per, 0.0);
-    for row in 0..rows {
-        for j in 0..red {
-            let g = kernel(row, j);
-            // U = G g Gᵀ, in double precision: G4's sixths and twelfths are not exact in f32.
-            let mut gg = [[0.0f64; 3]; 6];
-            for (gg, ga) in gg.iter_mut().zip(gm) {
-                *gg = std::array::from_fn(|b| (0..3).map(|k| ga[k] * g[k][b] as f64).sum());
-            }
-            for xi in 0..n * n {
-                let (a, b) = (xi / n, xi % n);
-                let u: f64 = (0..3).map(|k| gg[a][k] * gm[b][k]).sum();
-                out[xi * per + (row / MR * red + j) * MR + row % MR] = u as f32;
+    // U = G g Gᵀ, in double precision (G4's sixths and twelfths are not exact in f32), row a of
+    // U (components a·n..a·n + n, contiguous in `out`) per task: in parallel, as a training step
+    // packs every layer's weights anew.
+    super::par::for_each_chunk(out, n * per, |a, out_a| {
+        for row in 0..rows {
+            for j in 0..red {
+                let g = kernel(row, j);
+                let gg: [f64; 3] = std::array::from_fn(|b| (0..3).map(|k| gm[a][k] * g[k][b] as f64).sum());
+                for (b, gb) in gm.iter().enumerate() {
+                    let u: f64 = (0..3).map(|k| gg[k] * gb[k]).sum();
+                    out_a[b * per + (row / MR * red + j) * MR + row % MR] = u as f32;
+                }
             }
         }
-    }
+    });
 }
 
 /// out (m, oh, ow) = Σ_j Σ_{ki,kj} kernel(i, j)[ki][kj] · inp(j, oy + ki - pad, ox + kj - pad),
