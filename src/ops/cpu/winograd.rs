@@ -17,10 +17,11 @@
 //!
 //! Layout: tiles are numbered u = ty·tw + tx. The input transform takes a vector's worth of tiles
 //! of a tile row at once, splitting the input rows they read into even and odd columns with
-//! vector permutes (twice for 4x4 tiles: columns 4u + 0..3, then from 4 columns on, 4u + 4, 5). The transforms are written once over [`Simd`], like the products. V
-//! and M keep the 16 components of a channel next to each other ((c, 16, tiles), (m, 16, tiles)):
-//! each transform then writes or reads one small block instead of 16 places far apart (measured:
-//! the input transform was bound by those scattered stores).
+//! vector permutes (twice for 4x4 tiles: columns 4u + 0..3, then from 4 columns on, 4u + 4, 5).
+//! The transforms are written once over [`Simd`], like the products. V and M keep the components
+//! of a channel next to each other ((c, 16, tiles), (m, 16, tiles), 36 for 4x4 tiles): each
+//! transform then writes or reads one small block instead of 16 places far apart (measured: the
+//! input transform was bound by those scattered stores).
 //!
 //! A 2x2 max-pool with stride 2 that follows the convolution can be applied by the output
 //! transform (`pool`): each tile's 2x2 outputs are one pooling window, so only their maximum is
@@ -113,8 +114,8 @@ impl Tile {
 
 #[derive(Default, Debug, Clone)]
 pub struct Scratch {
-    /// The input, zero-padded, and the (channels, height, width, pad, tile side) it was laid out for: its
-    /// borders are never written, so they stay zero from one call to the next.
+    /// The input, zero-padded, and the (channels, height, width, pad, tile side) it was laid out
+    /// for: its borders are never written, so they stay zero from one call to the next.
     padded: Vec<f32>,
     padded_for: (usize, usize, usize, usize, usize),
     /// The input transform V; the products M (forward), or the dY transform D (weight gradient).
