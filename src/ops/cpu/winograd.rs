@@ -427,12 +427,7 @@ mod entry {
                 vs: usize,
             ) {
                 // SAFETY: the caller's promises.
-                unsafe {
-                    match tile {
-                        Tile::F2 => input_transform(s, src, dims, tiles, v, vs),
-                        Tile::F4 => input_transform4(s, src, dims, tiles, v, vs),
-                    }
-                }
+                unsafe { input_transform(s, tile, src, dims, tiles, v, vs) }
             }
 
             /// [`output_transform`] at this level.
@@ -508,41 +503,45 @@ mod entry {
     );
 }
 
-/// V (kc, 16, ·) = Bᵀ d B of every tile of every channel of `src` (kc planes of ph rows of pw
-/// floats), tiles numbered ty·tw + tx: component ξ of channel j's tiles at v + (16j + ξ)·vs.
+/// V (kc, comps, ·) = Bᵀ d B of every tile of every channel of `src` (kc planes of ph rows of pw
+/// floats), tiles numbered ty·tw + tx: component ξ of channel j's tiles at v + (comps·j + ξ)·vs.
 ///
 /// # Safety
-/// `s`'s instruction set is compiled in; ph ≥ 2·th + 2, src.len() ≥ kc·ph·pw, vs ≥ th·tw,
-/// v.len() ≥ (16·kc - 1)·vs + th·tw.
+/// `s`'s instruction set is compiled in; ph ≥ n·th + 2 for the tile's side n, src.len() ≥
+/// kc·ph·pw, vs ≥ th·tw, v.len() ≥ (comps·kc - 1)·vs + th·tw.
 #[inline(always)]
 unsafe fn input_transform<S: Simd>(
     s: S,
+    tile: Tile,
     src: &[f32],
     (kc, ph, pw): (usize, usize, usize),
     (th, tw): (usize, usize),
     v: &mut [f32],
     vs: usize,
 ) {
-    let tiles = th * tw;
+    let (n, comps, tiles) = (tile.side(), tile.components(), th * tw);
     debug_assert!(
-        ph >= 2 * th + 2 && src.len() >= kc * ph * pw && vs >= tiles && v.len() >= (16 * kc - 1) * vs + tiles
+        ph >= n * th + 2 && src.len() >= kc * ph * pw && vs >= tiles && v.len() >= (comps * kc - 1) * vs + tiles
     );
-    // Short tile rows (conv3's 5 tiles) go two to a vector, one per half.
+    // Short tile rows (conv3's 5 2x2 tiles, conv2's 6 4x4 tiles at AVX-512) go two to a vector,
+    // one per half.
     let per_vector = if 2 * tw <= S::LANES { 2 } else { 1 };
     for j in 0..kc {
         let plane = &src[j * ph * pw..(j + 1) * ph * pw];
         for ty in (0..th).step_by(per_vector) {
             let pair = per_vector == 2 && ty + 1 < th;
-            let rows = &plane[2 * ty * pw..(2 * ty + if pair { 6 } else { 4 }) * pw];
-            // SAFETY: `rows` holds 4·pw floats, 6·pw for a pair (sliced: 2·ty + 6 ≤ 2·th + 2 ≤ ph
-            // as ty + 1 < th); V is written at (j·16 + ξ)·vs + ty·tw + (0..tw, or 0..2·tw for a
-            // pair), below (16·kc - 1)·vs + tiles ≤ v.len(); `v` is a unique borrow.
+            let rows = &plane[n * ty * pw..(n * ty + if pair { 2 * n + 2 } else { n + 2 }) * pw];
+            // SAFETY: `rows` holds (n + 2)·pw floats, (2n + 2)·pw for a pair (sliced: n·ty + 2n +
+            // 2 ≤ n·th + 2 ≤ ph as ty + 1 < th); V is written at (comps·j + ξ)·vs + ty·tw + (0..tw,
+            // or 0..2·tw for a pair), below (comps·kc - 1)·vs + tiles ≤ v.len(); `v` is a unique
+            // borrow.
             unsafe {
-                let v = v.as_mut_ptr().add(j * 16 * vs + ty * tw);
-                if pair {
-                    input_tile_row::<S, true>(s, rows, pw, tw, v, vs)
-                } else {
-                    input_tile_row::<S, false>(s, rows, pw, tw, v, vs)
+                let v = v.as_mut_ptr().add(j * comps * vs + ty * tw);
+                match (tile, pair) {
+                    (Tile::F2, true) => input_tile_row::<S, true>(s, rows, pw, tw, v, vs),
+                    (Tile::F2, false) => input_tile_row::<S, false>(s, rows, pw, tw, v, vs),
+                    (Tile::F4, true) => input_tile_row4::<S, true>(s, rows, pw, tw, v, vs),
+                    (Tile::F4, false) => input_tile_row4::<S, false>(s, rows, pw, tw, v, vs),
                 }
             };
         }
@@ -827,48 +826,6 @@ unsafe fn tile_outputs<S: Simd>(s: S, m: *const f32, tiles: usize, k: S::Mask) -
         [s.add(s.add(p0[0], p0[1]), p0[2]), s.add(s.add(p1[0], p1[1]), p1[2])],
         [s.sub(s.sub(p0[1], p0[2]), p0[3]), s.sub(s.sub(p1[1], p1[2]), p1[3])],
     ]
-}
-
-/// F(4x4, 3x3): V (kc, 36, ·) = Bᵀ d B of every 6x6 tile (stride 4) of every channel of `src`
-/// (kc planes of ph rows of pw floats), tiles numbered ty·tw + tx: component ξ of channel j's
-/// tiles at v + (36j + ξ)·vs.
-///
-/// # Safety
-/// `s`'s instruction set is compiled in; ph ≥ 4·th + 2, src.len() ≥ kc·ph·pw, vs ≥ th·tw,
-/// v.len() ≥ (36·kc - 1)·vs + th·tw.
-#[inline(always)]
-unsafe fn input_transform4<S: Simd>(
-    s: S,
-    src: &[f32],
-    (kc, ph, pw): (usize, usize, usize),
-    (th, tw): (usize, usize),
-    v: &mut [f32],
-    vs: usize,
-) {
-    let tiles = th * tw;
-    debug_assert!(
-        ph >= 4 * th + 2 && src.len() >= kc * ph * pw && vs >= tiles && v.len() >= (36 * kc - 1) * vs + tiles
-    );
-    // Short tile rows (conv2's 6 tiles at AVX-512) go two to a vector, one per half.
-    let per_vector = if 2 * tw <= S::LANES { 2 } else { 1 };
-    for j in 0..kc {
-        let plane = &src[j * ph * pw..(j + 1) * ph * pw];
-        for ty in (0..th).step_by(per_vector) {
-            let pair = per_vector == 2 && ty + 1 < th;
-            let rows = &plane[4 * ty * pw..(4 * ty + if pair { 10 } else { 6 }) * pw];
-            // SAFETY: `rows` holds 6·pw floats, 10·pw for a pair (sliced: 4·ty + 10 ≤ 4·th + 2 ≤
-            // ph as ty + 1 < th); V is written at (j·36 + ξ)·vs + ty·tw + (0..tw, or 0..2·tw for
-            // a pair), below (36·kc - 1)·vs + tiles ≤ v.len(); `v` is a unique borrow.
-            unsafe {
-                let v = v.as_mut_ptr().add(j * 36 * vs + ty * tw);
-                if pair {
-                    input_tile_row4::<S, true>(s, rows, pw, tw, v, vs)
-                } else {
-                    input_tile_row4::<S, false>(s, rows, pw, tw, v, vs)
-                }
-            };
-        }
-    }
 }
 
 /// Bᵀ d for one column d0..d5 of a 6x6 tile, Bᵀ of F(4x4, 3x3):
