@@ -721,14 +721,25 @@ unsafe fn input_tile_row<S: Simd, const PAIR: bool>(
             for (b, &val) in vals.iter().enumerate() {
                 // SAFETY: masked to lanes tx + u < tw, and with `PAIR` tw + u < 2·tw, which the
                 // caller vouches for.
-                unsafe {
-                    let at = v.add((4 * a + b) * v_stride + tx);
-                    s.store_masked(at, k, val);
-                    if PAIR {
-                        s.store_masked(at.add(tw), k, s.swap_halves(val));
-                    }
-                }
+                unsafe { store_tiles::<S, PAIR>(s, v.add((4 * a + b) * v_stride + tx), k, tw, val) };
             }
+        }
+    }
+}
+
+/// Stores one component of a vector's worth of tiles at `at` (lanes masked by `k`); with `PAIR`,
+/// the upper half of the lanes (the next tile row's tiles) also `tw` further on.
+///
+/// # Safety
+/// `s`'s instruction set is compiled in; the masked lanes at `at`, and with `PAIR` at `at + tw`,
+/// are writable.
+#[inline(always)]
+unsafe fn store_tiles<S: Simd, const PAIR: bool>(s: S, at: *mut f32, k: S::Mask, tw: usize, val: S::V) {
+    // SAFETY: the caller's promise.
+    unsafe {
+        s.store_masked(at, k, val);
+        if PAIR {
+            s.store_masked(at.add(tw), k, s.swap_halves(val));
         }
     }
 }
@@ -934,13 +945,7 @@ unsafe fn input_tile_row4<S: Simd, const PAIR: bool>(
             for (b, &val) in vals.iter().enumerate() {
                 // SAFETY: masked to lanes tx + u < tw, and with `PAIR` tw + u < 2·tw, which the
                 // caller vouches for.
-                unsafe {
-                    let at = v.add((6 * a + b) * v_stride + tx);
-                    s.store_masked(at, k, val);
-                    if PAIR {
-                        s.store_masked(at.add(tw), k, s.swap_halves(val));
-                    }
-                }
+                unsafe { store_tiles::<S, PAIR>(s, v.add((6 * a + b) * v_stride + tx), k, tw, val) };
             }
         }
     }
