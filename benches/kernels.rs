@@ -118,15 +118,7 @@ fn main() {
                 })
                 .unwrap()
             };
-            let algos = [
-                ops::ConvAlgorithm::Auto,
-                ops::ConvAlgorithm::Winograd,
-                ops::ConvAlgorithm::WinogradForward,
-                ops::ConvAlgorithm::Winograd2x2,
-                ops::ConvAlgorithm::Direct,
-                ops::ConvAlgorithm::Shifted,
-                ops::ConvAlgorithm::Im2col,
-            ];
+            let algos = ops::ConvAlgorithm::ALL;
             let mut times = algos.map(|_| Vec::new());
             for round in 0..16 {
                 for (i, &algo) in algos.iter().enumerate() {

@@ -142,25 +142,30 @@ pub enum ConvAlgorithm {
     Im2col,
 }
 
+impl ConvAlgorithm {
+    /// Every algorithm, `Auto` first and the reference (`Im2col`) last: what tests and benchmarks
+    /// run side by side.
+    pub const ALL: [ConvAlgorithm; 7] = [
+        ConvAlgorithm::Auto,
+        ConvAlgorithm::Winograd,
+        ConvAlgorithm::WinogradForward,
+        ConvAlgorithm::Winograd2x2,
+        ConvAlgorithm::Direct,
+        ConvAlgorithm::Shifted,
+        ConvAlgorithm::Im2col,
+    ];
+}
+
 static CONV_ALGORITHM: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
-const CONV_ALGORITHMS: [ConvAlgorithm; 7] = [
-    ConvAlgorithm::Auto,
-    ConvAlgorithm::Winograd,
-    ConvAlgorithm::WinogradForward,
-    ConvAlgorithm::Winograd2x2,
-    ConvAlgorithm::Direct,
-    ConvAlgorithm::Shifted,
-    ConvAlgorithm::Im2col,
-];
 
 /// Sets the convolution algorithm for the whole process.
 pub fn set_conv_algorithm(a: ConvAlgorithm) {
-    let i = CONV_ALGORITHMS.iter().position(|&x| x == a).unwrap_or(0);
+    let i = ConvAlgorithm::ALL.iter().position(|&x| x == a).unwrap_or(0);
     CONV_ALGORITHM.store(i as u8, std::sync::atomic::Ordering::Relaxed);
 }
 
 pub fn conv_algorithm() -> ConvAlgorithm {
-    CONV_ALGORITHMS[CONV_ALGORITHM.load(std::sync::atomic::Ordering::Relaxed) as usize]
+    ConvAlgorithm::ALL[CONV_ALGORITHM.load(std::sync::atomic::Ordering::Relaxed) as usize]
 }
 
 fn same_len(op: &'static str, a: &Tensor, b: &Tensor) -> Result<()> {
