@@ -11,7 +11,7 @@
 // (4) a short live training completes, its curve updates, and the downloaded model loads in
 // `scratchnet evaluate`; (5) a non-image file, an empty file and a huge picture each give a clear
 // message, no uncaught exception. Writes screenshots and prints the measured timings, which fail
-// the test only past a bound that catches a broken build (WEB_TIMING_STRICT=1: past their targets).
+// the test only past five times their targets (WEB_TIMING_STRICT=1: past their targets).
 import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
@@ -40,9 +40,9 @@ const figures = {};
 // that variation, and is otherwise reported against its target. WEB_TIMING_STRICT=1 holds it to
 // the target itself, for measuring on a quiet machine.
 const strictTiming = process.env.WEB_TIMING_STRICT === "1";
-const timing = (value, target, guard, what) => {
+const timing = (value, target, what) => {
   if (strictTiming) return check(value <= target, `${what} (target <= ${target})`);
-  if (value > guard) return check(false, `${what} (target <= ${target}; past ${guard}, a broken build)`);
+  if (value > 5 * target) return check(false, `${what} (target <= ${target}; past five times it)`);
   console.log(`${value <= target ? "ok  " : "SLOW"} ${what} (target <= ${target}${value <= target ? "" : ": not met on this run, reported, not failed"})`);
 };
 
@@ -106,7 +106,7 @@ for (let i = 0; i < 4; i++) {
 }
 figures.first_prediction_ms = firstMs.map((v) => Math.round(v));
 const firstMedian = [...firstMs].sort((a, b) => a - b)[2];
-timing(firstMedian, 1000, 5000,
+timing(firstMedian, 1000,
   `first prediction after navigation start: ${figures.first_prediction_ms.join(", ")} ms (first: a fresh browser), median ${Math.round(firstMedian)} ms`);
 
 // ---- (2) samples against `scratchnet predict --json` ----
@@ -136,7 +136,7 @@ for (const model of ["cnn", "mlp"]) {
   check(st.problems.length === 0, `${model} self-test page: no console errors, foreign requests or failures ${st.problems.join("; ")}`);
   await st.close();
 }
-timing(figures.cnn_infer_ms_median, 20, 100, `CNN inference median ${figures.cnn_infer_ms_median.toFixed(2)} ms over 100 images`);
+timing(figures.cnn_infer_ms_median, 20, `CNN inference median ${figures.cnn_infer_ms_median.toFixed(2)} ms over 100 images`);
 
 // ---- (3) a stroke with synthetic mouse events; keyboard ----
 const pad = await page.$("#pad");
@@ -204,8 +204,8 @@ figures.mlp_epoch_seconds = await page.evaluate(() => window.scratchnet.timings.
 figures.mlp_3_epochs_wall_seconds = fullWall;
 const slowest = Math.max(...figures.mlp_epoch_seconds);
 check(figures.mlp_epoch_seconds.length === 3, `live training ran ${figures.mlp_epoch_seconds.length} of 3 epochs`);
-timing(slowest, 5, 25,
-  `live MLP epochs on 5,000 images: ${figures.mlp_epoch_seconds.map((s) => s.toFixed(2)).join(", ")} s, the slowest; 3 epochs with evaluations ${fullWall.toFixed(1)} s wall`);
+timing(slowest, 5,
+  `live MLP epochs on 5,000 images: ${figures.mlp_epoch_seconds.map((s) => s.toFixed(2)).join(", ")} s (the slowest counts); 3 epochs with evaluations ${fullWall.toFixed(1)} s wall`);
 
 // ---- (5) bad input ----
 const bad = fs.mkdtempSync(path.join(os.tmpdir(), "scratchnet-web-bad-"));
