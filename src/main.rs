@@ -27,6 +27,7 @@ fn main() {
         Command::Devices(a) => cli::device::list(a),
         Command::Import(a) => cli::import::run(a),
         Command::Export(a) => cli::export::run(a),
+        Command::Download(a) => cli::download::run(a),
     };
     if let Err(e) = result {
         if e.downcast_ref::<cli::train::Interrupted>().is_some() {

@@ -2,6 +2,7 @@
 
 pub mod default_model;
 pub mod device;
+pub mod download;
 pub mod evaluate;
 pub mod export;
 pub mod import;
@@ -43,6 +44,8 @@ pub enum Command {
     Import(import::ImportArgs),
     /// Write a model file as ONNX, for ONNX Runtime and other runtimes
     Export(export::ExportArgs),
+    /// Download MNIST or Fashion-MNIST (the official files, checksums checked) where --dataset finds it
+    Download(download::DownloadArgs),
 }
 
 /// Where the data comes from (shared by train and evaluate).
