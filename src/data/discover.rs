@@ -104,12 +104,15 @@ pub fn search_path(name: &str, explicit: Option<&Path>) -> Vec<PathBuf> {
 fn how_to_get(kind: DatasetKind) -> &'static str {
     match kind {
         DatasetKind::FashionMnist => {
-            "Install it with `apt-get install -y dataset-fashion-mnist` (Debian; files go to /usr/share/datasets/fashion-mnist), \
-             or put the four IDX files from https://github.com/zalandoresearch/fashion-mnist (or Kaggle's \
-             fashion-mnist_train.csv / fashion-mnist_test.csv) in ./data/fashion-mnist"
+            "Download it with `scratchnet download fashion-mnist` (into ./data/fashion-mnist, or $SCRATCHNET_DATA/fashion-mnist \
+             when set), install it with `apt-get install -y dataset-fashion-mnist` (Debian; files go to \
+             /usr/share/datasets/fashion-mnist), or put the four IDX files from \
+             https://github.com/zalandoresearch/fashion-mnist (or Kaggle's fashion-mnist_train.csv / \
+             fashion-mnist_test.csv) in ./data/fashion-mnist"
         }
         DatasetKind::Mnist => {
-            "Put the four IDX files (train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, \
+            "Download it with `scratchnet download mnist` (into ./data/mnist, or $SCRATCHNET_DATA/mnist when set), or put \
+             the four IDX files (train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, \
              t10k-labels-idx1-ubyte.gz, from https://yann.lecun.com/exdb/mnist/ or a mirror) or Kaggle's mnist_train.csv / \
              mnist_test.csv in ./data/mnist, or set SCRATCHNET_DATA to a folder holding mnist/"
         }
