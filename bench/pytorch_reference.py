@@ -6,6 +6,14 @@ Benchmark dependency only (PyTorch from PyPI); scratchnet never needs it to buil
     python3 bench/pytorch_reference.py --threads 2             # images/s, like `cargo run --release --example bench`
     python3 bench/pytorch_reference.py --load cnn.safetensors  # load_state_dict + test accuracy of a scratchnet file
     python3 bench/pytorch_reference.py --device cuda           # as `bench --device gpu` (bench/gpu.sh)
+    python3 bench/pytorch_reference.py --train mlp-dropout --dataset mnist --epochs 100 --threads 1 --seed 0
+
+--train trains one of the original's mini-batch MLP recipes (mlp, mlp-dropout, mlp-dropout-l2,
+as scratchnet's presets) and prints one line per epoch: mean train loss, train accuracy (dropout
+active), test accuracy and the seconds of the training pass; then a final line.
+
+--dataset (fashion-mnist, the default, or mnist) is looked for in $SCRATCHNET_DATA/<name>,
+./data/<name>, /usr/share/datasets/<name>, as raw or .gz IDX files; --data names the folder.
 
 On CUDA the data sits on the GPU, every timed span ends with torch.cuda.synchronize(), TF32 is
 off (scratchnet's shaders are plain f32), and cnn_infer is a pass over the 10,000 test images
@@ -24,7 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
-DATA = "/usr/share/datasets/fashion-mnist"
+DATA = None  # the dataset's folder, set by main()
 DEV = torch.device("cpu")
 
 
@@ -34,8 +42,20 @@ def sync():
         torch.cuda.synchronize()
 
 
+def find_data(name):
+    """The first of $SCRATCHNET_DATA/<name>, ./data/<name>, /usr/share/datasets/<name> that exists."""
+    roots = [os.environ.get("SCRATCHNET_DATA"), "data", "/usr/share/datasets"]
+    for d in [os.path.join(r, name) for r in roots if r]:
+        if os.path.isdir(d):
+            return d
+    raise SystemExit(f"pytorch_reference.py: no {name} folder in $SCRATCHNET_DATA, ./data or /usr/share/datasets")
+
+
 def load_idx(path):
-    with gzip.open(path, "rb") as f:
+    """An IDX file, raw or gzipped (`path` or `path`.gz)."""
+    if not os.path.exists(path):
+        path += ".gz"
+    with (gzip.open if path.endswith(".gz") else open)(path, "rb") as f:
         data = f.read()
     rank = data[3]
     dims = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(rank)]
@@ -44,8 +64,8 @@ def load_idx(path):
 
 def load(split):
     prefix = "train" if split == "train" else "t10k"
-    x = load_idx(f"{DATA}/{prefix}-images-idx3-ubyte.gz").astype(np.float32) / 255.0
-    y = load_idx(f"{DATA}/{prefix}-labels-idx1-ubyte.gz").astype(np.int64)
+    x = load_idx(f"{DATA}/{prefix}-images-idx3-ubyte").astype(np.float32) / 255.0
+    y = load_idx(f"{DATA}/{prefix}-labels-idx1-ubyte").astype(np.int64)
     return torch.from_numpy(x).unsqueeze(1), torch.from_numpy(y)
 
 
@@ -168,6 +188,57 @@ def sgemm_gflops(n=4096, reps=5):
     return 2 * n**3 / statistics.median(times) / 1e9
 
 
+# scratchnet's presets: (dropout, lr, inverse-time decay, weight decay on weights). The original adds
+# λ·W to the batch-summed gradient, i.e. λ/B per step on the mean: 0.001/64; biases are not decayed.
+RECIPES = {"mlp": (0.0, 0.001, 0.0, 0.0), "mlp-dropout": (0.2, 0.01, 0.0005, 0.0),
+           "mlp-dropout-l2": (0.2, 0.01, 0.0005, 0.001 / 64)}
+
+
+def train(recipe, x, y, xt, yt, epochs, seed, batch=64):
+    """Batch 64 shuffled each epoch (the last batch partial), softmax + cross-entropy (mean), SGD
+    with momentum 0.9 and lr/(1 + d·epoch) set once per epoch. PyTorch's momentum (v = μv + g;
+    θ -= lr·v) is the original's (v = μv - lr·g; θ += v) except at epoch boundaries, where the
+    lr changes by at most 0.05%."""
+    dropout, lr, decay, wd = RECIPES[recipe]
+    torch.manual_seed(seed)
+    net = Net(mlp_spec(dropout)).to(DEV)
+    weights = [p for n, p in net.named_parameters() if n.endswith("weight")]
+    biases = [p for n, p in net.named_parameters() if n.endswith("bias")]
+    opt = torch.optim.SGD([{"params": weights, "weight_decay": wd}, {"params": biases, "weight_decay": 0.0}],
+                          lr=lr, momentum=0.9)
+    loss_fn = nn.CrossEntropyLoss()
+    gen = torch.Generator().manual_seed(seed)
+    print(f"# {recipe}, torch {torch.__version__}, {torch.get_num_threads()} thread(s), seed {seed}", flush=True)
+    tests, secs = [], []
+    for epoch in range(epochs):
+        for g in opt.param_groups:
+            g["lr"] = lr / (1 + decay * epoch)
+        net.train()
+        perm = torch.randperm(x.shape[0], generator=gen).to(DEV)
+        loss_sum, correct = 0.0, 0
+        t = time.perf_counter()
+        for i in range(0, x.shape[0], batch):
+            idx = perm[i:i + batch]
+            out = net(x[idx])
+            loss = loss_fn(out, y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            loss_sum += loss.item() * len(idx)
+            correct += (out.argmax(1) == y[idx]).sum().item()
+        sync()
+        secs.append(time.perf_counter() - t)
+        net.eval()
+        with torch.no_grad():
+            tests.append((net(xt).argmax(1) == yt).float().mean().item())
+        train_acc = correct / x.shape[0]
+        print(f"epoch {epoch + 1} loss {loss_sum / x.shape[0]:.4f} train {train_acc:.4f} "
+              f"test {tests[-1]:.4f} seconds {secs[-1]:.2f}", flush=True)
+    best = max(range(epochs), key=lambda e: tests[e])
+    print(f"final test {tests[-1]:.4f} train {train_acc:.4f} best_test {tests[best]:.4f} at epoch {best + 1} "
+          f"s/epoch {statistics.mean(secs):.2f}")
+
+
 def main():
     global DATA, DEV
     ap = argparse.ArgumentParser()
@@ -175,12 +246,13 @@ def main():
     ap.add_argument("--only", help="benchmarks, comma-separated: cnn_train, cnn_infer, mlp_train, mlp_sgd_train")
     ap.add_argument("--load", help="a scratchnet .safetensors file: load_state_dict and report test accuracy")
     ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
-    ap.add_argument("--data", help="folder of the Fashion-MNIST IDX files (default: $SCRATCHNET_DATA/fashion-mnist, else " + DATA + ")")
+    ap.add_argument("--dataset", choices=["fashion-mnist", "mnist"], default="fashion-mnist")
+    ap.add_argument("--data", help="folder of the dataset's IDX files (default: found by find_data)")
+    ap.add_argument("--train", choices=list(RECIPES), help="train this recipe, printing one line per epoch")
+    ap.add_argument("--epochs", type=int, default=100)
+    ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args()
-    if a.data:
-        DATA = a.data
-    elif os.environ.get("SCRATCHNET_DATA"):
-        DATA = os.path.join(os.environ["SCRATCHNET_DATA"], "fashion-mnist")
+    DATA = a.data or find_data(a.dataset)
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     if a.device == "cuda":
@@ -206,6 +278,9 @@ def main():
         return
     x, y = load("train")
     x, y, xt = x.to(DEV), y.to(DEV), xt.to(DEV)
+    if a.train:
+        train(a.train, x, y, xt, yt.to(DEV), a.epochs, a.seed)
+        return
     net = lambda spec: Net(spec).to(DEV)
     print(f"threads {a.threads} count")
     wanted = lambda name: a.only is None or name in a.only.split(",")
