@@ -15,7 +15,7 @@ use super::{DataArgs, percent};
 
 #[derive(Args)]
 pub struct EvaluateArgs {
-    /// Model file (.safetensors; default: the built-in Fashion-MNIST CNN)
+    /// Model file (.safetensors; default: the built-in CNN for --dataset, Fashion-MNIST's without one)
     #[arg(long)]
     pub model: Option<PathBuf>,
     /// Dataset (default: the one the model was trained on)
@@ -54,11 +54,22 @@ pub fn run(a: EvaluateArgs) -> Result<()> {
     if let Some(p) = &a.confusion {
         super::out::check_writable("--confusion", p)?;
     }
-    let (mut loaded, model_name) = super::default_model::load_or_builtin(a.model.as_deref())?;
+    // Without --model, the data decides which built-in model reads it.
+    let named = match (&a.model, &a.data.dataset) {
+        (None, Some(d)) => Some(discover::load(d, a.data.data_dir.as_deref())?),
+        _ => None,
+    };
+    let (mut loaded, model_name) =
+        super::default_model::load_or_builtin(a.model.as_deref(), named.as_ref().map(|s| s.kind))?;
     super::ensure_batch_fits(&loaded.info.spec, scratchnet::train::EVAL_BATCH, false)?;
     loaded.model.to_device(&super::device::pick(a.device.as_deref())?)?;
-    let dataset = a.data.dataset.clone().unwrap_or_else(|| loaded.info.dataset.clone());
-    let splits = discover::load(&dataset, a.data.data_dir.as_deref())?;
+    let splits = match named {
+        Some(s) => s,
+        None => {
+            let dataset = a.data.dataset.clone().unwrap_or_else(|| loaded.info.dataset.clone());
+            discover::load(&dataset, a.data.data_dir.as_deref())?
+        }
+    };
     let mut test = pick_split(&a.split, &splits, &loaded.info, &model_name)?;
     if let Some(n) = a.limit {
         test = test.take(n);

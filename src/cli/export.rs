@@ -11,12 +11,15 @@ use super::out::{check_writable, errln, outln};
 
 #[derive(Args)]
 pub struct ExportArgs {
-    /// Model file (.safetensors; default: the built-in Fashion-MNIST CNN)
+    /// Model file (.safetensors; default: the built-in CNN for --dataset, Fashion-MNIST's without one)
     #[arg(conflicts_with = "model")]
     pub file: Option<PathBuf>,
     /// The same, as evaluate and predict take it
     #[arg(long, value_name = "FILE")]
     pub model: Option<PathBuf>,
+    /// Without a file: the built-in model for fashion-mnist (the default) or mnist
+    #[arg(long, conflicts_with_all = ["file", "model"])]
+    pub dataset: Option<String>,
     /// Output format
     #[arg(long, value_parser = ["onnx"], default_value = "onnx")]
     pub format: String,
@@ -35,7 +38,8 @@ pub struct ExportArgs {
 pub fn run(a: ExportArgs) -> Result<()> {
     check_writable("--out", &a.out)?;
     let file = a.file.or(a.model);
-    let (loaded, name) = super::default_model::load_or_builtin(file.as_deref())?;
+    let (loaded, name) =
+        super::default_model::load_or_builtin(file.as_deref(), super::default_model::kind_of(a.dataset.as_deref())?)?;
     let tta = super::tta_or(a.tta.as_deref(), Tta::None);
     anyhow::ensure!(tta == Tta::None || a.softmax, "--tta {} averages probabilities: add --softmax", tta.name());
     let opts = ExportOptions { softmax: a.softmax, tta };

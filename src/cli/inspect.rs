@@ -12,12 +12,15 @@ use super::percent;
 
 #[derive(Args)]
 pub struct InspectArgs {
-    /// Model or checkpoint file (.safetensors; default: the built-in Fashion-MNIST CNN)
+    /// Model or checkpoint file (.safetensors; default: the built-in CNN for --dataset, Fashion-MNIST's without one)
     #[arg(conflicts_with = "model")]
     pub file: Option<PathBuf>,
     /// The same, as evaluate and predict take it
     #[arg(long, value_name = "FILE")]
     pub model: Option<PathBuf>,
+    /// Without a file: the built-in model for fashion-mnist (the default) or mnist
+    #[arg(long, conflicts_with_all = ["file", "model"])]
+    pub dataset: Option<String>,
     /// Print the metadata as one JSON object
     #[arg(long)]
     pub json: bool,
@@ -25,10 +28,11 @@ pub struct InspectArgs {
 
 pub fn run(a: InspectArgs) -> Result<()> {
     let file = a.file.or(a.model);
-    let (loaded, name) = super::default_model::load_or_builtin(file.as_deref())?;
+    let kind = super::default_model::kind_of(a.dataset.as_deref())?;
+    let (loaded, name) = super::default_model::load_or_builtin(file.as_deref(), kind)?;
     let size = match &file {
         Some(f) => std::fs::metadata(f)?.len(),
-        None => super::default_model::BYTES.len() as u64,
+        None => super::default_model::builtin(kind).bytes.len() as u64,
     };
     let info = &loaded.info;
     // Batch norms' buffers: (layer index, features, training steps counted).

@@ -11,9 +11,13 @@ use super::out::{errln, outln, stdout_closed};
 
 #[derive(Args)]
 pub struct PredictArgs {
-    /// Model file (.safetensors; default: the built-in Fashion-MNIST CNN)
+    /// Model file (.safetensors; default: the built-in CNN for --dataset)
     #[arg(long)]
     pub model: Option<PathBuf>,
+    /// What the pictures show, when no --model is given: fashion-mnist (clothing, the default) or
+    /// mnist (handwritten digits); picks the built-in model for it
+    #[arg(long, conflicts_with = "model")]
+    pub dataset: Option<String>,
     /// Picture files (PNG, JPEG, BMP, GIF, PNM)
     #[arg(required = true)]
     pub images: Vec<PathBuf>,
@@ -35,7 +39,10 @@ pub struct PredictArgs {
 }
 
 pub fn run(a: PredictArgs) -> Result<()> {
-    let (mut loaded, _) = super::default_model::load_or_builtin(a.model.as_deref())?;
+    let (mut loaded, _) = super::default_model::load_or_builtin(
+        a.model.as_deref(),
+        super::default_model::kind_of(a.dataset.as_deref())?,
+    )?;
     loaded.model.to_device(&super::device::pick(a.device.as_deref())?)?;
     let info = loaded.info.clone();
     let [c, h, w] = info.spec.input;

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use scratchnet::checkpoint::{self, DataIdentity, RunSettings};
-use scratchnet::data::{Dataset, discover};
+use scratchnet::data::{Dataset, DatasetKind, discover};
 use scratchnet::model::Sequential;
 use scratchnet::model::presets::PRESET_NAMES;
 use scratchnet::model_file::{self, InputNorm, ModelInfo};
@@ -130,6 +130,24 @@ fn setup(a: &TrainArgs) -> Result<Setup> {
     Ok(Setup { trainer: Trainer::new(model, config), info, run, out })
 }
 
+/// A mirrored digit is another shape (or none): on MNIST a preset's left-right flips are turned off,
+/// saying so, and asking for them (`--hflip`, `--tta hflip`) is warned about.
+fn mirrors_for_digits(trainer: &mut Trainer, info: &mut ModelInfo, a: &TrainArgs, run: &RunSettings) {
+    let fresh = a.resume.is_none();
+    if a.hflip {
+        errln!("warning: --hflip on digits: a mirrored digit is not the same digit, and accuracy drops");
+    } else if fresh && trainer.config.augment.hflip {
+        trainer.config.augment.hflip = false;
+        errln!(
+            "{}: left-right flips are off on digits (a mirrored digit is not the same digit); --hflip turns them on",
+            run.name
+        );
+    }
+    if a.tta.is_some() && info.tta != scratchnet::model::Tta::None {
+        errln!("warning: --tta {} on digits: a mirrored digit is not the same digit", info.tta.name());
+    }
+}
+
 pub fn run(a: TrainArgs) -> Result<()> {
     super::init_threads(a.threads)?;
     super::set_im2col(a.im2col);
@@ -178,6 +196,9 @@ pub fn run(a: TrainArgs) -> Result<()> {
         );
     }
     run.data = Some(identity);
+    if splits.kind == DatasetKind::Mnist {
+        mirrors_for_digits(&mut trainer, &mut info, &a, &run);
+    }
     let mut validation = None;
     if trainer.config.validation > 0 {
         let n = trainer.config.validation;
