@@ -1,5 +1,5 @@
-//! MNIST end to end from the installed files (`tests/get-mnist.sh` puts the official 70,000 images
-//! in `data/mnist/`): training, the built-in MNIST model that `evaluate` and `predict` pick for
+//! MNIST end to end from the installed files (`scratchnet download mnist` puts the official 70,000
+//! images in `data/mnist/`, md5 sums checked): training, the built-in MNIST model that `evaluate` and `predict` pick for
 //! digits, and the shipped MNIST models' accuracy on the real test set.
 
 mod common;
@@ -17,7 +17,7 @@ fn mnist_dir() -> PathBuf {
     let dir = root().join("data/mnist");
     assert!(
         dir.join("train-images-idx3-ubyte").is_file() || dir.join("train-images-idx3-ubyte.gz").is_file(),
-        "the MNIST training images are not in {}: run tests/get-mnist.sh (or `scratchnet download mnist`)",
+        "the MNIST training images are not in {}: run `cargo run --release -- download mnist` here",
         dir.display()
     );
     dir

@@ -14,7 +14,7 @@ use scratchnet::classify;
 use scratchnet::data::picture::{Pixels, Style, preprocess_pixels};
 use scratchnet::model_file::{self, Loaded};
 
-/// Accuracy floors, a few points under what the shipped models scored (README: "Digits no one
+/// Accuracy floors, a few points under what the shipped models scored (docs/RESULTS.md: "Digits no one
 /// drew"); a model that lost the MNIST preprocessing or its digits falls far below them.
 const CNN_TYPESET_FLOOR: f64 = 0.90;
 const CNN_STROKES_FLOOR: f64 = 0.90;

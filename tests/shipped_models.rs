@@ -9,11 +9,11 @@ use assert_cmd::cargo::CommandCargoExt;
 
 /// The original project's published test accuracy for its CNN. Its recipe reaches 93.35% here in
 /// PyTorch (docs/REFERENCE.md) and 93.32% in scratchnet; the shipped CNNs of that network (an
-/// improved recipe, see the README) and of `cnn-best` must beat the published figure.
+/// improved recipe, see docs/RESULTS.md) and of `cnn-best` must beat the published figure.
 const ORIGINAL_PUBLISHED_TEST_ACCURACY: f64 = 0.9417;
 
 /// The built-in `cnn-best` model scored 95.04% on the test set after 33.6 minutes of training
-/// passes (README); the goal was 95% within about two hours.
+/// passes (docs/RESULTS.md); the goal was 95% within about two hours.
 const BEST_ACCURACY_FLOOR: f64 = 0.95;
 const BEST_BUDGET_SECONDS: f64 = 7200.0;
 
@@ -84,7 +84,7 @@ fn shipped_mlp_scores_what_its_record_says() {
     assert_eq!(info["parameters"], 109386);
 }
 
-/// The shipped `cnn-fast` model scored 94.26% after 581 s of training passes (README): more than
+/// The shipped `cnn-fast` model scored 94.26% after 581 s of training passes (docs/RESULTS.md): more than
 /// the 94.2% it was made for, within the 10 minutes.
 const FAST_ACCURACY_FLOOR: f64 = 0.942;
 const FAST_BUDGET_SECONDS: f64 = 600.0;
