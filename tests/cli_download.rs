@@ -90,8 +90,11 @@ fn read(dir: &str, name: &str) -> Arc<Vec<u8>> {
     Arc::new(std::fs::read(Path::new(dir).join(name)).unwrap())
 }
 
+/// Files by name.
+type Files = Vec<(&'static str, Arc<Vec<u8>>)>;
+
 /// The four Fashion-MNIST .gz files, or None (the test is skipped) where they are not installed.
-fn fashion() -> Option<Vec<(&'static str, Arc<Vec<u8>>)>> {
+fn fashion() -> Option<Files> {
     if !NAMES.iter().all(|n| Path::new(FASHION_DIR).join(n).is_file()) {
         let why = format!("the Fashion-MNIST files are not in {FASHION_DIR} (apt-get install dataset-fashion-mnist)");
         assert!(std::env::var_os("CI").is_none(), "{why}");
@@ -238,6 +241,17 @@ fn a_wrong_checksum_names_the_file_and_both_sums_and_leaves_nothing() {
     assert!(r.stderr.contains("train-images-idx3-ubyte.gz: HTTP 404"), "{}", r.stderr);
     assert!(r.stderr.contains("could not download any of the files from any mirror"), "{}", r.stderr);
     assert_eq!(listing(out.path()), Vec::<String>::new(), "nothing is left in place");
+
+    // A wrong copy already there stays as it was when no good one could be had, and the error says so.
+    let wrong = out.path().join("t10k-labels-idx1-ubyte.gz");
+    std::fs::write(&wrong, gzip(b"not labels")).unwrap();
+    let r = fails(
+        &mut download(&["fashion-mnist", "--dir", out.path().to_str().unwrap(), "--mirror", &server.url("m")]),
+        "(t10k-labels-idx1-ubyte.gz there, not the official file, was left as it was)",
+    );
+    assert!(r.stdout.contains("t10k-labels-idx1-ubyte.gz: present but not the official file"), "{}", r.stdout);
+    assert_eq!(gunzip(&std::fs::read(&wrong).unwrap()), b"not labels");
+    assert_eq!(listing(out.path()), ["t10k-labels-idx1-ubyte.gz"]);
 }
 
 #[test]

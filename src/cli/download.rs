@@ -145,9 +145,15 @@ pub fn run(a: DownloadArgs) -> Result<()> {
     if !wanted.is_empty() {
         let names: Vec<String> = wanted.iter().map(|w| format!("{}.gz", w.stem)).collect();
         let what = if names.len() == 4 { "any of the files".to_string() } else { names.join(", ") };
+        let wrong: Vec<String> = wanted.iter().flat_map(|w| &w.wrong).map(|p| file_name(p)).collect();
+        let kept = match wrong.len() {
+            0 => String::new(),
+            1 => format!(" ({} there, not the official file, was left as it was)", wrong[0]),
+            _ => format!(" ({} there, not the official files, were left as they were)", wrong.join(", ")),
+        };
         bail!(
-            "could not download {what} from any mirror. Put {} in {} by hand (from {} or another mirror), or name a \
-             mirror you can reach with --mirror URL",
+            "could not download {what} from any mirror{kept}. Put {} in {} by hand (from {} or another mirror), or \
+             name a mirror you can reach with --mirror URL",
             names.join(", "),
             dir.display(),
             source.mirrors[0]
