@@ -1,13 +1,14 @@
 //! `scratchnet import`: a plain state_dict (PyTorch's, saved as safetensors or by torch.save) onto
 //! a preset or spec.json network, written as a full model file: parameters, and batch norms'
-//! running statistics (`Sequential::set_state`).
+//! running statistics (`Sequential::set_state`); or the original project's pickled network
+//! (`.pkl`), whose layers give the network.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, ensure};
 use clap::Args;
 use scratchnet::data::{DatasetKind, discover};
-use scratchnet::import::{fingerprint, map_state_dict};
+use scratchnet::import::{fingerprint, map_state_dict, read_original};
 use scratchnet::model::{Sequential, Tta};
 use scratchnet::model_file::{self, ImportRecord, InputNorm, ModelInfo};
 
@@ -17,11 +18,13 @@ use super::train::record::now_utc;
 #[derive(Args)]
 pub struct ImportArgs {
     /// The weights: a state_dict saved as .safetensors or by torch.save (.pt, .pth; read without running
-    /// its pickle), names 1.weight as nn.Sequential's, or layers.1.weight
+    /// its pickle), names 1.weight as nn.Sequential's, or layers.1.weight; or a network the original
+    /// NumPy/CuPy project saved with pickle.dump (.pkl, read without running it; no --arch)
     pub weights: PathBuf,
-    /// The network they belong to: a preset (mlp, cnn, ...) or a spec .json file
+    /// The network the state_dict belongs to: a preset (mlp, cnn, ...) or a spec .json file (not for
+    /// a .pkl: its layers give the network)
     #[arg(long)]
-    pub arch: String,
+    pub arch: Option<String>,
     /// What the network classifies: mnist, fashion-mnist, or a directory holding one (class names,
     /// picture preprocessing)
     #[arg(long)]
@@ -40,19 +43,38 @@ pub struct ImportArgs {
     pub tta: String,
 }
 
+/// Whether `path` names a pickle of the original project (`.pkl`, `.pickle`).
+fn is_original(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "pkl" | "pickle"))
+}
+
 pub fn run(a: ImportArgs) -> Result<()> {
     check_writable("--out", &a.out)?;
     let source = a.weights.display().to_string();
     ensure!(a.std.is_finite() && a.std > 0.0, "--std must be a positive number, not {}", a.std);
     ensure!(a.mean.is_finite(), "--mean must be a number, not {}", a.mean);
-    let choice = super::train::args::resolve_model(&a.arch)?;
+    if is_original(&a.weights) {
+        ensure!(
+            a.arch.is_none(),
+            "--arch is not used with {source}: a pickled network of the original project gives its own layers"
+        );
+        return run_original(&a, &source);
+    }
+    let Some(arch) = a.arch.as_deref() else {
+        anyhow::bail!(
+            "--arch is needed for {source}: the network its state_dict belongs to (a preset such as mlp or cnn, or a \
+             spec .json); only the original project's pickled networks (.pkl) bring their own"
+        );
+    };
+    let choice = super::train::args::resolve_model(arch)?;
     let kind = dataset_kind(&a.dataset)?;
     let classes = kind.class_names();
     let outputs = choice.spec.num_classes()?;
     ensure!(
         outputs == classes.len(),
-        "--arch {} has {outputs} outputs but {} has {} classes",
-        a.arch,
+        "--arch {arch} has {outputs} outputs but {} has {} classes",
         kind.name(),
         classes.len()
     );
@@ -75,11 +97,8 @@ pub fn run(a: ImportArgs) -> Result<()> {
         fingerprint: fingerprint(&bytes),
         naming: mapped.naming.clone(),
         dtypes: mapped.dtypes.clone(),
-        arch: a.arch.clone(),
-        command: std::iter::once("scratchnet".to_string())
-            .chain(std::env::args().skip(1))
-            .collect::<Vec<_>>()
-            .join(" "),
+        arch: arch.to_string(),
+        command: command_line(),
         date: now_utc(),
     };
     let file = model_file::to_bytes_imported(&model, &info, &[], None, Some(&record))?;
@@ -97,7 +116,7 @@ pub fn run(a: ImportArgs) -> Result<()> {
         choice.spec.num_params(),
         mapped.naming,
         mapped.dtypes.join("+"),
-        a.arch,
+        arch,
         kind.name(),
         a.out.display()
     );
@@ -108,6 +127,60 @@ pub fn run(a: ImportArgs) -> Result<()> {
             mapped.counters_defaulted.join(", ")
         );
     }
+    outln!("check it: scratchnet evaluate --model {}", a.out.display());
+    Ok(())
+}
+
+fn command_line() -> String {
+    std::iter::once("scratchnet".to_string()).chain(std::env::args().skip(1)).collect::<Vec<_>>().join(" ")
+}
+
+/// The original project's pickled network: its layers give the spec, its arrays the weights.
+fn run_original(a: &ImportArgs, source: &str) -> Result<()> {
+    let kind = dataset_kind(&a.dataset)?;
+    let classes = kind.class_names();
+    let bytes = std::fs::read(&a.weights).with_context(|| format!("reading {source}"))?;
+    let original = read_original(&bytes, source, [1, 28, 28])?;
+    let spec = original.spec.clone();
+    let outputs = spec.num_classes()?;
+    ensure!(
+        outputs == classes.len(),
+        "{source}: the network has {outputs} outputs but {} has {} classes",
+        kind.name(),
+        classes.len()
+    );
+    let mut model = Sequential::new(spec.clone(), 0)?;
+    model.set_state(original.params)?;
+    let info = ModelInfo {
+        spec: spec.clone(),
+        classes,
+        dataset: kind.name().to_string(),
+        input: InputNorm { scale: 1.0 / (255.0 * a.std), offset: -a.mean / a.std },
+        training: None,
+        tta: Tta::from_name(&a.tta).unwrap_or_default(),
+    };
+    let record = ImportRecord {
+        source: source.to_string(),
+        bytes: bytes.len() as u64,
+        fingerprint: fingerprint(&bytes),
+        naming: "the original project's pickled layer list".into(),
+        dtypes: original.dtypes.clone(),
+        arch: format!("from the pickle: {}", original.layers.join(", ")),
+        command: command_line(),
+        date: now_utc(),
+    };
+    let file = model_file::to_bytes_imported(&model, &info, &[], None, Some(&record))?;
+    model_file::write_atomic(&a.out, &file)?;
+    let layers: Vec<String> = spec.layers.iter().map(|l| l.describe()).collect();
+    outln!(
+        "{source}: the original project's network ({}), {} parameters ({}), as {} for {}; wrote {}",
+        original.layers.join(", "),
+        spec.num_params(),
+        original.dtypes.join("+"),
+        layers.join(", "),
+        kind.name(),
+        a.out.display()
+    );
     outln!("check it: scratchnet evaluate --model {}", a.out.display());
     Ok(())
 }

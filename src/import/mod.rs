@@ -19,7 +19,13 @@
 //!
 //! A `torch.save` file that holds anything but a state_dict of tensors (a whole pickled model,
 //! another global), or the pre-1.6 format (a bare pickle), is refused with the two lines of
-//! Python that convert it.
+//! Python that convert it (`torch.load(..., weights_only=True)`, which refuses code); one whose
+//! pickle names a function that runs code (`os.system`, `eval`, ...) is refused as such, with no
+//! advice that would load it.
+//!
+//! The original NumPy/CuPy project's pickled networks (`pickle.dump(network, f)`: the list of its
+//! layer objects) are read by [`pkl`] without running them, the network worked out from the layers;
+//! both readers share the restricted interpreter of [`pickle`].
 //!
 //! ```
 //! use scratchnet::import::map_state_dict;
@@ -44,8 +50,12 @@
 
 use std::collections::BTreeMap;
 
+pub mod pickle;
+pub mod pkl;
 pub mod pt;
 pub mod zip;
+
+pub use pkl::{Original, read_original};
 
 use std::borrow::Cow;
 
@@ -56,12 +66,18 @@ use crate::model::ModelSpec;
 use crate::model::spec::BATCH_COUNT;
 use crate::tensor::Tensor;
 
-/// What PyTorch users run to turn a `.pt`/`.pth` file into one scratchnet imports.
+/// What PyTorch users run to turn a `.pt`/`.pth` file into one scratchnet imports. Only
+/// `weights_only=True`: PyTorch's own restricted unpickler, which refuses what runs code (a plain
+/// `torch.load` of a stranger's file runs whatever its pickle names, on PyTorch before 2.6).
 pub const CONVERT_HINT: &str = "Convert it in Python (pip install safetensors):\n    \
      from safetensors.torch import save_file\n    \
-     save_file(torch.load(\"model.pt\", map_location=\"cpu\"), \"model.safetensors\")\n\
-     (torch.load gives the state_dict when the file was saved with torch.save(model.state_dict(), ...); \
-     for a whole pickled model use model.state_dict())";
+     save_file(torch.load(\"model.pt\", map_location=\"cpu\", weights_only=True), \"model.safetensors\")\n\
+     (this gives the state_dict when the file was saved with torch.save(model.state_dict(), ...); a whole \
+     pickled model is refused by weights_only=True too: whoever saved it can save model.state_dict() instead)";
+
+/// Said of a file whose pickle names functions that run code: nothing that loads it is advised.
+pub const CODE_WARNING: &str = "Do not load this file in Python (torch.load or pickle.load would run that code); \
+     ask its author for the weights as safetensors";
 
 /// A state_dict mapped onto a spec.
 pub struct Mapped {
@@ -94,14 +110,23 @@ struct Named<'a> {
 /// The tensors of a safetensors file or a `torch.save` zip archive.
 fn read_tensors<'a>(bytes: &'a [u8], err: &dyn Fn(String) -> Error) -> Result<Vec<Named<'a>>> {
     if zip::is_zip(bytes) {
-        let tensors = pt::read_state_dict(bytes)
-            .map_err(|e| err(format!("a torch.save file that scratchnet cannot read: {e}. {CONVERT_HINT}")))?;
+        let tensors = pt::read_state_dict(bytes).map_err(|e| match e.runs_code {
+            true => err(format!("{e}. {CODE_WARNING}")),
+            false => err(format!("a torch.save file that scratchnet cannot read: {e}. {CONVERT_HINT}")),
+        })?;
         return Ok(tensors
             .into_iter()
             .map(|t| Named { name: t.name, dtype: t.dtype, shape: t.shape, data: Cow::Owned(t.data) })
             .collect());
     }
     if is_bare_pickle(bytes) {
+        let code = pickle::code_globals(bytes);
+        if !code.is_empty() {
+            return Err(err(format!(
+                "a bare pickle that tries to run code: it calls {}; refused, and nothing in it was run. {CODE_WARNING}",
+                code.join(", ")
+            )));
+        }
         return Err(err(format!(
             "a torch.save file in the format before PyTorch 1.6 (a bare pickle), which scratchnet does not read \
              (unpickling runs code from the file). {CONVERT_HINT}"
@@ -311,7 +336,7 @@ fn to_f32(dtype: Dtype, data: &[u8]) -> Option<Vec<f32>> {
 }
 
 /// IEEE half precision to single (exact: every f16 is an f32).
-fn f16_to_f32(h: u16) -> f32 {
+pub(crate) fn f16_to_f32(h: u16) -> f32 {
     let sign = if h & 0x8000 != 0 { -1.0f32 } else { 1.0 };
     let exp = ((h >> 10) & 0x1f) as i32;
     let frac = (h & 0x3ff) as f32;
