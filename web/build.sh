@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the browser demo into web/dist/: scratchnet compiled to WebAssembly (crate web/, release
-# profile "wasm-release", SIMD128), its JavaScript bindings from wasm-bindgen, the page, the two
-# shipped models and the bundled Fashion-MNIST images. Serve it with
+# profile "wasm-release", SIMD128), its JavaScript bindings from wasm-bindgen, the page, the
+# shipped Fashion-MNIST and MNIST models (CNN and MLP each) and the bundled images. Serve it with
 #   python3 -m http.server -d web/dist -b 127.0.0.1 8000
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,5 +30,9 @@ rm -rf "$dist"
 mkdir -p "$dist/models"
 cp -R "$root/web/static/." "$dist/"
 "$tools/bin/wasm-bindgen" --target web --no-typescript --out-dir "$dist/pkg" "$wasm"
-cp "$root/models/fashion-mnist-cnn-best.safetensors" "$root/models/fashion-mnist-mlp.safetensors" "$dist/models/"
+cp "$root/models/fashion-mnist-cnn-best.safetensors" "$root/models/fashion-mnist-mlp.safetensors" \
+  "$root/models/mnist-cnn.safetensors" "$root/models/mnist-mlp.safetensors" "$dist/models/"
 echo "built $dist ($(du -sb "$dist" | cut -f1) bytes; wasm $(stat -c %s "$dist/pkg/scratchnet_web_bg.wasm") bytes)"
+# The digit mode's files, fetched only once the page shows digits (web/README.md).
+on_switch="$(cat "$dist"/models/mnist-*.safetensors "$dist"/mnist/samples/* | wc -c)"
+echo "digit mode: $on_switch bytes on switching to digits (models/mnist-*, mnist/samples/), $(cat "$dist"/mnist/data/* | wc -c) more to train on digits (mnist/data/)"

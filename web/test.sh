@@ -26,4 +26,4 @@ done
 out="$root/target/web-test"
 rm -rf "$out"
 node web/test/browser-test.mjs --url "http://127.0.0.1:$port/" --dist "$root/web/dist" \
-  --scratchnet "$root/target/release/scratchnet" --out "$out" "${screenshot[@]}"
+  --scratchnet "$root/target/release/scratchnet" --mnist "$root/tests/data/mnist" --out "$out" "${screenshot[@]}"

@@ -1,7 +1,7 @@
 //! scratchnet in the browser: [wasm-bindgen](https://wasm-bindgen.github.io/wasm-bindgen/) glue
 //! over the library's own code paths, nothing computed here: pictures are preprocessed by
 //! `data::picture::preprocess_pixels` (what `scratchnet predict` runs after decoding a file),
-//! classified by `classify::probabilities`, trained by `train::Trainer` on a `model::preset`, and
+//! classified by `classify::probabilities`, trained by `train::Trainer` on a `train::preset`, and
 //! written by `model_file::to_bytes`. The browser decodes PNG/JPEG itself and hands over RGBA.
 //!
 //! Every fallible call returns `Result<_, JsError>`: a bad input is a rejected call with a
@@ -9,10 +9,10 @@
 
 use scratchnet::classify;
 use scratchnet::data::picture::{self, Pixels, Style};
-use scratchnet::data::{Dataset, FASHION_CLASSES, idx};
-use scratchnet::model::{Sequential, Tta, preset};
+use scratchnet::data::{Dataset, DatasetKind, idx};
+use scratchnet::model::{Sequential, Tta};
 use scratchnet::model_file::{self, InputNorm, ModelInfo, TrainingRecord};
-use scratchnet::train::{self, EVAL_BATCH, Progress, Trainer};
+use scratchnet::train::{self, EVAL_BATCH, Progress, Trainer, preset};
 use wasm_bindgen::prelude::*;
 
 /// Pictures with more pixels than this are refused before any work (50 megapixels: 200 MB of RGBA
@@ -145,18 +145,22 @@ fn check_size(width: usize, height: usize) -> Result<(), JsError> {
 pub struct Training {
     trainer: Trainer,
     preset: String,
+    dataset: DatasetKind,
     train: Dataset,
     test: Dataset,
 }
 
 #[wasm_bindgen]
 impl Training {
-    /// `preset` as `scratchnet train --model` takes it; the data as IDX files (gzip or not); the
-    /// first `limit` training images (0: all); `epochs` replaces the preset's.
+    /// `preset` as `scratchnet train --model` takes it; `dataset` (`mnist` or `fashion-mnist`)
+    /// names the classes and goes into the model file, where it decides how pictures are
+    /// preprocessed; the data as IDX files (gzip or not); the first `limit` training images (0:
+    /// all); `epochs` replaces the preset's.
     #[wasm_bindgen(constructor)]
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         preset_name: &str,
+        dataset: &str,
         train_images: &[u8],
         train_labels: &[u8],
         test_images: &[u8],
@@ -169,10 +173,12 @@ impl Training {
         if epochs == 0 {
             return Err(JsError::new("epochs must be at least 1"));
         }
+        let kind = DatasetKind::from_name(dataset)
+            .ok_or_else(|| JsError::new(&format!("no dataset named '{dataset}' (mnist or fashion-mnist)")))?;
         let load = |images: &[u8], labels: &[u8], what: &str| -> Result<Dataset, JsError> {
             let (px, h, w) = idx::parse_images(images, &format!("{what} images")).map_err(js)?;
-            let labels = idx::parse_labels(labels, &format!("{what} labels"), FASHION_CLASSES.len()).map_err(js)?;
-            let classes = FASHION_CLASSES.iter().map(|s| s.to_string()).collect();
+            let classes = kind.class_names();
+            let labels = idx::parse_labels(labels, &format!("{what} labels"), classes.len()).map_err(js)?;
             Dataset::new(px, labels, h, w, classes).map_err(js)
         };
         let mut train = load(train_images, train_labels, "training")?;
@@ -188,7 +194,7 @@ impl Training {
         config.epochs = epochs;
         config.seed = seed as u64;
         let model = Sequential::new(p.spec, config.seed).map_err(js)?;
-        Ok(Training { trainer: Trainer::new(model, config), preset: p.name.to_string(), train, test })
+        Ok(Training { trainer: Trainer::new(model, config), preset: p.name.to_string(), dataset: kind, train, test })
     }
 
     #[wasm_bindgen(js_name = batchesPerEpoch)]
@@ -269,7 +275,7 @@ impl Training {
             ),
             config: self.trainer.config.clone(),
             epochs: st.epoch,
-            dataset: "fashion-mnist".into(),
+            dataset: self.dataset.name().into(),
             train_examples: self.train.len(),
             final_train_accuracy: last.map(|s| s.train_accuracy),
             final_test_accuracy: last.and_then(|s| s.test_accuracy),
@@ -283,7 +289,7 @@ impl Training {
         let info = ModelInfo {
             spec: self.trainer.model.spec().clone(),
             classes: self.train.classes.clone(),
-            dataset: "fashion-mnist".into(),
+            dataset: self.dataset.name().into(),
             input: InputNorm::default(),
             training: Some(record),
             tta: Tta::None,

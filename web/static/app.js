@@ -4,9 +4,45 @@
 import init, { Classifier, maxPixels } from "./pkg/scratchnet_web.js";
 
 const $ = (id) => document.getElementById(id);
-const MODELS = { cnn: "models/fashion-mnist-cnn-best.safetensors", mlp: "models/fashion-mnist-mlp.safetensors" };
-const classifiers = {};
+// The two datasets the page switches between. Each has its own models, samples, training data,
+// pad brush and words; the digits' files are fetched only once the page shows digits, so a first
+// load of the clothing page fetches what it did before.
+const DATASETS = {
+  fashion: {
+    name: "fashion-mnist",
+    dir: "",
+    models: { cnn: "models/fashion-mnist-cnn-best.safetensors", mlp: "models/fashion-mnist-mlp.safetensors" },
+    // Clothing fills the frame: a broad brush paints areas quickly.
+    brush: 22,
+    pad: "Drawing pad: draw a piece of clothing with the mouse, a finger or a pen",
+    samplesNote: "Ten of each class from the Fashion-MNIST test set, with their true labels.",
+    trainData: "Fashion-MNIST training images",
+    download: "scratchnet-web-mlp.safetensors",
+  },
+  mnist: {
+    name: "mnist",
+    dir: "mnist/",
+    models: { cnn: "models/mnist-cnn.safetensors", mlp: "models/mnist-mlp.safetensors" },
+    // A digit is scaled to fit 20x20 pixels, so its strokes keep their width relative to its size:
+    // MNIST's are about 2-3 pixels of 20, a tenth of the height of a digit drawn across most of the pad.
+    brush: 18,
+    pad: "Drawing pad: draw a digit from 0 to 9 with the mouse, a finger or a pen",
+    samplesNote: "Ten of each digit from the MNIST test set, with their true labels.",
+    trainData: "MNIST training images (handwritten digits)",
+    download: "scratchnet-web-mnist-mlp.safetensors",
+  },
+};
+// Per dataset: its classifiers (cnn, mlp, and trained once one is), samples, and the model
+// trained here (classifier, download link, note).
+const loaded = { fashion: { classifiers: {} }, mnist: { classifiers: {} } };
+const query = new URLSearchParams(location.search);
+const hash = new URLSearchParams(location.hash.slice(1));
+// #digits, #...&dataset=mnist or ?dataset=mnist open the page on digits.
+let mode = hash.has("digits") || /^(mnist|digits)$/.test(hash.get("dataset") || query.get("dataset") || "") ? "mnist" : "fashion";
 let current = "cnn";
+let shown = null; // the dataset whose pad, samples and words the page shows
+let training = false;
+let clearCurve = null;
 let lastInput = null; // { rgba, width, height, what, label } of the picture shown
 let firstPredictionMs = null;
 // For tests and the curious: timings and the last results.
@@ -86,7 +122,7 @@ async function decode(blob, name) {
 
 // Preprocesses and classifies with the chosen model; returns what the page and the self-test show.
 function classify(pic, model = current) {
-  const clf = classifiers[model];
+  const clf = loaded[mode].classifiers[model];
   const t0 = performance.now();
   const input = clf.preprocessRgba(pic.rgba, pic.width, pic.height);
   const t1 = performance.now();
@@ -144,15 +180,19 @@ function predict(pic) {
 
 // ---- the drawing pad ----
 
+let clearPad = null;
+
 function setUpPad() {
   const pad = $("pad");
   const ctx = pad.getContext("2d", { willReadFrequently: true });
+  let drawing = false, drew = false, last = null, pending = false;
   const clear = () => {
     ctx.fillStyle = "#fff";
     ctx.fillRect(0, 0, pad.width, pad.height);
+    drew = false;
   };
   clear();
-  let drawing = false, drew = false, last = null, pending = false;
+  clearPad = clear;
   const at = (e) => {
     const r = pad.getBoundingClientRect();
     return [((e.clientX - r.left) * pad.width) / r.width, ((e.clientY - r.top) * pad.height) / r.height];
@@ -203,7 +243,6 @@ function setUpPad() {
   pad.addEventListener("pointercancel", end);
   $("clear").addEventListener("click", () => {
     clear();
-    drew = false;
     $("source").textContent = "Drawing cleared: draw, choose a file or pick a test image.";
     $("bars").replaceChildren();
     $("timing").textContent = "";
@@ -249,27 +288,30 @@ function setUpFiles() {
 
 // ---- samples ----
 
-let samples = [];
 const sampleCache = new Map();
 
-async function samplePicture(s) {
-  if (!sampleCache.has(s.file)) {
-    const blob = await (await fetch(`samples/${s.file}`)).blob();
-    sampleCache.set(s.file, await decode(blob, s.file));
+async function samplePicture(s, dir = DATASETS[mode].dir) {
+  const url = `${dir}samples/${s.file}`;
+  if (!sampleCache.has(url)) {
+    const blob = await (await fetch(url)).blob();
+    sampleCache.set(url, await decode(blob, s.file));
   }
-  return { ...sampleCache.get(s.file), what: `Test image ${s.file}`, label: s.label };
+  return { ...sampleCache.get(url), what: `Test image ${s.file}`, label: s.label };
 }
 
+// The sample grid of the dataset shown.
 function setUpSamples() {
   const grid = $("samples");
-  for (const s of samples) {
+  const dir = DATASETS[mode].dir;
+  grid.replaceChildren();
+  for (const s of loaded[mode].samples) {
     const b = document.createElement("button");
     b.type = "button";
     b.setAttribute("role", "listitem");
     b.setAttribute("aria-pressed", "false");
     b.title = `${s.class} (test image ${s.test_index})`;
     const img = document.createElement("img");
-    img.src = `samples/${s.file}`;
+    img.src = `${dir}samples/${s.file}`;
     img.alt = `${s.class}, test image ${s.test_index}`;
     img.width = 28;
     img.height = 28;
@@ -287,34 +329,79 @@ function setUpSamples() {
   }
 }
 
-// ---- models ----
+// ---- models and datasets ----
 
-// Fetches start at once, in parallel with compiling the WebAssembly.
-const modelBytes = Object.fromEntries(
-  Object.entries(MODELS).map(([name, url]) => [
-    name,
-    fetch(url).then((r) => {
+const fetches = new Map();
+function fetchOnce(url, as) {
+  if (!fetches.has(url)) {
+    const f = fetch(url).then((r) => {
       if (!r.ok) throw new Error(`${url}: HTTP ${r.status}`);
-      return r.arrayBuffer();
-    }),
-  ]),
-);
-const samplesJson = fetch("samples/samples.json").then((r) => r.json());
+      return as === "json" ? r.json() : r.arrayBuffer();
+    });
+    fetches.set(url, f);
+    // A failed fetch is tried again next time.
+    f.catch(() => fetches.delete(url));
+  }
+  return fetches.get(url);
+}
 
-async function loadModel(name, url) {
-  const bytes = new Uint8Array(await modelBytes[name]);
+// Starts a dataset's fetches: its samples list and both models, in parallel.
+function fetchDataset(key) {
+  const ds = DATASETS[key];
+  fetchOnce(`${ds.dir}samples/samples.json`, "json");
+  for (const url of Object.values(ds.models)) fetchOnce(url);
+}
+// The first dataset's fetches start at once, in parallel with compiling the WebAssembly.
+fetchDataset(mode);
+
+async function loadModel(key, name) {
+  const url = DATASETS[key].models[name];
+  const bytes = new Uint8Array(await fetchOnce(url));
   const t0 = performance.now();
-  classifiers[name] = new Classifier(bytes, url.split("/").pop());
-  window.scratchnet.timings[`${name}LoadMs`] = performance.now() - t0;
-  const d = JSON.parse(classifiers[name].describe());
-  const note = $(`${name}-note`);
-  if (note && d.test_accuracy) note.textContent = `(${(100 * d.test_accuracy).toFixed(2)}% on the test set)`;
+  loaded[key].classifiers[name] = new Classifier(bytes, url.split("/").pop());
+  window.scratchnet.timings[`${key === "mnist" ? "mnist_" : ""}${name}LoadMs`] = performance.now() - t0;
+}
+
+// Loads a dataset's samples list and models once; the CNN first, as the first prediction waits
+// for it alone. Resolves when the CNN is ready; `mlp` is the MLP's promise.
+function loadDataset(key) {
+  const l = loaded[key];
+  if (!l.ready) {
+    fetchDataset(key);
+    l.ready = (async () => {
+      l.samples = await fetchOnce(`${DATASETS[key].dir}samples/samples.json`, "json");
+      await loadModel(key, "cnn");
+      l.mlp = loadModel(key, "mlp");
+    })();
+    l.ready.catch(() => (l.ready = null));
+  }
+  return l.ready;
 }
 
 function describeModel() {
-  const d = JSON.parse(classifiers[current].describe());
+  const d = JSON.parse(loaded[mode].classifiers[current].describe());
   const tta = d.tta === "hflip" ? "; averages each picture with its mirror image" : "";
   $("model-info").textContent = `${d.layers} (${d.parameters.toLocaleString("en")} parameters${tta}).`;
+}
+
+// The model choices of the dataset shown: notes, the radio and download of a model trained here.
+function showModels() {
+  const l = loaded[mode];
+  for (const name of ["cnn", "mlp"]) {
+    const d = l.classifiers[name] ? JSON.parse(l.classifiers[name].describe()) : {};
+    $(`${name}-note`).textContent = d.test_accuracy ? `(${(100 * d.test_accuracy).toFixed(2)}% on the test set)` : "";
+  }
+  $("trained-note").textContent = l.trained ? l.trained.note : "(train one below)";
+  document.querySelector("input[value=trained]").disabled = !l.trained;
+  const a = $("download");
+  a.hidden = !l.trained;
+  if (l.trained) {
+    a.href = l.trained.url;
+    a.download = DATASETS[mode].download;
+  }
+  if (!l.classifiers[current]) current = "cnn";
+  document.querySelector(`input[name=model][value=${current}]`).checked = true;
+  describeModel();
 }
 
 function setUpModelSwitch() {
@@ -327,6 +414,60 @@ function setUpModelSwitch() {
   }
 }
 
+// Shows the dataset `key`: its words, pad brush, samples and models; its first test image
+// classified. The pad is cleared: a drawing of the other dataset means nothing here.
+async function showDataset(key) {
+  const ds = DATASETS[key];
+  await loadDataset(key);
+  const l = loaded[key];
+  // The model chosen stays chosen where this dataset has one.
+  if (current === "mlp") await l.mlp;
+  if (shown) DATASETS[shown].brush = Number($("brush").value);
+  mode = shown = key;
+  document.querySelector(`input[name=dataset][value=${key}]`).checked = true;
+  document.body.dataset.dataset = ds.name;
+  $("brush").value = String(ds.brush);
+  $("pad").setAttribute("aria-label", ds.pad);
+  $("samples-note").textContent = ds.samplesNote;
+  $("train-data").textContent = ds.trainData;
+  clearPad();
+  // The curve shown is of the other dataset's training.
+  if (clearCurve) clearCurve();
+  showModels();
+  predict(await samplePicture(l.samples[0]));
+  setUpSamples();
+  $("samples").children[0].setAttribute("aria-pressed", "true");
+  // The MLP is a choice once it is loaded.
+  await l.mlp;
+  showModels();
+}
+
+function setUpDatasetSwitch() {
+  const radios = document.querySelectorAll("input[name=dataset]");
+  for (const r of radios) {
+    r.addEventListener("change", async () => {
+      if (r.value === mode) return;
+      const t0 = performance.now();
+      for (const o of radios) o.disabled = true;
+      $("source").textContent = `Loading the ${r.value === "mnist" ? "digit" : "clothing"} models\u2026`;
+      try {
+        await showDataset(r.value);
+        window.scratchnet.timings.switchMs = performance.now() - t0;
+        // A reload or a shared link opens the page on the same dataset.
+        const u = new URL(location.href);
+        u.searchParams.delete("dataset");
+        u.hash = mode === "mnist" ? "digits" : "";
+        history.replaceState(null, "", u.href.replace(/#$/, ""));
+      } catch (e) {
+        document.querySelector(`input[name=dataset][value=${mode}]`).checked = true;
+        showMessage(`Could not load the ${r.value === "mnist" ? "digit" : "clothing"} models: ${errorText(e)}`);
+      } finally {
+        for (const o of radios) o.disabled = training;
+      }
+    });
+  }
+}
+
 // ---- live training (worker.js) ----
 
 function setUpTraining() {
@@ -335,10 +476,13 @@ function setUpTraining() {
   let batches = 1, epochs = 1;
   const curve = $("curve");
   const status = $("train-status");
+  // The dataset stays while a model trains: the model belongs to it.
   const setRunning = (on) => {
+    training = on;
     $("train").disabled = on;
     $("stop").disabled = !on;
     for (const id of ["preset", "images", "epochs"]) $(id).disabled = on;
+    for (const r of document.querySelectorAll("input[name=dataset]")) r.disabled = on;
   };
   const draw = () => {
     const ctx = curve.getContext("2d");
@@ -388,6 +532,11 @@ function setUpTraining() {
     });
   };
   draw();
+  clearCurve = () => {
+    points.length = 0;
+    draw();
+    status.textContent = "Not started.";
+  };
   let started = 0;
   worker.onmessage = (e) => {
     const m = e.data;
@@ -411,24 +560,26 @@ function setUpTraining() {
     } else if (m.type === "model") {
       setRunning(false);
       const secs = ((performance.now() - started) / 1000).toFixed(1);
+      const l = loaded[m.key];
+      let clf;
       try {
-        classifiers.trained = new Classifier(m.bytes, "the model trained here");
+        clf = new Classifier(m.bytes, "the model trained here");
       } catch (err) {
         showMessage(errorText(err));
         return;
       }
-      const a = $("download");
-      if (a.href) URL.revokeObjectURL(a.href);
-      a.href = URL.createObjectURL(new Blob([m.bytes], { type: "application/octet-stream" }));
-      a.hidden = false;
-      const radio = document.querySelector("input[value=trained]");
-      radio.disabled = false;
-      $("trained-note").textContent = m.testAccuracy === null ? "" :
-        `(${(100 * m.testAccuracy).toFixed(1)}% on the bundled test images)`;
+      if (l.trained) {
+        l.classifiers.trained.free();
+        URL.revokeObjectURL(l.trained.url);
+      }
+      l.classifiers.trained = clf;
+      l.trained = {
+        url: URL.createObjectURL(new Blob([m.bytes], { type: "application/octet-stream" })),
+        note: m.testAccuracy === null ? "" : `(${(100 * m.testAccuracy).toFixed(1)}% on the bundled test images)`,
+      };
       status.textContent += ` ${m.stopped ? "Stopped" : "Done"} after ${secs} s; now classifying with it.`;
-      radio.checked = true;
       current = "trained";
-      describeModel();
+      showModels();
       if (lastInput) predict(lastInput);
       window.scratchnet.trainingDone = true;
     } else if (m.type === "error") {
@@ -457,7 +608,8 @@ function setUpTraining() {
     window.scratchnet.timings.epochSeconds = [];
     started = performance.now();
     status.textContent = "Starting\u2026";
-    worker.postMessage({ type: "start", preset: $("preset").value, images, epochs, seed: 0 });
+    const ds = DATASETS[mode];
+    worker.postMessage({ type: "start", key: mode, dataset: ds.name, dir: ds.dir, preset: $("preset").value, images, epochs, seed: 0 });
   });
   $("stop").addEventListener("click", () => worker.postMessage({ type: "stop" }));
 }
@@ -468,6 +620,7 @@ async function selfTest(model) {
   const predictions = [];
   let agree = 0;
   const times = [];
+  const samples = loaded[mode].samples;
   for (const s of samples) {
     const pic = await samplePicture(s);
     const r = classify(pic, model);
@@ -488,6 +641,7 @@ async function selfTest(model) {
   out.textContent = JSON.stringify({
     samples: samples.length,
     agree_with_labels: agree,
+    dataset: DATASETS[mode].name,
     model,
     infer_ms_median: sorted[Math.floor(sorted.length / 2)],
     infer_ms_max: sorted[sorted.length - 1],
@@ -504,21 +658,16 @@ async function main() {
     await init();
     t.wasmReadyMs = performance.now();
     // The first prediction waits for the CNN alone; the MLP and the training worker come after.
-    samples = await samplesJson;
-    await loadModel("cnn", MODELS.cnn);
+    await loadDataset(mode);
     t.modelsReadyMs = performance.now();
-    describeModel();
     setUpPad();
     setUpFiles();
     // Something to look at straight away: the first test image (the thumbnails load after it).
-    predict(await samplePicture(samples[0]));
-    setUpSamples();
-    $("samples").children[0].setAttribute("aria-pressed", "true");
-    await loadModel("mlp", MODELS.mlp);
+    await showDataset(mode);
     setUpModelSwitch();
+    setUpDatasetSwitch();
     setUpTraining();
     window.scratchnet.ready = true;
-    const hash = new URLSearchParams(location.hash.slice(1));
     if (hash.has("selftest")) await selfTest(hash.get("model") || "cnn");
   } catch (e) {
     showMessage(`The demo could not start: ${errorText(e)}`);

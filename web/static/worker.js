@@ -2,6 +2,7 @@
 // WebAssembly) runs a few batches at a time and reports after each, then hands over the model file.
 import init, { Training } from "./pkg/scratchnet_web.js";
 
+// Under each dataset's folder ("" for Fashion-MNIST, "mnist/"), fetched when it first trains.
 const DATA = {
   trainImages: "data/train-5000-images-idx3-ubyte.gz",
   trainLabels: "data/train-5000-labels-idx1-ubyte.gz",
@@ -12,26 +13,28 @@ const DATA = {
 const BATCHES_PER_REPORT = 8;
 
 let ready = null;
-let data = null;
+const data = new Map(); // dir -> promise of { trainImages, ... }
 let stop = false;
 let running = false;
 
-async function load() {
-  await init();
+async function load(dir) {
   const entries = await Promise.all(
-    Object.entries(DATA).map(async ([k, url]) => {
+    Object.entries(DATA).map(async ([k, file]) => {
+      const url = dir + file;
       const r = await fetch(url);
       if (!r.ok) throw new Error(`${url}: HTTP ${r.status}`);
       return [k, new Uint8Array(await r.arrayBuffer())];
     }),
   );
-  data = Object.fromEntries(entries);
+  return Object.fromEntries(entries);
 }
 
 async function train(m) {
-  ready ??= load();
+  ready ??= init();
+  if (!data.has(m.dir)) data.set(m.dir, load(m.dir).catch((e) => { data.delete(m.dir); throw e; }));
   await ready;
-  const t = new Training(m.preset, data.trainImages, data.trainLabels, data.testImages, data.testLabels, m.images, m.epochs, m.seed);
+  const d = await data.get(m.dir);
+  const t = new Training(m.preset, m.dataset, d.trainImages, d.trainLabels, d.testImages, d.testLabels, m.images, m.epochs, m.seed);
   try {
     postMessage({ type: "started", batches: t.batchesPerEpoch(), images: t.trainImages() });
     let last = null;
@@ -44,7 +47,7 @@ async function train(m) {
       await new Promise((r) => setTimeout(r, 0));
     }
     const bytes = t.modelBytes(new Date().toISOString());
-    postMessage({ type: "model", bytes, stopped: stop, testAccuracy: last ? last.test_accuracy : null }, [bytes.buffer]);
+    postMessage({ type: "model", key: m.key, bytes, stopped: stop, testAccuracy: last ? last.test_accuracy : null }, [bytes.buffer]);
   } finally {
     t.free();
   }

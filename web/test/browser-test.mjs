@@ -2,16 +2,18 @@
 // the page served on 127.0.0.1 (web/test.sh builds, serves and runs this).
 //
 //   node browser-test.mjs --url http://127.0.0.1:PORT/ --dist web/dist --scratchnet target/release/scratchnet
-//                         --out DIR [--screenshot docs/web-demo.png]
+//                         --mnist tests/data/mnist --out DIR [--screenshot docs/web-demo.png]
 //
-// Checks: (1) the page loads with no console errors and requests nothing but its own files;
-// (2) every bundled sample gets the same top-1 class and probabilities within 1e-5 of
-// `scratchnet predict --json` on the same file (CNN and MLP, through the page's #selftest mode);
-// (3) a stroke drawn with synthetic mouse events gives a prediction; keyboard selection works;
-// (4) a short live training completes, its curve updates, and the downloaded model loads in
-// `scratchnet evaluate`; (5) a non-image file, an empty file and a huge picture each give a clear
-// message, no uncaught exception. Writes screenshots and prints the measured timings, which fail
-// the test only past five times their targets (WEB_TIMING_STRICT=1: past their targets).
+// Checks: (1) the page loads with no console errors and requests nothing but its own files, none
+// of the digit mode's; (2) every bundled sample, clothing and digits, gets the same top-1 class
+// and probabilities within 1e-5 of `scratchnet predict --json` on the same file (CNN and MLP of
+// each, through the page's #selftest mode); (3) a stroke drawn with synthetic mouse events gives a
+// prediction; keyboard selection works; (4) a short live training completes, its curve updates,
+// and the downloaded model loads in `scratchnet evaluate`; (5) a non-image file, an empty file and
+// a huge picture each give a clear message, no uncaught exception; (6) the switch to digits loads
+// the MNIST models, digits drawn as mouse strokes get their classes, and digits train live too.
+// Writes screenshots and prints the measured timings, which fail the test only past five times
+// their targets (WEB_TIMING_STRICT=1: past their targets).
 import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
@@ -21,7 +23,7 @@ import puppeteer from "puppeteer-core";
 
 const args = {};
 for (let i = 2; i < process.argv.length; i += 2) args[process.argv[i].replace(/^--/, "")] = process.argv[i + 1];
-for (const k of ["url", "dist", "scratchnet", "out"]) {
+for (const k of ["url", "dist", "scratchnet", "mnist", "out"]) {
   if (!args[k]) throw new Error(`missing --${k}`);
 }
 const url = args.url.endsWith("/") ? args.url : `${args.url}/`;
@@ -78,6 +80,8 @@ async function openPage(hash = "", viewport = { width: 1200, height: 1000 }) {
   page.on("response", (r) => {
     if (r.status() >= 400) page.problems.push(`HTTP ${r.status()}: ${r.url()}`);
   });
+  // Room for every file the page fetches in its timeline (the default keeps 250).
+  await page.evaluateOnNewDocument(() => performance.setResourceTimingBufferSize(2000));
   await page.goto(url + hash, { waitUntil: "load" });
   await page.waitForFunction(() => window.scratchnet && (window.scratchnet.ready || !document.getElementById("message").hidden), {
     timeout: 60000,
@@ -89,10 +93,26 @@ function cli(argv) {
   return execFileSync(args.scratchnet, argv, { encoding: "utf8", maxBuffer: 64 << 20 });
 }
 
+// The files a page has fetched so far, with their sizes (the test server sends them uncompressed),
+// once the sample thumbnails are in.
+const fetched = async (p) => {
+  await p.waitForFunction(() => [...document.querySelectorAll("#samples img")].every((i) => i.complete), { timeout: 30000 });
+  return p.evaluate(() =>
+  [performance.getEntriesByType("navigation")[0], ...performance.getEntriesByType("resource")].map((e) => ({
+    url: e.name,
+    bytes: e.encodedBodySize,
+  })));
+};
+
 // ---- (1) load ----
 const page = await openPage();
 const ready = await page.evaluate(() => window.scratchnet.ready);
 check(ready, "the page loads and classifies its first test image");
+const firstLoad = await fetched(page);
+figures.first_load_bytes = firstLoad.reduce((a, f) => a + f.bytes, 0);
+const digitFiles = firstLoad.filter((f) => /mnist\/|models\/mnist-/.test(f.url));
+check(digitFiles.length === 0,
+  `the first load (${firstLoad.length} files, ${figures.first_load_bytes} bytes) fetches none of the digit mode's files ${digitFiles.map((f) => f.url).join(" ")}`);
 // The first load of a freshly started browser is slower (nothing compiled or cached yet): the
 // target applies to the median of that and four more loads, each in a new browser context.
 const firstMs = [await page.evaluate(() => window.scratchnet.timings.firstPredictionMs)];
@@ -110,13 +130,24 @@ timing(firstMedian, 1000,
   `first prediction after navigation start: ${figures.first_prediction_ms.join(", ")} ms (first: a fresh browser), median ${Math.round(firstMedian)} ms`);
 
 // ---- (2) samples against `scratchnet predict --json` ----
-const modelFiles = { cnn: "models/fashion-mnist-cnn-best.safetensors", mlp: "models/fashion-mnist-mlp.safetensors" };
-for (const model of ["cnn", "mlp"]) {
-  const st = await openPage(`#selftest&model=${model}`);
+const modelFiles = {
+  cnn: "models/fashion-mnist-cnn-best.safetensors",
+  mlp: "models/fashion-mnist-mlp.safetensors",
+  mnist_cnn: "models/mnist-cnn.safetensors",
+  mnist_mlp: "models/mnist-mlp.safetensors",
+};
+for (const [model, hash, samplesDir] of [
+  ["cnn", "#selftest&model=cnn", "samples"],
+  ["mlp", "#selftest&model=mlp", "samples"],
+  ["mnist_cnn", "#selftest&dataset=mnist", "mnist/samples"],
+  ["mnist_mlp", "#selftest&dataset=mnist&model=mlp", "mnist/samples"],
+]) {
+  const st = await openPage(hash);
   await st.waitForFunction(() => document.getElementById("selftest").dataset.done === "true", { timeout: 120000 });
   const summary = JSON.parse(await st.$eval("#selftest", (e) => e.textContent));
   check(!summary.error && summary.samples === 100 && summary.predictions.length === 100, `${model}: #selftest classified ${summary.samples} samples`);
-  const files = summary.predictions.map((p) => path.join(args.dist, "samples", p.file));
+  check(summary.dataset === (model.startsWith("mnist") ? "mnist" : "fashion-mnist"), `${model}: #selftest ran on ${summary.dataset}`);
+  const files = summary.predictions.map((p) => path.join(args.dist, samplesDir, p.file));
   const lines = cli(["predict", "--json", "--top-k", "10", "--model", path.join(args.dist, modelFiles[model]), ...files])
     .trim()
     .split("\n")
@@ -137,6 +168,7 @@ for (const model of ["cnn", "mlp"]) {
   await st.close();
 }
 timing(figures.cnn_infer_ms_median, 20, `CNN inference median ${figures.cnn_infer_ms_median.toFixed(2)} ms over 100 images`);
+timing(figures.mnist_cnn_infer_ms_median, 20, `MNIST CNN inference median ${figures.mnist_cnn_infer_ms_median.toFixed(2)} ms over 100 images`);
 
 // ---- (3) a stroke with synthetic mouse events; keyboard ----
 const pad = await page.$("#pad");
@@ -251,6 +283,105 @@ await page.click("#samples button:nth-child(1)");
 await page.waitForFunction(() => window.scratchnet.last.what.includes("00-t-shirt"), { timeout: 10000 });
 check(true, "the page still classifies after the bad inputs");
 check(page.problems.length === 0, `main page: no console errors, uncaught exceptions or foreign requests ${page.problems.join("; ")}`);
+
+// ---- (6) digits: the switch, digits drawn as a person would, live training ----
+const before6 = (await fetched(page)).length;
+await page.click("input[name=dataset][value=mnist]");
+await page.waitForFunction(() => window.scratchnet.timings.switchMs && window.scratchnet.last.what.includes("00-zero"), { timeout: 30000 });
+const switchFiles = (await fetched(page)).slice(before6);
+figures.digit_switch_files = switchFiles.length;
+figures.digit_switch_bytes = switchFiles.reduce((a, f) => a + f.bytes, 0);
+figures.digit_switch_ms = await page.evaluate(() => window.scratchnet.timings.switchMs);
+check(switchFiles.every((f) => /mnist\//.test(f.url) || /models\/mnist-/.test(f.url)) && switchFiles.some((f) => f.url.endsWith("mnist-cnn.safetensors")),
+  `the switch to digits fetches the MNIST models and samples: ${switchFiles.length} files, ${figures.digit_switch_bytes} bytes`);
+timing(figures.digit_switch_ms, 1000, `switch to digits until the first digit is classified: ${Math.round(figures.digit_switch_ms)} ms`);
+check(new URL(page.url()).hash === "#digits", `the address remembers the digits (${new URL(page.url()).hash})`);
+check(await page.$eval("#bars li:first-child .label span", (e) => e.textContent) === "0", "the first MNIST test image, a 0, is classified as 0");
+
+// Digits as mouse strokes: each a list of strokes, each a polyline in fractions of the pad, drawn
+// with mouse down / move / up at a hand's pace (a few pad pixels apart), wobbly, slanted and
+// placed off-centre like a person's, in several sizes.
+const arc = (cx, cy, rx, ry, from, to, n = 24) =>
+  Array.from({ length: n + 1 }, (_, i) => {
+    const t = ((from + ((to - from) * i) / n) * Math.PI) / 180;
+    return [cx + rx * Math.cos(t), cy + ry * Math.sin(t)];
+  });
+const DIGITS = [
+  ["1", [[[0.54, 0.2], [0.53, 0.35], [0.51, 0.5], [0.5, 0.65], [0.48, 0.8]]]],
+  ["0", [arc(0.5, 0.5, 0.2, 0.3, -100, 275)]],
+  // A small 7 in the upper left: the page crops and scales it.
+  ["7", [[[0.15, 0.15], [0.3, 0.14], [0.45, 0.16], [0.38, 0.3], [0.32, 0.45], [0.28, 0.55]]]],
+  ["4", [[[0.5, 0.18], [0.4, 0.35], [0.3, 0.55], [0.5, 0.56], [0.72, 0.54]], [[0.62, 0.32], [0.61, 0.55], [0.6, 0.82]]]],
+  ["3", [[...arc(0.5, 0.33, 0.17, 0.14, -160, 90), ...arc(0.5, 0.63, 0.19, 0.16, -90, 150)]]],
+  ["8", [Array.from({ length: 41 }, (_, i) => {
+    const t = (2 * Math.PI * i) / 40;
+    return [0.5 + 0.17 * Math.sin(2 * t) - 0.04 * Math.cos(t), 0.5 - 0.31 * Math.cos(t)];
+  })]],
+];
+// Each segment in pieces of about 6 pad pixels, drifting slowly off the ideal line as a hand does.
+const padHandle = await page.$("#pad");
+async function drawStroke(points, seed) {
+  const b = await padHandle.boundingBox();
+  const P = (fx, fy) => [b.x + fx * b.width, b.y + fy * b.height];
+  await page.mouse.move(...P(...points[0]));
+  await page.mouse.down();
+  let k = seed;
+  for (let i = 1; i < points.length; i++) {
+    const [x0, y0] = points[i - 1], [x1, y1] = points[i];
+    const n = Math.max(1, Math.round((Math.hypot(x1 - x0, y1 - y0) * b.width) / 6));
+    for (let j = 1; j <= n; j++) {
+      const f = j / n;
+      k++;
+      const [dx, dy] = [0.008 * Math.sin(k * 0.35), 0.006 * Math.sin(k * 0.23 + 1)];
+      await page.mouse.move(...P(x0 + (x1 - x0) * f + dx, y0 + (y1 - y0) * f + dy));
+    }
+  }
+  await page.mouse.up();
+}
+const shownClass = () => page.$eval("#bars li:first-child .label span", (e) => e.textContent);
+const drawnDigits = [];
+await padHandle.scrollIntoView();
+for (const [digit, strokes] of DIGITS) {
+  await page.click("#clear");
+  for (const [i, s] of strokes.entries()) await drawStroke(s, 10 * i);
+  await page.waitForFunction(() => window.scratchnet.last.what === "Your drawing", { timeout: 10000 });
+  await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))));
+  const shown = await shownClass();
+  const p = await page.evaluate(() => window.scratchnet.last.probabilities);
+  drawnDigits.push(`${digit}->${shown} (${(100 * Math.max(...p)).toFixed(0)}%)`);
+  await padHandle.screenshot({ path: path.join(args.out, `digit-${digit}.png`) });
+  check(shown === digit, `a ${digit} drawn with the mouse (${strokes.length} stroke${strokes.length > 1 ? "s" : ""}) is classified as ${shown}, ${(100 * Math.max(...p)).toFixed(1)}%`);
+}
+figures.drawn_digits = drawnDigits.join(", ");
+await page.evaluate(() => window.scrollTo(0, 0));
+await page.screenshot({ path: path.join(args.out, "web-demo-digits.png"), fullPage: true });
+
+// Digits train live: the model file says mnist, and `scratchnet evaluate` agrees on the test set's
+// first 1,000 digits (the committed t10k files).
+const digitWall = await trainInPage(400, 1);
+const digitStatus = await page.$eval("#train-status", (e) => e.textContent);
+check(/Epoch 1 of 1/.test(digitStatus) && /Done/.test(digitStatus), `digits: a 400-image, 1-epoch live training completes in ${digitWall.toFixed(1)} s: "${digitStatus}"`);
+await page.click("#download");
+const digitFile = path.join(downloads, "scratchnet-web-mnist-mlp.safetensors");
+for (let i = 0; i < 100 && !fs.existsSync(digitFile); i++) await new Promise((r) => setTimeout(r, 100));
+check(fs.existsSync(digitFile), "the digit model downloads");
+if (fs.existsSync(digitFile)) {
+  const pageAccuracy = await page.evaluate(() => window.scratchnet.lastEpoch.test_accuracy);
+  try {
+    const ev = JSON.parse(cli(["evaluate", "--model", digitFile, "--data-dir", args.mnist, "--json", "--limit", "1000"]));
+    check(Math.abs(ev.accuracy - pageAccuracy) <= 0.002,
+      `scratchnet evaluate reads the digit model: ${(100 * ev.accuracy).toFixed(1)}% on the first 1,000 MNIST test images, the page said ${(100 * pageAccuracy).toFixed(1)}%`);
+  } catch (e) {
+    check(false, `scratchnet evaluate --model on the downloaded digit model: ${e.message}`);
+  }
+  check(/dataset mnist/.test(cli(["inspect", digitFile])), "its file says it was trained on mnist (digit preprocessing)");
+}
+
+// Back to clothing: its samples, and the clothing model trained earlier, are there again.
+await page.click("input[name=dataset][value=fashion]");
+await page.waitForFunction(() => window.scratchnet.last.what.includes("00-t-shirt"), { timeout: 30000 });
+check(await page.$eval("input[value=trained]", (e) => !e.disabled), "back on clothing, the clothing model trained earlier is still a choice");
+check(page.problems.length === 0, `main page after the digits: no console errors, uncaught exceptions or foreign requests ${page.problems.join("; ")}`);
 
 // ---- screenshots: desktop and phone width ----
 await page.click("#samples button:nth-child(38)");
