@@ -372,6 +372,8 @@ function loadDataset(key) {
       l.samples = await fetchOnce(`${DATASETS[key].dir}samples/samples.json`, "json");
       await loadModel(key, "cnn");
       l.mlp = loadModel(key, "mlp");
+      // A failed load is tried again next time.
+      l.mlp.catch(() => (l.ready = null));
     })();
     l.ready.catch(() => (l.ready = null));
   }
@@ -425,7 +427,6 @@ async function showDataset(key) {
   if (shown) DATASETS[shown].brush = Number($("brush").value);
   mode = shown = key;
   document.querySelector(`input[name=dataset][value=${key}]`).checked = true;
-  document.body.dataset.dataset = ds.name;
   $("brush").value = String(ds.brush);
   $("pad").setAttribute("aria-label", ds.pad);
   $("samples-note").textContent = ds.samplesNote;
