@@ -1,6 +1,6 @@
 //! Bounded fuzzing on stable Rust, run by `cargo test --release`: random and mutated inputs for
-//! the parsers of untrusted bytes (IDX raw and gzip, Kaggle CSV, model files, state_dicts to
-//! import). Each input must give a value or an error: never a panic, and never an allocation out
+//! the parsers of untrusted bytes (IDX raw and gzip, Kaggle CSV, model files, state_dicts and the
+//! original project's pickled networks to import). Each input must give a value or an error: never a panic, and never an allocation out
 //! of proportion to the input (a header's claim is compared with the data, not allocated). The
 //! cargo-fuzz targets in fuzz/ run the same checks under libFuzzer on nightly.
 //!
@@ -471,6 +471,34 @@ fn fuzz_state_dict_import() {
                     Err(_) => accepted,
                 }
             })
+        },
+    );
+}
+
+/// The original project's pickled networks (`scratchnet import net.pkl`): the seeds in
+/// fuzz/seeds/pickle (tiny networks for 1x6x6 images in protocols 0-5, CuPy-style and Fortran-order
+/// arrays) mutated; the seeds import, the rest are refused; never a panic.
+#[test]
+fn fuzz_original_pickle() {
+    let seeds = seed_files("pickle");
+    for s in &seeds {
+        let net = scratchnet::import::read_original(s, "seed", [1, 6, 6]).unwrap();
+        assert_eq!(net.spec.num_classes().unwrap(), 3);
+    }
+    let mut rng = seed(5);
+    fuzz(
+        "original_pickle",
+        iterations(),
+        |_| next_input(&mut rng, &seeds),
+        raw_bound,
+        |b| match scratchnet::import::read_original(b, "fuzz", [1, 6, 6]) {
+            Ok(net) => {
+                let shapes: Vec<Vec<usize>> = net.spec.param_shapes().into_iter().map(|(_, s)| s).collect();
+                let found: Vec<Vec<usize>> = net.params.iter().map(|t| t.shape().to_vec()).collect();
+                assert_eq!(shapes, found);
+                true
+            }
+            Err(_) => false,
         },
     );
 }

@@ -1003,8 +1003,11 @@ impl<'a, 'p, P: Policy<'a>> Unpickler<'a, 'p, P> {
                 Ok(())
             }
             Value::Made(m) => {
-                let mut m = m.try_borrow_mut().map_err(|_| format!("{file} sets an array's state from itself"))?;
-                self.policy.build(&mut m, &state)
+                // On a copy: the state may hold the value itself, which the policy then reads.
+                let mut copy = m.borrow().clone();
+                self.policy.build(&mut copy, &state)?;
+                *m.borrow_mut() = copy;
+                Ok(())
             }
             Value::Dict(_) | Value::Refused => Ok(()),
             other => Err(format!("{file} sets the state of {}", other.describe()).into()),

@@ -653,4 +653,13 @@ mod tests {
         let ints = Dtype { kind: b'i', size: 4, big_endian: false };
         assert!(floats(&array(vec![24], vec![0], ints, Blob::Raw(&data)).unwrap()).unwrap_err().contains("int32"));
     }
+
+    #[test]
+    fn an_array_built_from_itself_is_refused() {
+        // _reconstruct(ndarray, (0,), b'b'), then BUILD (1, (2,), <the array itself>, False, b'').
+        let p = b"\x80\x02cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\nK\x00\x85C\x01b\x87Rq\x00\
+                  (K\x01K\x02\x85h\x00\x89C\x00tb\x85.";
+        let e = read_original(p, "self.pkl", [1, 6, 6]).err().unwrap().to_string();
+        assert!(e.contains("self.pkl: an array's dtype is not a NumPy dtype"), "{e}");
+    }
 }

@@ -1,6 +1,7 @@
 """Pickles shaped like the original NumPy/CuPy project's saved networks, for tests/import_pickle.rs.
 
   python3 make_pickles.py OUT FASHION.u8 MNIST.u8 N
+  python3 make_pickles.py --seeds DIR     (the fuzzers' seeds: fuzz/seeds/pickle)
 
 FASHION.u8 and MNIST.u8 hold N test images of each data set (28 x 28 bytes each).
 
@@ -33,7 +34,6 @@ import zipfile
 
 import numpy as np
 
-OUT, FASHION, MNIST, N = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 rng = np.random.default_rng(7)
 
 
@@ -268,6 +268,39 @@ def probs(name, p):
     p.astype("<f4").tofile(os.path.join(OUT, name + ".probs.f32"))
 
 
+def tiny_seeds():
+    """Networks for 1 x 6 x 6 images, caches of 2 images: small inputs for the fuzzers."""
+    x = rng.integers(0, 256, (2, 1, 6, 6)) / 255
+    cnn = [
+        convolution.Convolution((1, 6, 6), 3, 2, weights(2, 1, 3, 3, scale=0.5)),
+        af.Leaky_ReLU(),
+        pooling.MaxPooling((2, 4, 4)),
+        dropout.Dropout(0.25),
+        reshape.Reshape((2, 2, 2), (8, 1)),
+        dense.Dense(weights(3, 8, scale=0.3), weights(3, 1, scale=0.1)),
+        af.Softmax(),
+    ]
+    forward(cnn, x, True)
+    mlp = [
+        dense.Dense(np.asfortranarray(weights(4, 36, scale=0.2)), weights(4, 1, scale=0.1)),
+        af.Leaky_ReLU(0.1),
+        dense.Dense(weights(3, 4, scale=0.3), weights(3, 1, scale=0.1)),
+        af.Softmax(),
+    ]
+    forward(mlp, x.reshape(2, -1).T, True)
+    for protocol in 0, 2, 4, 5:
+        save(f"cnn-p{protocol}.pkl", cnn, protocol)
+    save("mlp-p2.pkl", mlp, 2)
+    save("mlp-p5.pkl", mlp, 5)
+    save("mlp-cupy.pkl", converted(mlp, cupy_core.ndarray), 4)
+
+
+if sys.argv[1] == "--seeds":
+    OUT = sys.argv[2]
+    tiny_seeds()
+    sys.exit()
+
+OUT, FASHION, MNIST, N = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 fashion, digits = images(FASHION, N), images(MNIST, N)
 
 net = cnn()
