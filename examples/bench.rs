@@ -18,9 +18,9 @@
 use std::time::Instant;
 
 use scratchnet::data::{Dataset, discover};
-use scratchnet::model::{Sequential, preset};
+use scratchnet::model::Sequential;
 use scratchnet::tensor::Device;
-use scratchnet::train::Trainer;
+use scratchnet::train::{Trainer, preset};
 
 static NO_FUSION: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 

@@ -7,9 +7,9 @@
 use std::time::Instant;
 
 use scratchnet::data::discover;
-use scratchnet::model::{Sequential, preset};
+use scratchnet::model::Sequential;
 use scratchnet::ops::{self, ConvAlgorithm};
-use scratchnet::train::Trainer;
+use scratchnet::train::{Trainer, preset};
 
 /// (name, algorithm, activations fused into the convolutions)
 const VARIANTS: [(&str, ConvAlgorithm, bool); 8] = [

@@ -6,9 +6,9 @@
 //!     cargo run --release --example mnist [EPOCHS]   # then `scratchnet predict --model mnist-mlp.safetensors digit.png`
 
 use scratchnet::data::discover;
-use scratchnet::model::{Sequential, preset};
+use scratchnet::model::Sequential;
 use scratchnet::model_file::{self, ModelInfo};
-use scratchnet::train::{Trainer, evaluate};
+use scratchnet::train::{Trainer, evaluate, preset};
 
 fn main() {
     if let Err(e) = run() {

@@ -6,11 +6,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::{Dataset, DatasetKind};
 use crate::error::{Error, Result};
-use crate::model::TrainConfig;
 use crate::model_file::{self, Loaded, ModelInfo};
-use crate::optim::Optimizer;
 use crate::tensor::Tensor;
-use crate::train::{TrainState, Trainer};
+use crate::train::{Optimizer, TrainConfig, TrainState, Trainer};
 
 #[derive(Serialize, Deserialize)]
 struct CheckpointMeta {

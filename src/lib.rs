@@ -1,14 +1,13 @@
 //! scratchnet: multi-layer perceptrons and a CNN with hand-written forward and backward passes.
 //!
 //! A network is a [`model::ModelSpec`] (a layer list, PyTorch's names) built into a
-//! [`model::Sequential`]; a [`train::Trainer`] runs shuffled mini-batches through it with an
-//! [`optim::Optimizer`]; [`model_file`] reads and writes `.safetensors` files PyTorch can load.
+//! [`model::Sequential`]; a [`train::Trainer`] runs shuffled mini-batches through it with a
+//! [`train::Optimizer`]; [`model_file`] reads and writes `.safetensors` files PyTorch can load.
 //!
 //! ```
 //! use scratchnet::data::Dataset;
-//! use scratchnet::model::{LayerSpec, ModelSpec, Sequential, TrainConfig};
-//! use scratchnet::optim::{OptimizerConfig, Schedule};
-//! use scratchnet::train::{Trainer, evaluate};
+//! use scratchnet::model::{LayerSpec, ModelSpec, Sequential};
+//! use scratchnet::train::{OptimizerConfig, Schedule, TrainConfig, Trainer, evaluate};
 //!
 //! // 4x4 images: class 1 is bright on the left half, class 0 on the right half.
 //! let (mut images, mut labels) = (Vec::new(), Vec::new());
@@ -53,10 +52,12 @@ pub mod model_file;
 #[cfg(feature = "onnx")]
 pub mod onnx;
 pub mod ops;
-pub mod optim;
 pub mod rng;
 pub mod tensor;
 pub mod train;
+
+/// The optimizers, at their former path: [`train::optim`].
+pub use train::optim;
 
 pub use error::{Error, Result};
 pub use rng::Rng;

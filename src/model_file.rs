@@ -23,23 +23,13 @@ use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::model::{ModelSpec, Sequential, TrainConfig, Tta};
+use crate::model::{ModelSpec, Sequential, Tta};
 use crate::tensor::Tensor;
+use crate::train::TrainConfig;
+
+pub use crate::data::InputNorm;
 
 pub const FORMAT: &str = "scratchnet/1";
-
-/// How raw 0-255 pixels map to network inputs: x = pixel·scale + offset.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct InputNorm {
-    pub scale: f32,
-    pub offset: f32,
-}
-
-impl Default for InputNorm {
-    fn default() -> Self {
-        InputNorm { scale: 1.0 / 255.0, offset: 0.0 }
-    }
-}
 
 /// How a model was trained, recorded in its file for `inspect`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

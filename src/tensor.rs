@@ -93,12 +93,14 @@ impl Tensor {
         Tensor { shape: shape.to_vec(), storage: Storage::Host(vec![0.0; shape.iter().product()]) }
     }
 
-    /// Zeros on `device`.
+    /// Zeros on `device` (a new device buffer is zeros: WebGPU initialises it).
     pub fn zeros_on(shape: &[usize], device: &Device) -> Result<Self> {
-        let mut t = Tensor::default();
-        t.prepare(shape, device)?;
-        t.fill(0.0)?;
-        Ok(t)
+        match device {
+            Device::Cpu => Ok(Tensor::zeros(shape)),
+            Device::Gpu(g) => {
+                Ok(Tensor { shape: shape.to_vec(), storage: Storage::Device(zeroed(g, shape.iter().product())?) })
+            }
+        }
     }
 
     pub fn from_vec(shape: &[usize], data: Vec<f32>) -> Result<Self> {
@@ -282,17 +284,6 @@ impl Tensor {
         }
     }
 
-    pub fn fill(&mut self, v: f32) -> Result<()> {
-        let n = self.len();
-        match &mut self.storage {
-            Storage::Host(d) => {
-                d[..n].fill(v);
-                Ok(())
-            }
-            Storage::Device(b) => fill_device(b, n, v),
-        }
-    }
-
     /// Whether every value is finite (a GPU tensor is read back; a failed read counts as not).
     pub fn all_finite(&self) -> bool {
         match &self.storage {
@@ -337,9 +328,6 @@ mod device_io {
     pub fn gpu_eq(a: &Gpu, b: &Gpu) -> bool {
         a.same(b)
     }
-    pub fn fill_device(b: &GpuBuffer, n: usize, v: f32) -> Result<()> {
-        crate::ops::gpu::fill(b, n, v)
-    }
     pub fn write(b: &GpuBuffer, src: &[f32]) -> Result<()> {
         b.gpu().write(b, src)
     }
@@ -368,9 +356,6 @@ mod device_io {
     }
     pub fn gpu_eq(a: &Gpu, _: &Gpu) -> bool {
         match *a {}
-    }
-    pub fn fill_device(b: &GpuBuffer, _: usize, _: f32) -> Result<()> {
-        match *b {}
     }
     pub fn write(b: &GpuBuffer, _: &[f32]) -> Result<()> {
         match *b {}

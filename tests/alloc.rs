@@ -6,8 +6,8 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use scratchnet::data::Dataset;
-use scratchnet::model::{Sequential, preset};
-use scratchnet::train::Trainer;
+use scratchnet::model::Sequential;
+use scratchnet::train::{Trainer, preset};
 
 struct Counting;
 static ALLOCS: AtomicUsize = AtomicUsize::new(0);

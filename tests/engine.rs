@@ -1,9 +1,8 @@
 //! End-to-end behaviour of the engine on a synthetic problem: it learns, and it is deterministic.
 
 use scratchnet::data::Dataset;
-use scratchnet::model::{LayerSpec, ModelSpec, Sequential, TrainConfig};
-use scratchnet::optim::{OptimizerConfig, Schedule};
-use scratchnet::train::{Trainer, evaluate};
+use scratchnet::model::{LayerSpec, ModelSpec, Sequential};
+use scratchnet::train::{OptimizerConfig, Schedule, TrainConfig, Trainer, evaluate};
 use scratchnet::{Rng, Tensor};
 
 /// 12x12 images of four classes: a bright horizontal bar, vertical bar, main or anti diagonal,
@@ -191,7 +190,7 @@ fn interrupted_epoch_resumes_to_the_same_weights() {
     let data = bars(320, 5);
     // With augmentation, so its randomness must resume exactly too.
     let mut cfg = config(2);
-    cfg.augment = scratchnet::model::Augment { max_shift: 1, hflip: true, erase: 0.0 };
+    cfg.augment = scratchnet::train::Augment { max_shift: 1, hflip: true, erase: 0.0 };
     let straight = train(small_cnn(), cfg.clone(), &data);
     let model = Sequential::new(small_cnn(), 3).unwrap();
     let mut t = Trainer::new(model, cfg);
@@ -219,7 +218,7 @@ fn interrupted_epoch_resumes_to_the_same_weights() {
 fn augmentation_changes_training_and_still_learns() {
     let (train_set, test_set) = (bars(1200, 1), bars(400, 2));
     let mut cfg = config(6);
-    cfg.augment = scratchnet::model::Augment { max_shift: 1, hflip: false, erase: 0.0 };
+    cfg.augment = scratchnet::train::Augment { max_shift: 1, hflip: false, erase: 0.0 };
     let mut t = train(small_cnn(), cfg, &train_set);
     assert_ne!(weights(&t), weights(&train(small_cnn(), config(6), &train_set)));
     let acc = evaluate(&mut t.model, &test_set, 100).unwrap().accuracy;
@@ -286,7 +285,7 @@ fn flip_averaged_prediction_is_the_mean_of_both_views_and_is_saved_with_the_mode
 /// writing the gradients and then running the optimizer, at batch 1 and batch 8.
 #[test]
 fn sgd_applied_in_backward_matches_gradient_then_step() {
-    use scratchnet::optim::Optimizer;
+    use scratchnet::train::Optimizer;
     let data = bars(16, 9);
     let spec = ModelSpec {
         input: [1, 12, 12],
@@ -334,7 +333,7 @@ fn activations_fused_into_convolutions_change_nothing() {
     // losses, gradients and predictions, bit for bit. `cnn-fast` pools straight after the
     // convolution (no activation between).
     for (preset, batch_norm) in [("cnn", false), ("cnn-fast", true)] {
-        fused_against_plain(scratchnet::model::preset(preset).unwrap().spec, batch_norm);
+        fused_against_plain(scratchnet::train::preset(preset).unwrap().spec, batch_norm);
     }
 }
 

@@ -4,10 +4,10 @@
 #![cfg(feature = "gpu")]
 
 use scratchnet::data::Dataset;
-use scratchnet::model::{Sequential, Tta, preset};
+use scratchnet::model::{Sequential, Tta};
 use scratchnet::ops::gpu::Gpu;
 use scratchnet::tensor::Device;
-use scratchnet::train::{Trainer, evaluate_tta};
+use scratchnet::train::{Trainer, evaluate_tta, preset};
 
 fn gpu() -> Option<Device> {
     match Gpu::new() {
@@ -204,7 +204,7 @@ fn an_interrupted_gpu_run_resumes_to_the_same_weights() {
     let Some(dev) = gpu() else { return };
     let p = preset("mlp-dropout").unwrap();
     let mut config = p.train.clone();
-    config.optimizer = scratchnet::optim::OptimizerConfig::adam(0.001, 0.01);
+    config.optimizer = scratchnet::train::OptimizerConfig::adam(0.001, 0.01);
     config.augment.hflip = true;
     config.epochs = 2;
     let d = data(640);

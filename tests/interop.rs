@@ -143,7 +143,7 @@ fn import_matches_reference(arch: &str, prefix: &str) -> f32 {
     let images = fashion_test_images();
     let dir = images.dir.path();
     let spec = dir.join("spec.json");
-    std::fs::write(&spec, serde_json::to_string(&scratchnet::model::preset(arch).unwrap().spec).unwrap()).unwrap();
+    std::fs::write(&spec, serde_json::to_string(&scratchnet::train::preset(arch).unwrap().spec).unwrap()).unwrap();
     let (weights, probs) = (dir.join("w.safetensors"), dir.join("reference.f32"));
     let (mean, std) = ("0.2860", "0.3530");
     let n = IMAGES.to_string();

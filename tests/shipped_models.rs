@@ -54,7 +54,7 @@ fn built_in_cnn_is_the_best_one_and_scores_what_its_record_says() {
     assert!(secs > 0.0 && secs <= BEST_BUDGET_SECONDS, "training passes took {secs} s");
     assert!(t["final_train_accuracy"].as_f64().unwrap() > 0.9);
     assert!((t["final_test_accuracy"].as_f64().unwrap() - acc).abs() < 1e-9, "{t} vs {acc}");
-    let preset = scratchnet::model::preset("cnn-best").unwrap();
+    let preset = scratchnet::train::preset("cnn-best").unwrap();
     assert_eq!(info["parameters"], preset.spec.num_params());
 }
 
@@ -106,7 +106,7 @@ fn shipped_fast_cnn_scores_what_its_record_says_after_ten_minutes_of_training() 
     assert!(secs > 0.0 && secs <= FAST_BUDGET_SECONDS, "training passes took {secs} s");
     assert!((t["final_test_accuracy"].as_f64().unwrap() - acc).abs() < 1e-9, "{t} vs {acc}");
     // The network is the preset's, batch norms and their running statistics included.
-    let preset = scratchnet::model::preset("cnn-fast").unwrap();
+    let preset = scratchnet::train::preset("cnn-fast").unwrap();
     assert_eq!(info["parameters"], preset.spec.num_params());
 }
 

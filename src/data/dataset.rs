@@ -1,5 +1,7 @@
 //! In-memory image datasets: pixels kept as u8 (a quarter of f32's memory) and converted per batch.
 
+use serde::{Deserialize, Serialize};
+
 use crate::error::{Error, Result};
 use crate::rng::Rng;
 use crate::tensor::Tensor;
@@ -7,6 +9,19 @@ use crate::tensor::Tensor;
 pub const FASHION_CLASSES: [&str; 10] =
     ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"];
 pub const DIGIT_CLASSES: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
+
+/// How raw 0-255 pixels map to network inputs: x = pixel·scale + offset.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct InputNorm {
+    pub scale: f32,
+    pub offset: f32,
+}
+
+impl Default for InputNorm {
+    fn default() -> Self {
+        InputNorm { scale: 1.0 / 255.0, offset: 0.0 }
+    }
+}
 
 /// Which of the two datasets (or their layout) a directory holds; decides class names and how
 /// users' own pictures are preprocessed.

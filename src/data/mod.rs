@@ -10,4 +10,4 @@ pub mod idx;
 pub mod picture;
 pub mod resample;
 
-pub use dataset::{DIGIT_CLASSES, Dataset, DatasetKind, FASHION_CLASSES, Jitter, Splits};
+pub use dataset::{DIGIT_CLASSES, Dataset, DatasetKind, FASHION_CLASSES, InputNorm, Jitter, Splits};

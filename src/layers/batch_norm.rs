@@ -5,9 +5,11 @@
 
 use super::{Ctx, Layer, Param, ParamMut};
 use crate::error::{Error, Result};
-use crate::model::spec::BATCH_COUNT;
 use crate::ops;
 use crate::tensor::Tensor;
+
+/// The state_dict entry of a batch norm's step counter: a 0-dimensional int64 in PyTorch.
+pub const BATCH_COUNT: &str = "num_batches_tracked";
 
 /// x (n, c, h, w) or (n, c) -> y of the same shape.
 pub struct BatchNorm {
@@ -76,7 +78,7 @@ impl Layer for BatchNorm {
             )?;
             // A host tensor this layer made (it never moves to a device): read in place.
             let done = self.batches.host().and_then(|v| v.first()).copied().unwrap_or(0.0);
-            self.batches.fill(done + 1.0)?;
+            ops::fill(&mut self.batches, done + 1.0)?;
             self.batch_stats = Some(true);
             ops::batch_norm(
                 x,

@@ -16,7 +16,7 @@ mod max_pool2d;
 
 pub use activation::LeakyRelu;
 pub use avg_pool::{AvgPool2d, GlobalAvgPool};
-pub use batch_norm::BatchNorm;
+pub use batch_norm::{BATCH_COUNT, BatchNorm};
 pub use conv2d::Conv2d;
 pub use dense::Dense;
 pub use dropout::Dropout;

@@ -87,7 +87,7 @@ fn conv2d_forward_hand_computed() {
     let mut layer = Conv2d::new(g, &mut Rng::new(0));
     layer.visit_params_mut(&mut |p| {
         let v = if p.name == "weight" { 1.0 } else { 0.5 };
-        p.value.fill(v).unwrap();
+        ops::fill(p.value, v).unwrap();
     });
     let x = Tensor::from_vec(&[1, 1, 3, 3], (1..=9).map(|v| v as f32).collect()).unwrap();
     let mut y = Tensor::default();

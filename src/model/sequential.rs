@@ -216,7 +216,7 @@ impl Sequential {
                 &read
             }
         };
-        Ok(crate::train::argmax_rows(probs, k).zip(labels).filter(|(p, y)| *p == **y as usize).count())
+        Ok(crate::ops::argmax_rows(probs, k).zip(labels).filter(|(p, y)| *p == **y as usize).count())
     }
 
     /// Runs the input buffer through every layer; returns the logits (n, classes).

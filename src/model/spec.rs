@@ -103,8 +103,7 @@ fn default_momentum() -> f32 {
     0.1
 }
 
-/// The state_dict entry of a batch norm's step counter: a 0-dimensional int64 in PyTorch.
-pub const BATCH_COUNT: &str = "num_batches_tracked";
+pub use crate::layers::BATCH_COUNT;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -421,10 +420,10 @@ mod tests {
 
     #[test]
     fn forward_macs_of_the_presets() {
-        let macs = |name: &str| crate::model::preset(name).unwrap().spec.forward_macs();
-        assert_eq!(macs("mlp"), 784 * 128 + 128 * 64 + 64 * 10);
+        use crate::model::presets::{cnn_spec, mlp_spec};
+        assert_eq!(mlp_spec(0.0).forward_macs(), 784 * 128 + 128 * 64 + 64 * 10);
         // conv1 26²·32·9, conv2 24²·64·288, conv3 10²·128·576, dense 3200·512 + 512·10.
         let cnn = 26 * 26 * 32 * 9 + 24 * 24 * 64 * 288 + 100 * 128 * 576 + 3200 * 512 + 5120;
-        assert_eq!(macs("cnn"), cnn);
+        assert_eq!(cnn_spec().forward_macs(), cnn);
     }
 }

@@ -94,6 +94,7 @@ pub struct AdamStep {
 }
 
 pub use cpu::par::{keeps_pool_awake, on_worker, on_worker_awake};
+pub use cpu::softmax::argmax_rows;
 
 /// Starts the work recorded so far on `device` without waiting for it (a GPU records kernels and
 /// runs them when submitted; the CPU has run them already). A training step submits its work, so
@@ -257,6 +258,16 @@ pub fn sum_rows(dy: &Tensor, db: &mut Tensor) -> Result<()> {
         return on_gpu::sum_rows(dy, db);
     }
     cpu::elementwise::sum_rows(dy.data(), db.data_mut());
+    Ok(())
+}
+
+/// Sets every value of `x` to `v`.
+pub fn fill(x: &mut Tensor, v: f32) -> Result<()> {
+    #[cfg(feature = "gpu")]
+    if let Some(b) = x.gpu_buffer() {
+        return gpu::fill(b, x.len(), v);
+    }
+    x.data_mut().fill(v);
     Ok(())
 }
 
@@ -490,7 +501,7 @@ pub fn col2im(cols: &Tensor, g: &Conv2dGeom, dx: &mut Tensor) -> Result<()> {
         return Err(Error::arg("col2im", "runs in host memory only (the CPU reference)"));
     }
     dx.resize(&[g.c, g.h, g.w]);
-    dx.fill(0.0)?;
+    fill(dx, 0.0)?;
     cpu::conv::col2im(cols.data(), g, dx.data_mut());
     Ok(())
 }
@@ -880,7 +891,7 @@ pub fn softmax_cross_entropy_recorded(
     }
     let loss = softmax_cross_entropy(logits, labels, smoothing, probs, dlogits)?;
     let k = logits.row_len();
-    let correct = crate::train::argmax_rows(probs.data(), k).zip(labels).filter(|(p, y)| *p == **y as usize).count();
+    let correct = argmax_rows(probs.data(), k).zip(labels).filter(|(p, y)| *p == **y as usize).count();
     stats.host.push((loss, correct as u32));
     Ok(())
 }

@@ -5,8 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use scratchnet::model::ModelSpec;
-use scratchnet::model::presets::{PRESET_NAMES, TrainConfig, preset};
-use scratchnet::optim::{OptimizerConfig, Schedule};
+use scratchnet::train::{OptimizerConfig, PRESET_NAMES, Schedule, TrainConfig, preset};
 
 use crate::cli::DataArgs;
 

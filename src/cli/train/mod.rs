@@ -15,9 +15,8 @@ use anyhow::{Context, Result, bail};
 use scratchnet::checkpoint::{self, DataIdentity, RunSettings};
 use scratchnet::data::{Dataset, DatasetKind, discover};
 use scratchnet::model::Sequential;
-use scratchnet::model::presets::PRESET_NAMES;
 use scratchnet::model_file::{self, InputNorm, ModelInfo};
-use scratchnet::train::{EVAL_BATCH, EpochStats, Trainer, evaluate_tta};
+use scratchnet::train::{EVAL_BATCH, EpochStats, PRESET_NAMES, Trainer, evaluate_tta};
 
 pub use args::TrainArgs;
 pub use record::plural;

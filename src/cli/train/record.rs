@@ -2,9 +2,8 @@
 
 use std::time::Instant;
 
-use scratchnet::model::presets::TrainConfig;
 use scratchnet::model_file::TrainingRecord;
-use scratchnet::train::{EpochStats, Trainer};
+use scratchnet::train::{EpochStats, TrainConfig, Trainer};
 
 use crate::cli::percent;
 

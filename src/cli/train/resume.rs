@@ -8,10 +8,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Result, bail};
 use scratchnet::checkpoint::{self, Checkpoint, RunSettings};
 use scratchnet::model::ModelSpec;
-use scratchnet::model::presets::{TrainConfig, preset};
 use scratchnet::model_file::{self, ModelInfo};
-use scratchnet::optim::{OptimizerConfig, Schedule};
-use scratchnet::train::Trainer;
+use scratchnet::train::{OptimizerConfig, Schedule, TrainConfig, Trainer, preset};
 
 use super::args::{TrainArgs, optimizer_name, resolve_model, schedule_name};
 

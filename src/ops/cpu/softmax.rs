@@ -11,6 +11,11 @@ pub fn softmax(logits: &[f32], k: usize, probs: &mut [f32]) {
     }
 }
 
+/// Index of the largest value in each row of `probs` (n, k): the first one on ties.
+pub fn argmax_rows(probs: &[f32], k: usize) -> impl Iterator<Item = usize> + '_ {
+    probs.chunks(k).map(|row| row.iter().enumerate().fold(0, |best, (j, &v)| if v > row[best] { j } else { best }))
+}
+
 /// ln Σ exp(z), computed as max + ln Σ exp(z - max).
 fn log_sum_exp(z: &[f32]) -> f32 {
     let max = z.iter().copied().fold(f32::NEG_INFINITY, f32::max);

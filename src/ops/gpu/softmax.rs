@@ -1,5 +1,5 @@
 //! Softmax, the fused softmax + cross-entropy loss, and row argmax (src/ops/cpu/softmax.rs and
-//! `train::argmax_rows`). The loss and the correct count stay on the device, in slots of buffers
+//! `ops::argmax_rows`). The loss and the correct count stay on the device, in slots of buffers
 //! the caller reads back when it needs them.
 
 use super::device::{Bind, GROUP, Gpu, GpuBuffer, f, fits, u};
