@@ -40,7 +40,7 @@ pub enum Command {
     Inspect(inspect::InspectArgs),
     /// List the GPU adapters `--device gpu` can use
     Devices(device::DevicesArgs),
-    /// Make a model file from weights trained elsewhere (a PyTorch state_dict saved as .safetensors)
+    /// Make a model file from weights trained elsewhere (a PyTorch state_dict, or the original project's .pkl)
     Import(import::ImportArgs),
     /// Write a model file as ONNX, for ONNX Runtime and other runtimes
     Export(export::ExportArgs),
