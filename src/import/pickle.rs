@@ -295,105 +295,19 @@ pub trait Policy<'a> {
 pub fn runs_code(name: &str) -> bool {
     let (module, attr) = name.rsplit_once('.').unwrap_or(("", name));
     let root = module.split('.').next().unwrap_or("");
-    let modules = [
-        "os",
-        "posix",
-        "nt",
-        "posixpath",
-        "subprocess",
-        "sys",
-        "pty",
-        "shutil",
-        "socket",
-        "importlib",
-        "imp",
-        "runpy",
-        "code",
-        "codeop",
-        "ctypes",
-        "commands",
-        "popen2",
-        "webbrowser",
-        "pickle",
-        "_pickle",
-        "cPickle",
-        "marshal",
-        "shelve",
-        "dill",
-        "cloudpickle",
-        "joblib",
-        "multiprocessing",
-        "asyncio",
-        "threading",
-        "_thread",
-        "pdb",
-        "bdb",
-        "timeit",
-        "trace",
-        "profile",
-        "cProfile",
-        "pydoc",
-        "platform",
-        "signal",
-        "types",
-        "operator",
-        "functools",
-        "inspect",
-        "io",
-        "_io",
-        "tempfile",
-        "urllib",
-        "http",
-        "ftplib",
-        "smtplib",
-        "telnetlib",
-        "pip",
-        "setuptools",
-        "distutils",
-        "ensurepip",
-        "venv",
-        "zipimport",
-        "site",
-        "gc",
-        "weakref",
-        "copy",
-        "builtins_eval",
-        "_posixsubprocess",
-    ];
-    let builtins = [
-        "eval",
-        "exec",
-        "execfile",
-        "compile",
-        "__import__",
-        "getattr",
-        "setattr",
-        "delattr",
-        "open",
-        "input",
-        "breakpoint",
-        "globals",
-        "locals",
-        "vars",
-        "apply",
-        "file",
-        "reload",
-        "help",
-        "exit",
-        "quit",
-        "memoryview",
-        "classmethod",
-        "staticmethod",
-        "property",
-        "super",
-        "type",
-    ];
-    let calls =
-        ["system", "popen", "spawn", "exec", "eval", "run", "call", "check_call", "check_output", "load", "loads"];
-    modules.contains(&root)
-        || (matches!(module, "builtins" | "__builtin__") && builtins.contains(&attr))
-        || calls.iter().any(|c| attr == *c || attr.starts_with(&format!("{c}_")) || attr.starts_with("exec"))
-        || attr.starts_with("spawn")
+    let modules = "os posix nt posixpath subprocess _posixsubprocess sys pty shutil socket importlib imp runpy \
+        code codeop ctypes commands popen2 webbrowser pickle _pickle cPickle marshal shelve dill cloudpickle joblib \
+        multiprocessing asyncio threading _thread pdb bdb timeit trace profile cProfile pydoc platform signal types \
+        operator functools inspect io _io tempfile urllib http ftplib smtplib telnetlib pip setuptools distutils \
+        ensurepip venv zipimport site gc";
+    let builtins = "eval exec execfile compile __import__ getattr setattr delattr open input breakpoint globals \
+        locals vars apply file reload help exit quit memoryview classmethod staticmethod property super type";
+    // Process, shell and deserialiser entry points under any module (nt.system, dill.loads, ...).
+    let calls = ["system", "popen", "run", "call", "check_call", "check_output", "load", "loads"];
+    modules.split_whitespace().any(|m| m == root)
+        || (matches!(module, "builtins" | "__builtin__") && builtins.split_whitespace().any(|b| b == attr))
+        || calls.iter().any(|c| attr == *c || attr.starts_with(&format!("{c}_")))
+        || ["spawn", "exec", "eval", "fork"].iter().any(|p| attr.starts_with(p))
         || name.starts_with("numpy.testing")
         || name.starts_with("numpy.f2py")
         || name.starts_with("numpy.distutils")
