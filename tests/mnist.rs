@@ -105,7 +105,7 @@ fn digits_pick_the_built_in_mnist_model() {
         .stdout
         .lines()
         .zip(&test.labels)
-        .filter(|(l, &y)| serde_json::from_str::<serde_json::Value>(l).unwrap()["top"][0]["index"] == y as u64)
+        .filter(|&(l, &y)| serde_json::from_str::<serde_json::Value>(l).unwrap()["top"][0]["index"] == y as u64)
         .count();
     assert!(right >= 19, "{right}/20 drawn test digits right: {}", r.stdout);
     let one = ok(cmd().args(["predict", "--dataset", "mnist"]).arg(&files[0]));
