@@ -9,8 +9,9 @@ use anyhow::{Context, Result, ensure};
 use clap::Args;
 use scratchnet::data::{DatasetKind, discover};
 use scratchnet::import::{fingerprint, map_state_dict, read_original};
-use scratchnet::model::{Sequential, Tta};
+use scratchnet::model::{ModelSpec, Sequential, Tta};
 use scratchnet::model_file::{self, ImportRecord, InputNorm, ModelInfo};
+use scratchnet::tensor::Tensor;
 
 use super::out::{check_writable, outln};
 use super::train::record::now_utc;
@@ -81,28 +82,9 @@ pub fn run(a: ImportArgs) -> Result<()> {
 
     let bytes = std::fs::read(&a.weights).with_context(|| format!("reading {source}"))?;
     let mapped = map_state_dict(&bytes, &source, &choice.spec)?;
-    let mut model = Sequential::new(choice.spec.clone(), 0)?;
-    model.set_state(mapped.values)?;
-    let info = ModelInfo {
-        spec: choice.spec.clone(),
-        classes,
-        dataset: kind.name().to_string(),
-        input: InputNorm { scale: 1.0 / (255.0 * a.std), offset: -a.mean / a.std },
-        training: None,
-        tta: Tta::from_name(&a.tta).unwrap_or_default(),
-    };
-    let record = ImportRecord {
-        source: source.clone(),
-        bytes: bytes.len() as u64,
-        fingerprint: fingerprint(&bytes),
-        naming: mapped.naming.clone(),
-        dtypes: mapped.dtypes.clone(),
-        arch: arch.to_string(),
-        command: command_line(),
-        date: now_utc(),
-    };
-    let file = model_file::to_bytes_imported(&model, &info, &[], None, Some(&record))?;
-    model_file::write_atomic(&a.out, &file)?;
+    let origin =
+        Origin { bytes: &bytes, naming: mapped.naming.clone(), dtypes: mapped.dtypes.clone(), arch: arch.into() };
+    write_model(&a, &source, &choice.spec, mapped.values, kind, origin)?;
     let norms = choice.spec.layers.iter().filter(|l| !l.buffer_shapes().is_empty()).count();
     let buffers = match norms {
         0 => String::new(),
@@ -131,6 +113,48 @@ pub fn run(a: ImportArgs) -> Result<()> {
     Ok(())
 }
 
+/// Where imported weights came from, for the model file's record.
+struct Origin<'a> {
+    bytes: &'a [u8],
+    naming: String,
+    dtypes: Vec<String>,
+    arch: String,
+}
+
+/// The network with `state` (parameters and buffers, in the spec's order) as a model file for
+/// `kind`'s classes, with the flags' normalisation and test-time augmentation, written to --out.
+fn write_model(
+    a: &ImportArgs,
+    source: &str,
+    spec: &ModelSpec,
+    state: Vec<Tensor>,
+    kind: DatasetKind,
+    origin: Origin,
+) -> Result<()> {
+    let mut model = Sequential::new(spec.clone(), 0)?;
+    model.set_state(state)?;
+    let info = ModelInfo {
+        spec: spec.clone(),
+        classes: kind.class_names(),
+        dataset: kind.name().to_string(),
+        input: InputNorm { scale: 1.0 / (255.0 * a.std), offset: -a.mean / a.std },
+        training: None,
+        tta: Tta::from_name(&a.tta).unwrap_or_default(),
+    };
+    let record = ImportRecord {
+        source: source.to_string(),
+        bytes: origin.bytes.len() as u64,
+        fingerprint: fingerprint(origin.bytes),
+        naming: origin.naming,
+        dtypes: origin.dtypes,
+        arch: origin.arch,
+        command: command_line(),
+        date: now_utc(),
+    };
+    let file = model_file::to_bytes_imported(&model, &info, &[], None, Some(&record))?;
+    Ok(model_file::write_atomic(&a.out, &file)?)
+}
+
 fn command_line() -> String {
     std::iter::once("scratchnet".to_string()).chain(std::env::args().skip(1)).collect::<Vec<_>>().join(" ")
 }
@@ -149,28 +173,13 @@ fn run_original(a: &ImportArgs, source: &str) -> Result<()> {
         kind.name(),
         classes.len()
     );
-    let mut model = Sequential::new(spec.clone(), 0)?;
-    model.set_state(original.params)?;
-    let info = ModelInfo {
-        spec: spec.clone(),
-        classes,
-        dataset: kind.name().to_string(),
-        input: InputNorm { scale: 1.0 / (255.0 * a.std), offset: -a.mean / a.std },
-        training: None,
-        tta: Tta::from_name(&a.tta).unwrap_or_default(),
-    };
-    let record = ImportRecord {
-        source: source.to_string(),
-        bytes: bytes.len() as u64,
-        fingerprint: fingerprint(&bytes),
+    let origin = Origin {
+        bytes: &bytes,
         naming: "the original project's pickled layer list".into(),
         dtypes: original.dtypes.clone(),
         arch: format!("from the pickle: {}", original.layers.join(", ")),
-        command: command_line(),
-        date: now_utc(),
     };
-    let file = model_file::to_bytes_imported(&model, &info, &[], None, Some(&record))?;
-    model_file::write_atomic(&a.out, &file)?;
+    write_model(a, source, &spec, original.params, kind, origin)?;
     let layers: Vec<String> = spec.layers.iter().map(|l| l.describe()).collect();
     outln!(
         "{source}: the original project's network ({}), {} parameters ({}), as {} for {}; wrote {}",
