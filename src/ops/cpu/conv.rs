@@ -19,7 +19,7 @@ use super::gemm::{Mat, gemm};
 use super::multiversion::multiversion;
 use super::par::{for_each_chunk, for_each_chunk2};
 use super::winograd::{self, Tile};
-use crate::ops::{Conv2dGeom, ConvAlgorithm};
+use crate::ops::params::{Conv2dGeom, ConvAlgorithm};
 
 /// Shifted products for stride 1. Through `gemm`, only with enough input channels: each tap's
 /// product has c as its inner dimension, and with few channels (the CNN's first layer has 1) those

@@ -27,7 +27,7 @@
 )]
 
 use super::simd::{Level, Simd, level};
-use crate::ops::Conv2dGeom;
+use crate::ops::params::Conv2dGeom;
 
 /// Rows per packed weight block (filters forward, input channels backward). A level's tile
 /// takes all of them or a part ([`Kernels::TILE_ROWS`]).

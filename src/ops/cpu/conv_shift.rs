@@ -16,7 +16,7 @@
 use super::conv_direct;
 use super::gemm::{Mat, gemm};
 use super::winograd::{self, Tile};
-use crate::ops::Conv2dGeom;
+use crate::ops::params::Conv2dGeom;
 
 /// Weights packed once per layer call for [`conv_direct`], with the taps' offsets, or transformed
 /// for [`winograd`] (3x3 kernels); used when the CPU runs those kernels (else every tap is a

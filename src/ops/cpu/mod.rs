@@ -8,6 +8,7 @@ pub mod gemm;
 pub mod isa;
 pub mod multiversion;
 pub mod norm;
+pub mod optim;
 pub mod par;
 pub mod pool;
 pub mod simd;

@@ -227,3 +227,106 @@ mod tests {
         }
     }
 }
+
+/// A batch norm's per-channel scratch (sums, coefficients), kept by its layer so that steps do
+/// not allocate.
+#[derive(Default)]
+pub struct NormScratch {
+    sums: Vec<f64>,
+    /// Per (image, channel) plane sums.
+    partial: Vec<[f64; 2]>,
+    coef2: Vec<[f32; 2]>,
+    coef3: Vec<[f32; 3]>,
+}
+
+/// mean, var (c): the mean and biased variance of each channel of x (n, c, plane).
+pub fn channel_moments(
+    x: &[f32],
+    c: usize,
+    plane: usize,
+    scratch: &mut NormScratch,
+    mean: &mut [f32],
+    var: &mut [f32],
+) {
+    scratch.sums.resize(2 * c, 0.0);
+    moments(x, c, plane, &mut scratch.partial, &mut scratch.sums);
+    for (i, (m, v)) in mean.iter_mut().zip(var).enumerate() {
+        (*m, *v) = (scratch.sums[2 * i] as f32, scratch.sums[2 * i + 1] as f32);
+    }
+}
+
+/// y = act(γ·(x − mean)/√(var + eps) + β) per channel of x (n, c, plane): each channel's
+/// coefficients, then one scale and shift per channel.
+#[allow(clippy::too_many_arguments)]
+pub fn batch_norm(
+    x: &[f32],
+    c: usize,
+    plane: usize,
+    (mean, var): (&[f32], &[f32]),
+    (gamma, beta): (&[f32], &[f32]),
+    eps: f32,
+    slope: Option<f32>,
+    scratch: &mut NormScratch,
+    y: &mut [f32],
+) {
+    scratch.coef2.clear();
+    scratch.coef2.extend((0..c).map(|i| {
+        let scale = gamma[i] / (var[i] + eps).sqrt();
+        [scale, beta[i] - mean[i] * scale]
+    }));
+    scale_shift(x, c, plane, &scratch.coef2, slope, y);
+}
+
+/// running ← (1 − momentum)·running + momentum·batch for the mean and the variance, the batch
+/// variance made unbiased (× count/(count − 1)).
+pub fn update_running(running: (&mut [f32], &mut [f32]), batch: (&[f32], &[f32]), momentum: f32, count: usize) {
+    let unbias = if count > 1 { count as f32 / (count - 1) as f32 } else { 1.0 };
+    for (r, &b) in running.0.iter_mut().zip(batch.0) {
+        *r = (1.0 - momentum) * *r + momentum * b;
+    }
+    for (r, &b) in running.1.iter_mut().zip(batch.1) {
+        *r = (1.0 - momentum) * *r + momentum * b * unbias;
+    }
+}
+
+/// dγ, dβ (c) and, when given, dx of a batch norm over x (n, c, plane) with output y (activated
+/// with `slope`); with `batch_stats` the statistics depend on x, which adds two terms to dx.
+#[allow(clippy::too_many_arguments)]
+pub fn batch_norm_backward(
+    x: &[f32],
+    y: &[f32],
+    dy: &[f32],
+    n: usize,
+    c: usize,
+    plane: usize,
+    (mean, var): (&[f32], &[f32]),
+    gamma: &[f32],
+    eps: f32,
+    slope: Option<f32>,
+    batch_stats: bool,
+    grads: (&mut [f32], &mut [f32]),
+    dx: Option<&mut [f32]>,
+    scratch: &mut NormScratch,
+) {
+    scratch.sums.resize(2 * c, 0.0);
+    grad_sums(x, y, dy, c, plane, mean, slope, &mut scratch.partial, &mut scratch.sums);
+    let sums = &scratch.sums;
+    let invstd = |i: usize| 1.0 / (var[i] as f64 + eps as f64).sqrt();
+    for i in 0..c {
+        grads.0[i] = (sums[2 * i + 1] * invstd(i)) as f32;
+        grads.1[i] = sums[2 * i] as f32;
+    }
+    let Some(dx) = dx else { return };
+    let m = (n * plane) as f64;
+    scratch.coef3.clear();
+    scratch.coef3.extend((0..c).map(|i| {
+        let k = gamma[i] as f64 * invstd(i);
+        if !batch_stats {
+            return [k as f32, 0.0, 0.0];
+        }
+        let beta = -k * invstd(i) * invstd(i) * sums[2 * i + 1] / m;
+        let delta = -k * sums[2 * i] / m - beta * mean[i] as f64;
+        [k as f32, beta as f32, delta as f32]
+    }));
+    affine_grad(x, y, dy, c, plane, slope, &scratch.coef3, dx);
+}

@@ -2,7 +2,7 @@
 //! the winning input within its plane; the backward pass routes each gradient there.
 
 use super::par::{for_each_chunk, for_each_chunk2};
-use crate::ops::Pool2dGeom;
+use crate::ops::params::Pool2dGeom;
 
 /// Planes per chunk of parallel work.
 const PLANES_PER_CHUNK: usize = 16;

@@ -16,6 +16,11 @@ pub fn argmax_rows(probs: &[f32], k: usize) -> impl Iterator<Item = usize> + '_ 
     probs.chunks(k).map(|row| row.iter().enumerate().fold(0, |best, (j, &v)| if v > row[best] { j } else { best }))
 }
 
+/// How many rows of `probs` (n, k) have their first maximum at the row's label.
+pub fn correct(probs: &[f32], k: usize, labels: &[u32]) -> usize {
+    argmax_rows(probs, k).zip(labels).filter(|(p, y)| *p == **y as usize).count()
+}
+
 /// ln Σ exp(z), computed as max + ln Σ exp(z - max).
 fn log_sum_exp(z: &[f32]) -> f32 {
     let max = z.iter().copied().fold(f32::NEG_INFINITY, f32::max);

@@ -11,7 +11,7 @@
 use super::device::{Bind, GROUP, GpuBuffer, fits};
 use super::gemm::{GemmParams, PARAMS_SRC, run_gemm};
 use crate::error::{Error, Result};
-use crate::ops::Conv2dGeom;
+use crate::ops::params::Conv2dGeom;
 
 const FORWARD_SRC: &str = include_str!("conv_forward.wgsl");
 const DX_SRC: &str = include_str!("conv_dx.wgsl");

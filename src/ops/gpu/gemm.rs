@@ -27,7 +27,7 @@ pub(crate) struct GemmParams {
     pub accumulate: bool,
     pub s: f32,
     pub slope: f32,
-    pub conv: Option<crate::ops::Conv2dGeom>,
+    pub conv: Option<crate::ops::params::Conv2dGeom>,
     pub images: usize,
     pub splits: usize,
     pub k_split: usize,
@@ -37,7 +37,7 @@ pub(crate) struct GemmParams {
 
 impl GemmParams {
     pub(crate) fn words(&self) -> [u32; 24] {
-        let g = self.conv.unwrap_or(crate::ops::Conv2dGeom { c: 0, h: 0, w: 0, f: 0, k: 0, stride: 1, pad: 0 });
+        let g = self.conv.unwrap_or(crate::ops::params::Conv2dGeom { c: 0, h: 0, w: 0, f: 0, k: 0, stride: 1, pad: 0 });
         let (oh, ow) = if g.k == 0 { (0, 0) } else { (g.oh(), g.ow()) };
         [
             u(self.m),

@@ -3,7 +3,7 @@
 
 use super::device::{Bind, GROUP, GpuBuffer, f, fits, u};
 use crate::error::Result;
-use crate::ops::{AdamStep, SgdStep};
+use crate::ops::params::{AdamStep, SgdStep};
 
 const SRC: &str = include_str!("optim.wgsl");
 

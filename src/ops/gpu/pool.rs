@@ -4,7 +4,7 @@
 
 use super::device::{Bind, GROUP, Gpu, GpuBuffer, f, fits, u};
 use crate::error::{Error, Result};
-use crate::ops::Pool2dGeom;
+use crate::ops::params::Pool2dGeom;
 
 const SRC: &str = include_str!("pool.wgsl");
 

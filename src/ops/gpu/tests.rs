@@ -512,7 +512,7 @@ fn optimizer_steps_match_the_cpu() {
         let (gp, gv) = (gpu.upload(&start).unwrap(), gpu.zeros(n).unwrap());
         for g in &grads {
             let velocity = (momentum > 0.0).then_some(&mut v[..]);
-            cpu::elementwise::sgd(&mut p, g, velocity, &h);
+            cpu::optim::sgd(&mut p, g, velocity, &h);
             sgd_step(&gp, &gpu.upload(g).unwrap(), (momentum > 0.0).then_some(&gv), n, &h).unwrap();
         }
         check(&format!("sgd {h:?}"), &gpu.download(&gp).unwrap(), &p);
@@ -521,7 +521,7 @@ fn optimizer_steps_match_the_cpu() {
     let h = SgdStep { lr: 0.0, momentum: 0.5, weight_decay: 0.0, nesterov: false };
     let mut v = vec![2.0 * f32::MIN_POSITIVE; 4];
     let mut p = vec![1.0; 4];
-    cpu::elementwise::sgd(&mut p, &[0.0; 4], Some(&mut v), &h);
+    cpu::optim::sgd(&mut p, &[0.0; 4], Some(&mut v), &h);
     let gv = gpu.upload(&[2.0 * f32::MIN_POSITIVE; 4]).unwrap();
     sgd_step(&gpu.upload(&[1.0; 4]).unwrap(), &gpu.zeros(4).unwrap(), Some(&gv), 4, &h).unwrap();
     bits_eq("sgd velocity flush", &gpu.download(&gv).unwrap(), &v);
@@ -531,7 +531,7 @@ fn optimizer_steps_match_the_cpu() {
         for (i, g) in grads.iter().enumerate() {
             let h =
                 AdamStep { lr: 1e-2, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay, decoupled, step: i as u64 + 1 };
-            cpu::elementwise::adam(&mut p, g, &mut m, &mut v, &h);
+            cpu::optim::adam(&mut p, g, &mut m, &mut v, &h);
             adam_step(&gp, &gpu.upload(g).unwrap(), &gm, &gv, n, &h).unwrap();
         }
         check(&format!("adam decoupled {decoupled} wd {weight_decay}"), &gpu.download(&gp).unwrap(), &p);
