@@ -33,8 +33,7 @@ fn forward_any(x_p: &[f32], g: &Pool2dGeom, y_p: &mut [f32], a_p: &mut [u32]) {
                 let row = first + ki * g.w;
                 for (kj, &v) in x_p[row..row + g.k].iter().enumerate() {
                     // `>` keeps the first of equal maxima, as PyTorch does. Selects, not branches:
-                    // which input wins is a coin toss a branch predictor loses (this pass took
-                    // 4.6 ms per CNN batch with a branch, measured).
+                    // which input wins is a coin toss a branch predictor loses.
                     let take = v > best;
                     best = if take { v } else { best };
                     at = if take { row + kj } else { at };
@@ -46,8 +45,9 @@ fn forward_any(x_p: &[f32], g: &Pool2dGeom, y_p: &mut [f32], a_p: &mut [u32]) {
     }
 }
 
-/// The CNN's 2x2 windows, stride 2: whole rows at a time, no index arithmetic per tap (the general
-/// loop took 3.4 ns per input, this ~0.5, measured); 16 windows per instruction with AVX-512.
+/// The CNN's 2x2 windows, stride 2: whole rows at a time, no index arithmetic per tap (several
+/// times faster than the general loop, docs/ARCHITECTURE.md); 16 windows per instruction with
+/// AVX-512.
 fn forward_2x2(x_p: &[f32], g: &Pool2dGeom, y_p: &mut [f32], a_p: &mut [u32]) {
     let ow = g.ow();
     #[cfg(target_arch = "x86_64")]

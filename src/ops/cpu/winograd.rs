@@ -46,7 +46,7 @@ pub fn available() -> bool {
 /// Whether `ConvAlgorithm::Auto` takes Winograd for the gradients too: where vectors are narrower
 /// than AVX-512's. The transforms move 4x their input's data between L1 and L2 whatever the level,
 /// while the products they save cost twice as much per multiply-add with half-width vectors:
-/// measured faster at AVX2, not on AVX-512 (BENCHMARKS.md, session 11). NEON's 4 lanes follow
+/// measured faster at AVX2, not on AVX-512 (BENCHMARKS.md). NEON's 4 lanes follow
 /// AVX2 (not measured).
 pub fn pays_for_gradients() -> bool {
     match level() {
