@@ -23,9 +23,10 @@ const DATASETS = {
     name: "mnist",
     dir: "mnist/",
     models: { cnn: "models/mnist-cnn.safetensors", mlp: "models/mnist-mlp.safetensors" },
-    // A digit is scaled to fit 20x20 pixels, so its strokes keep their width relative to its size:
-    // MNIST's are about 2-3 pixels of 20, a tenth of the height of a digit drawn across most of the pad.
-    brush: 18,
+    // A digit is fitted into 20x20 pixels, so a stroke there is the brush over the digit's height
+    // times 20: MNIST's are 2-3 pixels, a 14 on digits 90-140 pad pixels tall. Thinner is safer:
+    // a broad brush blots small digits, and thin strokes on large ones still read well.
+    brush: 14,
     pad: "Drawing pad: draw a digit from 0 to 9 with the mouse, a finger or a pen",
     samplesNote: "Ten of each digit from the MNIST test set, with their true labels.",
     trainData: "MNIST training images (handwritten digits)",
