@@ -2,7 +2,8 @@
 # The demo in a real browser: builds web/dist (web/build.sh) and the scratchnet binary, serves the
 # page on 127.0.0.1, and runs web/test/browser-test.mjs in Debian's headless chromium (puppeteer-core
 # from web/test/package-lock.json). Needs: chromium (apt-get install -y chromium), node and npm, and
-# Fashion-MNIST for `scratchnet evaluate` (apt-get install -y dataset-fashion-mnist).
+# Fashion-MNIST for `scratchnet evaluate` (apt-get install -y dataset-fashion-mnist); the MNIST
+# test set it evaluates a digit model on is committed (tests/data/mnist/).
 #   web/test.sh [--screenshot docs/web-demo.png]
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -383,6 +383,18 @@ await page.waitForFunction(() => window.scratchnet.last.what.includes("00-t-shir
 check(await page.$eval("input[value=trained]", (e) => !e.disabled), "back on clothing, the clothing model trained earlier is still a choice");
 check(page.problems.length === 0, `main page after the digits: no console errors, uncaught exceptions or foreign requests ${page.problems.join("; ")}`);
 
+// An address that asks for digits opens the page on them, without the clothing models.
+for (const ask of ["?dataset=mnist", "#digits"]) {
+  const p = await openPage(ask);
+  const files = await fetched(p);
+  const onDigits = await p.evaluate(() => document.querySelector("input[name=dataset][value=mnist]").checked &&
+    window.scratchnet.last.what.includes("00-zero"));
+  check(onDigits && !files.some((f) => /fashion-mnist/.test(f.url)),
+    `${ask} opens the page on digits (${files.length} files, ${files.reduce((a, f) => a + f.bytes, 0)} bytes, no clothing model)`);
+  check(p.problems.length === 0, `${ask} page: no problems ${p.problems.join("; ")}`);
+  await p.close();
+}
+
 // ---- screenshots: desktop and phone width ----
 await page.click("#samples button:nth-child(38)");
 await page.evaluate(() => window.scrollTo(0, 0));
