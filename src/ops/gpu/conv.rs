@@ -8,10 +8,10 @@
 //! With a fused activation, dy is the gradient of the activated output y and is turned into the
 //! convolution's output gradient where it is read.
 
-use super::device::{Bind, GROUP, GpuBuffer, fits};
 use super::gemm::{GemmParams, PARAMS_SRC, run_gemm};
 use crate::error::{Error, Result};
 use crate::ops::params::Conv2dGeom;
+use crate::tensor::gpu::{Bind, GROUP, GpuBuffer, fits};
 
 const FORWARD_SRC: &str = include_str!("conv_forward.wgsl");
 const DX_SRC: &str = include_str!("conv_dx.wgsl");

@@ -3,9 +3,9 @@
 //!
 //! Lengths are explicit: a tensor may use the start of a larger buffer.
 
-use super::device::{Bind, GROUP, Gpu, GpuBuffer, f, fits, u};
 use crate::error::{Error, Result};
 use crate::rng::Rng;
+use crate::tensor::gpu::{Bind, GROUP, Gpu, GpuBuffer, f, fits, u};
 
 const SRC: &str = include_str!("elementwise.wgsl");
 

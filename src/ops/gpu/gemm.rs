@@ -1,8 +1,8 @@
 //! Matrix products: the tiled core of gemm.wgsl, shared with the convolutions (conv.rs), and
 //! the plain matmul c (m, n) [+]= s·op(a)·op(b) on row-major buffers.
 
-use super::device::{Bind, Gpu, GpuBuffer, f, fits, u};
 use crate::error::{Error, Result};
+use crate::tensor::gpu::{Bind, Gpu, GpuBuffer, f, fits, u};
 
 pub(crate) const PARAMS_SRC: &str = include_str!("gemm_params.wgsl");
 const CORE_SRC: &str = include_str!("gemm.wgsl");

@@ -1,6 +1,7 @@
 //! The GPU backend: wgpu compute shaders (WGSL) through Vulkan, Metal or DX12.
 //!
-//! [`Gpu`] holds the device; [`GpuBuffer`]s live on it. Kernels are free functions with the
+//! [`Gpu`] holds the device; [`GpuBuffer`]s live on it (both in [`crate::tensor::gpu`], below the
+//! tensors that use them, and re-exported here). Kernels are free functions with the
 //! semantics of the CPU kernels in [`crate::ops::cpu`]; they record work and return at once, and
 //! [`Gpu::download`] (or [`Gpu::flush`]) submits it. Lengths are explicit, since a tensor may use
 //! the start of a larger buffer. An output must not also be passed as an input of the same call.
@@ -18,7 +19,6 @@
 //! ```
 
 mod conv;
-mod device;
 mod elementwise;
 mod gemm;
 mod norm;
@@ -26,8 +26,8 @@ mod optim;
 mod pool;
 mod softmax;
 
+pub use crate::tensor::gpu::{AdapterSummary, Gpu, GpuBuffer};
 pub use conv::{conv2d, conv2d_backward};
-pub use device::{AdapterSummary, Gpu, GpuBuffer};
 pub use elementwise::{
     add_row_bias, add_sum_rows, average_into, axpy, copy, dropout, fill, flip_width, leaky_relu, leaky_relu_backward,
     mul, sum_rows,

@@ -4,8 +4,8 @@
 //! f64), so repeated runs are bit-identical; the backward pass keeps its per-channel sums in the
 //! recording thread's scratch buffer between its two kernels.
 
-use super::device::{Bind, GROUP, Gpu, GpuBuffer, f, fits, u};
 use crate::error::{Error, Result};
+use crate::tensor::gpu::{Bind, GROUP, Gpu, GpuBuffer, f, fits, u};
 
 const SRC: &str = include_str!("norm.wgsl");
 

@@ -1,9 +1,9 @@
 //! Optimizer updates: SGD (momentum, Nesterov, weight decay) and Adam / AdamW, the CPU's
 //! formulas (src/ops/cpu/elementwise.rs).
 
-use super::device::{Bind, GROUP, GpuBuffer, f, fits, u};
 use crate::error::Result;
 use crate::ops::params::{AdamStep, SgdStep};
+use crate::tensor::gpu::{Bind, GROUP, GpuBuffer, f, fits, u};
 
 const SRC: &str = include_str!("optim.wgsl");
 

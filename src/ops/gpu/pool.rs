@@ -2,9 +2,9 @@
 //! max-pool forward pass records each output's winning index within its plane (u32, the first of
 //! equal maxima). Global average pooling: the mean of each plane.
 
-use super::device::{Bind, GROUP, Gpu, GpuBuffer, f, fits, u};
 use crate::error::{Error, Result};
 use crate::ops::params::Pool2dGeom;
+use crate::tensor::gpu::{Bind, GROUP, Gpu, GpuBuffer, f, fits, u};
 
 const SRC: &str = include_str!("pool.wgsl");
 

@@ -2,8 +2,8 @@
 //! `ops::argmax_rows`). The loss and the correct count stay on the device, in slots of buffers
 //! the caller reads back when it needs them.
 
-use super::device::{Bind, GROUP, Gpu, GpuBuffer, f, fits, u};
 use crate::error::{Error, Result};
+use crate::tensor::gpu::{Bind, GROUP, Gpu, GpuBuffer, f, fits, u};
 
 const SRC: &str = include_str!("softmax.wgsl");
 

@@ -101,7 +101,7 @@ fn errors_are_reported_not_panics() {
     // A shader that does not compile.
     let bad = gpu.kernel("bad", "main", || "@compute @workgroup_size(1) fn main( {".to_string());
     assert!(matches!(bad, Err(crate::Error::Gpu(_))));
-    assert!(device::fault(&gpu).is_none(), "errors caught where they happened");
+    assert!(crate::tensor::gpu::fault(&gpu).is_none(), "errors caught where they happened");
 }
 
 /// A device lost mid-run: every later call is an error, none panics.
@@ -113,7 +113,7 @@ fn a_lost_device_gives_errors() {
     let gpu = Gpu::new().unwrap();
     let (x, y) = (gpu.upload(&[1.0, -2.0]).unwrap(), gpu.zeros(2).unwrap());
     leaky_relu(&x, 2, 0.5, &y).unwrap();
-    device::lose(&gpu);
+    crate::tensor::gpu::lose(&gpu);
     let results = [
         leaky_relu(&x, 2, 0.5, &y).map(|_| ()),
         gpu.flush(),

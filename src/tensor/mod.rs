@@ -9,7 +9,10 @@ use crate::error::{Error, Result};
 use crate::rng::Rng;
 
 #[cfg(feature = "gpu")]
-pub use crate::ops::gpu::{Gpu, GpuBuffer};
+pub mod gpu;
+
+#[cfg(feature = "gpu")]
+pub use gpu::{Gpu, GpuBuffer};
 #[cfg(not(feature = "gpu"))]
 pub use no_gpu::{Gpu, GpuBuffer};
 

@@ -1,4 +1,6 @@
-//! The GPU context: adapter choice, buffers, and the recorder that kernels append to.
+//! The GPU context a tensor can live on: adapter choice, buffers, and the recorder that the
+//! kernels of [`crate::ops::gpu`] append to. It sits below [`crate::tensor`], whose device
+//! storage is a [`GpuBuffer`], and below the kernels.
 //!
 //! Kernels are recorded, not run one by one: the context keeps one open command encoder with one
 //! compute pass, each kernel call adds a dispatch to it and returns, and the work is submitted by
