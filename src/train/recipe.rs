@@ -117,7 +117,7 @@ pub fn preset(name: &str) -> Option<Preset> {
             train: cfg(40, 64, sgd(0.005, 0.9, 0.0), Schedule::InverseTime { decay: 0.001 }),
         },
         // Same network, a recipe of the last decade, chosen on a validation split among three (see
-        // README): AdamW with decoupled weight decay, one epoch of warm-up then a cosine decay to
+        // docs/RESULTS.md): AdamW with decoupled weight decay, one epoch of warm-up then a cosine decay to
         // zero, label smoothing, and left-right flips (mirrored clothing is the same class).
         // 60 epochs, also chosen on validation: 95.20% against 94.76% with a 30-epoch schedule.
         "cnn-plus" => Preset {
@@ -131,7 +131,7 @@ pub fn preset(name: &str) -> Option<Preset> {
             },
         },
         // Chosen on the validation split for > 94.2% test within 10 minutes of training passes on
-        // two cores (README): batch norm, a one-cycle schedule updated at every step, flips; 10
+        // two cores (docs/RESULTS.md): batch norm, a one-cycle schedule updated at every step, flips; 10
         // epochs of 60,000 images fit the 10 minutes at this network's ~1,100 images/s there.
         "cnn-fast" => Preset {
             name: "cnn-fast",
@@ -143,7 +143,7 @@ pub fn preset(name: &str) -> Option<Preset> {
                 ..cfg(10, 128, OptimizerConfig::adam(0.006, 0.05), Schedule::OneCycle { warmup: 1 })
             },
         },
-        // The third round (README): `cnn-fast` for 40 epochs, with shifts and random erasing
+        // The third round (docs/RESULTS.md): `cnn-fast` for 40 epochs, with shifts and random erasing
         // against the over-fitting of longer schedules; chosen on the validation split.
         "cnn-best" => Preset {
             name: "cnn-best",
