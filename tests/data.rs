@@ -77,12 +77,24 @@ fn kaggle_csv_round_trip_matches_idx() {
 #[test]
 fn missing_dataset_says_where_it_looked_and_how_to_get_it() {
     let empty = tempfile::tempdir().unwrap();
-    // A name never searched by default ensures no system copy interferes.
-    let err = discover::load("mnist", Some(empty.path())).map(|_| ()).unwrap_err().to_string();
-    if !Path::new("/usr/share/datasets/mnist").exists() && !Path::new("data/mnist").exists() {
+    // Run where ./data/mnist does not exist (the repository may hold a downloaded copy); only a
+    // system-wide copy could still be found.
+    if !Path::new("/usr/share/datasets/mnist").exists() {
+        use assert_cmd::cargo::CommandCargoExt;
+        let out = std::process::Command::cargo_bin("scratchnet")
+            .unwrap()
+            .current_dir(empty.path())
+            .env_remove("SCRATCHNET_DATA")
+            .args(["evaluate", "--dataset", "mnist", "--data-dir"])
+            .arg(empty.path())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
         assert!(
-            err.contains("looked in")
+            !out.status.success()
+                && err.contains("looked in")
                 && err.contains(&empty.path().display().to_string())
+                && err.contains("scratchnet download mnist")
                 && err.contains("t10k-images"),
             "{err}"
         );
