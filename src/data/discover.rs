@@ -135,7 +135,7 @@ fn known_content(labels: &[u8]) -> Option<(DatasetKind, &'static str)> {
 
 /// Which dataset a directory holds, and how that was told; None when it cannot be.
 ///
-/// In order: the labels (those of the official files, see [`KNOWN_STARTS`]), Kaggle CSV file
+/// In order: the labels (those of the official files, see `KNOWN_STARTS`), Kaggle CSV file
 /// names (`fashion-mnist_train.csv`, `mnist_test.csv`), then the folder's path ("fashion" in a
 /// component, or a last component `mnist`). The IDX files of the two datasets share their names
 /// and headers, so a folder of renamed, reordered or subset files with neither is not guessed.

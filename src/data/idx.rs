@@ -103,7 +103,7 @@ pub fn parse(bytes: &[u8], source: &str) -> Result<IdxArray> {
 const SLACK: usize = 1 << 16;
 
 /// Parses IDX bytes, raw or gzip. A gzip stream is inflated header first, then only as far as
-/// the values the header declares (plus [`SLACK`] to report an excess): a stream that inflates
+/// the values the header declares (plus `SLACK` to report an excess): a stream that inflates
 /// to far more (a gzip bomb) is refused without being held in memory.
 pub fn read(bytes: &[u8], source: &str) -> Result<IdxArray> {
     if !gz::is_gzip(bytes) {

@@ -109,7 +109,7 @@ pub fn global_avg_pool(x: &Tensor, y: &mut Tensor) -> Result<()> {
     Ok(())
 }
 
-/// dx (n, c, h, w, as `x_shape`): each position of plane p receives dy[p] / (h·w).
+/// dx (n, c, h, w, as `x_shape`): each position of plane p receives `dy[p] / (h·w)`.
 pub fn global_avg_pool_backward(dy: &Tensor, x_shape: &[usize], dx: &mut Tensor) -> Result<()> {
     if x_shape.len() != 4 || dy.len() != x_shape[0] * x_shape[1] || dy.is_empty() {
         return Err(Error::shape("global_avg_pool_backward", dy.shape(), x_shape));

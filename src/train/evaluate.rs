@@ -15,7 +15,7 @@ pub struct Evaluation {
     pub loss: f64,
     /// Accuracy of each true class.
     pub per_class: Vec<f64>,
-    /// confusion[true][predicted] counts.
+    /// `confusion[true][predicted]` counts.
     pub confusion: Vec<Vec<u64>>,
 }
 

@@ -115,7 +115,7 @@ impl Schedule {
 #[derive(Clone, Debug)]
 pub struct Optimizer {
     pub config: OptimizerConfig,
-    /// slots[s][i]: slot s (see [`OptimizerConfig::slot_names`]) of parameter i.
+    /// `slots[s][i]`: slot s (see [`OptimizerConfig::slot_names`]) of parameter i.
     pub slots: Vec<Vec<Tensor>>,
     /// Updates taken so far (Adam's bias correction needs it).
     pub steps: u64,

@@ -1,6 +1,6 @@
 //! The shifted products of [`super::conv_shift`] fused into one register-blocked kernel ("direct
 //! convolution"), for CPUs with vector instructions: written once over [`Simd`], compiled for
-//! AVX-512, AVX2 + FMA and NEON, with each level's tile shapes in [`Kernels`].
+//! AVX-512, AVX2 + FMA and NEON, with each level's tile shapes in `Kernels`.
 //!
 //! Through `gemm`, each of the k² taps is its own small product (inner dimension c = 32 or 64), so
 //! every tap re-packs its operands and re-reads and re-writes the whole output: on the CNN's
@@ -30,7 +30,7 @@ use super::simd::{Level, Simd, level};
 use crate::ops::params::Conv2dGeom;
 
 /// Rows per packed weight block (filters forward, input channels backward). A level's tile
-/// takes all of them or a part ([`Kernels::TILE_ROWS`]).
+/// takes all of them or a part (`Kernels::TILE_ROWS`).
 pub const MR: usize = 8;
 
 /// Whether this CPU runs the kernels: it has vector instructions we have kernels for, and
@@ -83,7 +83,7 @@ pub fn pack_append(
     }
 }
 
-/// out[i·out_rs + p] = Σ_j Σ_t packed(i, j, t) · inp[j·in_rs + p + offs[t]] for i < m, p < ncols,
+/// `out[i·out_rs + p] = Σ_j Σ_t packed(i, j, t) · inp[j·in_rs + p + offs[t]]` for i < m, p < ncols,
 /// with `packed` from [`pack_forward`] / [`pack_backward`] (m rows, kc reduction rows). Overwrites.
 /// Needs [`available`].
 #[allow(clippy::too_many_arguments)]
@@ -213,7 +213,7 @@ unsafe fn transpose_at<S: Simd>(s: S, src: *const f32, c: usize, q: usize, xt: *
     }
 }
 
-/// dw[(t·f + i)·c + j] += Σ_p dy[i·dy_rs + p] · xt[(p + offs[t])·cs + j] for i < f, j < c, over the
+/// `dw[(t·f + i)·c + j] += Σ_p dy[i·dy_rs + p] · xt[(p + offs[t])·cs + j]` for i < f, j < c, over the
 /// pixels p = y·wp + x, y < oh, x < ow: the weight gradient by tap, (k², f, c), of one image given
 /// dY wide and the image transposed. (The wide layout's other columns are skipped, not summed.)
 /// Needs [`available`].

@@ -295,7 +295,7 @@ impl Out {
 }
 
 /// c(m, n) [+]= s·a·b; when large, split along the longer side of c into independent products,
-/// which one thread runs in turn (the split must not depend on the thread count, see [`blocks`]).
+/// which one thread runs in turn (the split must not depend on the thread count, see `blocks`).
 /// Every block packs the whole of the other operand, so splitting the short side repacks the
 /// large one per block: the CNN's 3200-512 dense layer ran 2x slower on two threads than on one
 /// with 16-row blocks of its 64 rows (measured).

@@ -144,7 +144,7 @@ fn slope_of(slope: Option<f32>) -> f32 {
     slope.unwrap_or(1.0)
 }
 
-/// y = act(x·scale[ch] + shift[ch]), coef[ch] = [scale, shift].
+/// `y = act(x·scale[ch] + shift[ch])`, `coef[ch] = [scale, shift]`.
 pub fn scale_shift(x: &[f32], c: usize, plane: usize, coef: &[[f32; 2]], slope: Option<f32>, y: &mut [f32]) {
     let per = planes_per_chunk(plane);
     for_each_chunk(y, per * plane, |ci, yc| {
@@ -181,7 +181,7 @@ pub fn grad_sums(
     }
 }
 
-/// dx = alpha[ch]·g + beta[ch]·x + delta[ch].
+/// `dx = alpha[ch]·g + beta[ch]·x + delta[ch]`.
 #[allow(clippy::too_many_arguments)]
 pub fn affine_grad(
     x: &[f32],

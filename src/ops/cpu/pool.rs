@@ -199,7 +199,7 @@ pub fn avg_backward(dy: &[f32], g: &Pool2dGeom, dx: &mut [f32]) {
     });
 }
 
-/// y[p] = the mean of plane p of x (planes of `plane` values): global average pooling.
+/// `y[p]` = the mean of plane p of x (planes of `plane` values): global average pooling.
 pub fn mean_planes(x: &[f32], plane: usize, y: &mut [f32]) {
     let inv = 1.0 / plane as f32;
     for_each_chunk(y, 1024, |ci, yc| {
@@ -210,7 +210,7 @@ pub fn mean_planes(x: &[f32], plane: usize, y: &mut [f32]) {
     });
 }
 
-/// dx: every value of plane p receives dy[p] / plane.
+/// dx: every value of plane p receives `dy[p] / plane`.
 pub fn mean_planes_backward(dy: &[f32], plane: usize, dx: &mut [f32]) {
     let inv = 1.0 / plane as f32;
     for_each_chunk(dx, 1024 * plane, |ci, dc| {

@@ -42,7 +42,7 @@ pub trait Simd: Copy {
     fn min(self, a: Self::V, b: Self::V) -> Self::V;
     /// The even and the odd lanes of the 2·LANES floats a, b (a first).
     fn deinterleave(self, a: Self::V, b: Self::V) -> (Self::V, Self::V);
-    /// The inverse of [`Simd::deinterleave`]: even[0], odd[0], even[1], ... as two vectors.
+    /// The inverse of [`Simd::deinterleave`]: `even[0], odd[0], even[1], ...` as two vectors.
     fn interleave(self, even: Self::V, odd: Self::V) -> (Self::V, Self::V);
     /// The two halves of v swapped: lanes LANES/2.. first.
     fn swap_halves(self, v: Self::V) -> Self::V;
@@ -53,7 +53,7 @@ pub trait Simd: Copy {
     /// The masked lanes of p, zero in the others, which are not read.
     ///
     /// # Safety
-    /// p[i] is readable for the masked lanes i.
+    /// `p[i]` is readable for the masked lanes i.
     unsafe fn load_masked(self, p: *const f32, m: Self::Mask) -> Self::V;
     /// # Safety
     /// p[0..LANES] is writable.
@@ -61,7 +61,7 @@ pub trait Simd: Copy {
     /// Writes the masked lanes only.
     ///
     /// # Safety
-    /// p[i] is writable for the masked lanes i.
+    /// `p[i]` is writable for the masked lanes i.
     unsafe fn store_masked(self, p: *mut f32, m: Self::Mask, v: Self::V);
 }
 

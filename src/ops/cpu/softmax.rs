@@ -1,7 +1,7 @@
 //! Softmax and the fused softmax + cross-entropy loss.
 
 /// probs (n, k) = softmax(logits) row by row, shifted by the row max for stability. Returns
-/// nothing; [`log_sum_exp`] gives the matching normaliser.
+/// nothing; `log_sum_exp` gives the matching normaliser.
 pub fn softmax(logits: &[f32], k: usize, probs: &mut [f32]) {
     for (z, p) in logits.chunks(k).zip(probs.chunks_mut(k)) {
         let lse = log_sum_exp(z);

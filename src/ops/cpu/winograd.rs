@@ -126,7 +126,7 @@ pub struct Scratch {
 }
 
 /// Transforms and packs 3x3 kernels for [`correlate`] with `tile`: `kernel(row, j)` is the kernel
-/// that maps input channel j to output row `row`, as [ki][kj]. One packing per component ξ in the
+/// that maps input channel j to output row `row`, as `[ki][kj]`. One packing per component ξ in the
 /// layout of [`conv_direct::pack_append`] with one tap.
 pub fn pack_weights(
     tile: Tile,
@@ -166,8 +166,8 @@ pub fn pack_weights(
     });
 }
 
-/// out (m, oh, ow) = Σ_j Σ_{ki,kj} kernel(i, j)[ki][kj] · inp(j, oy + ki - pad, ox + kj - pad),
-/// for inp (kc, h, w) zero outside, oh = h + 2·pad - 2 (ow alike), plus bias[i] if given, through
+/// `out(m, oh, ow) = Σ_j Σ_{ki,kj} kernel(i, j)[ki][kj] · inp(j, oy + ki - pad, ox + kj - pad)`,
+/// for inp (kc, h, w) zero outside, oh = h + 2·pad - 2 (ow alike), plus `bias[i]` if given, through
 /// leaky ReLU with `slope` if given; with `packed` from [`pack_weights`] for the same `tile`.
 /// With `pool`, out is (m, oh / 2, ow / 2) instead: the 2x2 max-pool (stride 2) of that.
 /// For `images` images one after another in `inp` and in `out`. Overwrites `out`. Needs

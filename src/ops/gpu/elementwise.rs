@@ -35,7 +35,7 @@ pub fn fill(y: &GpuBuffer, n: usize, value: f32) -> Result<()> {
     run(y.gpu(), "fill", P { n, s: value, ..P::default() }, &[(3, Bind::W(y))])
 }
 
-/// y[y_off..][..n] = x[x_off..][..n].
+/// `y[y_off..][..n] = x[x_off..][..n]`.
 pub fn copy(x: &GpuBuffer, x_off: usize, y: &GpuBuffer, y_off: usize, n: usize) -> Result<()> {
     fits("copy", "x", x, x_off + n)?;
     fits("copy", "y", y, y_off + n)?;

@@ -68,7 +68,7 @@ pub fn avg_pool2d_backward(dy: &GpuBuffer, planes: usize, g: &Pool2dGeom, dx: &G
     run(dy.gpu(), "avg_backward", planes * g.h * g.w, g, &[(1, Bind::R(dy)), (3, Bind::W(dx))])
 }
 
-/// y[p] = the mean of plane p of x (planes of `plane` values): global average pooling.
+/// `y[p]` = the mean of plane p of x (planes of `plane` values): global average pooling.
 pub fn global_avg_pool(x: &GpuBuffer, planes: usize, plane: usize, y: &GpuBuffer) -> Result<()> {
     fits("global_avg_pool", "x", x, planes * plane)?;
     fits("global_avg_pool", "y", y, planes)?;
@@ -80,7 +80,7 @@ pub fn global_avg_pool(x: &GpuBuffer, planes: usize, plane: usize, y: &GpuBuffer
     )
 }
 
-/// dx (planes, plane): every value of plane p receives dy[p] / plane.
+/// dx (planes, plane): every value of plane p receives `dy[p] / plane`.
 pub fn global_avg_pool_backward(dy: &GpuBuffer, planes: usize, plane: usize, dx: &GpuBuffer) -> Result<()> {
     let op = "global_avg_pool_backward";
     fits(op, "dy", dy, planes)?;

@@ -25,7 +25,7 @@ pub fn softmax(logits: &GpuBuffer, rows: usize, k: usize, probs: &GpuBuffer) -> 
     run(gpu, "softmax", [u(rows), u(k), 0, 0, 0], &[(1, Bind::R(logits)), (3, Bind::W(probs))], groups)
 }
 
-/// best[row] = the index of the first maximum of row `row` of x (rows, k): the predicted class.
+/// `best[row]` = the index of the first maximum of row `row` of x (rows, k): the predicted class.
 pub fn argmax_rows(x: &GpuBuffer, rows: usize, k: usize, best: &GpuBuffer) -> Result<()> {
     fits("argmax_rows", "x", x, rows * k)?;
     fits("argmax_rows", "best", best, rows)?;
