@@ -1,5 +1,6 @@
 //! The `scratchnet` command on real Fashion-MNIST and MNIST files.
 
+use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -256,17 +257,28 @@ fn divergence_stops_without_writing_a_model() {
 fn ctrl_c_writes_a_checkpoint_and_exits_non_zero() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("cnn.safetensors");
-    let child = cmd()
+    let mut child = cmd()
         .args(["train", "--model", "cnn", "--limit", "20000", "--epochs", "1", "--quiet", "--out"])
         .arg(&out)
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(2500));
+    // The "training ..." line comes once the data is loaded, just before the first batch; the
+    // interrupt then stops the run after the batch in progress (at least one).
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut stderr = String::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        stderr += &line;
+        stderr.push('\n');
+        if line.starts_with("training ") {
+            break;
+        }
+    }
     let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
     assert!(status.success());
+    stderr.extend(lines.map(|l| l.unwrap() + "\n"));
     let output = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(130), "{stderr}");
     let ckpt = dir.path().join("cnn.ckpt.safetensors");
     assert!(stderr.contains("checkpoint written to") && stderr.contains("--resume"), "{stderr}");
