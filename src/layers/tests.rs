@@ -53,6 +53,19 @@ fn conv2d_grads_match_finite_differences_with_stride_and_padding() {
     }
 }
 
+/// Channel counts of a real network's inner layers, where the direct and Winograd kernels (not
+/// im2col) compute the forward pass and both gradients.
+#[test]
+fn conv2d_grads_match_finite_differences_on_the_fast_paths() {
+    let mut rng = Rng::new(3);
+    let g = |c, h, w, f, pad| Conv2dGeom { c, h, w, f, k: 3, stride: 1, pad };
+    for (n, g) in [(2, g(8, 10, 10, 16, 0)), (2, g(16, 9, 9, 8, 1))] {
+        let mut layer = Conv2d::new(g, &mut rng);
+        let x = Tensor::randn(&[n, g.c, g.h, g.w], 1.0, &mut rng);
+        check_grads(&mut layer, &x, false, 1e-2, 1e-2);
+    }
+}
+
 #[test]
 fn conv2d_im2col_matches_direct_convolution() {
     let mut rng = Rng::new(2);
