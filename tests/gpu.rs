@@ -1,6 +1,6 @@
 //! Training and inference on the GPU against the CPU, on whatever adapter wgpu finds (Mesa's
-//! lavapipe in CI). Without an adapter the tests are skipped, unless `SCRATCHNET_REQUIRE_GPU=1`
-//! (CI sets it) makes that a failure.
+//! lavapipe in CI). Without an adapter the tests are skipped (saying so once), unless
+//! `SCRATCHNET_REQUIRE_GPU=1` (CI sets it) makes that a failure.
 #![cfg(feature = "gpu")]
 
 use scratchnet::data::Dataset;
@@ -16,7 +16,16 @@ fn gpu() -> Option<Device> {
             panic!("SCRATCHNET_REQUIRE_GPU=1 but no GPU: {e}")
         }
         Err(e) => {
-            eprintln!("skipped: no GPU adapter ({e})");
+            // Once per binary, on stderr itself (the harness captures `eprintln!` of passing
+            // tests): without it, every test here would pass in silence without an adapter.
+            static ONCE: std::sync::Once = std::sync::Once::new();
+            ONCE.call_once(|| {
+                use std::io::Write;
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "GPU tests SKIPPED: no GPU adapter ({e}); SCRATCHNET_REQUIRE_GPU=1 makes this a failure"
+                );
+            });
             None
         }
     }
