@@ -143,6 +143,10 @@ fn preprocess_gray(mut g: Vec<u8>, gw: usize, gh: usize, style: Style, h: usize,
     out
 }
 
+/// The least difference between the paper and the brightest stroke that [`stretch_levels`]
+/// takes for a subject (the crop's own threshold for faint pictures).
+const MIN_CONTRAST: u8 = 20;
+
 /// The border pixels as they are after the inversion (when `inverted`).
 fn border_after(border: &[u8], inverted: bool) -> Vec<u8> {
     border.iter().map(|&v| if inverted { 255 - v } else { v }).collect()
@@ -155,13 +159,13 @@ fn border_after(border: &[u8], inverted: bool) -> Vec<u8> {
 fn stretch_levels(g: &mut [u8], border: &[u8]) {
     let mut sorted = border.to_vec();
     sorted.sort_unstable();
-    let background = sorted.get(sorted.len() / 2).copied().unwrap_or(0);
+    // The inversion made the border mostly dark (its mean at most 127); a median above that is
+    // content touching the border, not paper.
+    let background = sorted.get(sorted.len() / 2).copied().unwrap_or(0).min(127);
     let top = g.iter().copied().max().unwrap_or(0);
-    if (background, top) == (0, 255) {
-        return;
-    }
-    if top <= background {
-        g.fill(0);
+    // Specks and sensor noise on empty paper stay below the crop's threshold instead of being
+    // spread into a subject.
+    if (background, top) == (0, 255) || top < background.saturating_add(MIN_CONTRAST) {
         return;
     }
     let scale = 255.0 / (top - background) as f32;
@@ -248,6 +252,14 @@ mod tests {
         assert_eq!(y1 - y0 + 1, 20, "the stroke, not the page, fitted to the 20-pixel box");
         assert_eq!(g.pixels().map(|p| p.0[0]).max(), Some(255), "the stroke's core is white");
         assert_eq!(g.get_pixel(0, 0).0[0], 0, "the paper is black");
+    }
+
+    #[test]
+    fn a_speck_on_empty_paper_stays_blank() {
+        let mut img = image::GrayImage::from_pixel(28, 28, image::Luma([250]));
+        img.put_pixel(9, 9, image::Luma([240]));
+        let g = preprocess(&DynamicImage::ImageLuma8(img), Style::Digit, 28, 28);
+        assert!(g.pixels().all(|p| p.0[0] == 0), "nothing drawn, nothing to read");
     }
 
     #[test]
