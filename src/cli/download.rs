@@ -392,6 +392,10 @@ fn bar(total: Option<u64>, name: &str) -> Option<indicatif::ProgressBar> {
     Some(b)
 }
 
+/// The most a file may bring (the largest official file is 47 MB uncompressed): a server or an
+/// archive that streams on without end fills no disk.
+const MAX_FILE: u64 = 64 << 20;
+
 /// Reads `reader` to its end into `part`, counting bytes against the promised `total`.
 fn transfer(reader: &mut dyn Read, part: &mut Part, total: Option<u64>, name: &str) -> Result<u64, Failure> {
     let bar = bar(total, name);
@@ -402,8 +406,14 @@ fn transfer(reader: &mut dyn Read, part: &mut Part, total: Option<u64>, name: &s
         match reader.read(&mut buf) {
             Ok(0) => break Ok(()),
             Ok(n) => {
-                part.write(&buf[..n])?;
                 got += n as u64;
+                if got > MAX_FILE {
+                    break Err(Failure::File(format!(
+                        "more than {} arrived, more than any of the official files holds",
+                        size(MAX_FILE)
+                    )));
+                }
+                part.write(&buf[..n])?;
                 if let Some(b) = &bar {
                     b.set_position(got);
                 }
@@ -550,15 +560,26 @@ fn from_archive(agent: &ureq::Agent, url: &str, dir: &Path, wanted: &mut Vec<Wan
             let padded = size.div_ceil(512) * 512;
             match pos {
                 Some(i) if regular => {
+                    if size > MAX_FILE {
+                        return Err(Failure::File(format!(
+                            "{base} in the archive is {}, more than any of the official files holds",
+                            self::size(size)
+                        )));
+                    }
                     let mut part = Part::create(dir, &base)?;
                     let mut entry = (&mut tar).take(size);
                     let mut buf = vec![0; 1 << 16];
+                    let mut copied = 0u64;
                     loop {
                         let n = entry.read(&mut buf).map_err(broke)?;
                         if n == 0 {
                             break;
                         }
+                        copied += n as u64;
                         part.write(&buf[..n])?;
+                    }
+                    if copied < size {
+                        return Err(Failure::File(format!("the archive ends inside {base}")));
                     }
                     io::copy(&mut (&mut tar).take(padded - size), &mut io::sink()).map_err(broke)?;
                     let dest = dir.join(&base);

@@ -244,7 +244,7 @@ impl<M> Value<'_, M> {
             Value::Long => "an int wider than 64 bits".into(),
             Value::Float(f) => format!("the float {f}"),
             Value::Str(t) => match t.decode() {
-                Ok(s) => format!("the string '{}'", s.chars().take(40).collect::<String>()),
+                Ok(s) => format!("the string '{}'", s.chars().take(40).collect::<String>().escape_debug()),
                 Err(_) => "a string".into(),
             },
             Value::Bytes(_) => "a bytes value".into(),
@@ -316,6 +316,9 @@ pub fn runs_code(name: &str) -> bool {
 /// The most values one program may make (a pickled network or state_dict makes a few per array);
 /// a file of a million `EMPTY_LIST` opcodes must not cost gigabytes.
 pub const MAX_VALUES: usize = 1 << 21;
+
+/// The longest `module.name` of a global taken (Python's own are far shorter).
+const MAX_NAME: usize = 256;
 
 /// How deeply tuples may nest (arrays' state tuples nest 3 deep); they are freed recursively.
 pub const MAX_DEPTH: usize = 32;
@@ -566,11 +569,22 @@ impl<'a, 'p, P: Policy<'a>> Unpickler<'a, 'p, P> {
 
     /// Pushes an allowed global, or notes a refused one and reads on.
     fn global(&mut self, module: &str, name: &str) -> Res<()> {
-        let full = format!("{module}.{name}");
+        if module.len() + name.len() > MAX_NAME {
+            return Err(format!(
+                "{} names a global of {} bytes; no module or class name is that long",
+                self.file(),
+                module.len() + name.len()
+            )
+            .into());
+        }
+        // Escaped: the name goes into a one-line message.
+        let full = format!("{}.{}", module.escape_debug(), name.escape_debug());
         match self.policy.global(&full) {
             Some(kind) => self.push(Value::Global(Rc::new(Global { name: full, kind }))),
             None => {
-                self.refused.push(full);
+                if !self.refused.contains(&full) {
+                    self.refused.push(full);
+                }
                 self.push(Value::Refused)
             }
         }
@@ -613,7 +627,10 @@ impl<'a, 'p, P: Policy<'a>> Unpickler<'a, 'p, P> {
                 }
                 0x95 => drop(self.take(8)?), // FRAME: a length hint
                 b'.' => return self.pop(),
-                b'(' => self.marks.push(self.stack.len()),
+                b'(' => {
+                    self.count()?;
+                    self.marks.push(self.stack.len())
+                }
                 b'0' => {
                     if self.marks.last().is_some_and(|&m| m == self.stack.len()) {
                         self.pop_mark()?;
@@ -905,7 +922,14 @@ impl<'a, 'p, P: Policy<'a>> Unpickler<'a, 'p, P> {
                 };
                 for d in dicts {
                     match d {
-                        Value::Dict(d) => o.attrs.borrow_mut().extend(d.borrow().iter().cloned()),
+                        Value::Dict(d) => {
+                            // Every attribute set counts, or one memoised dict built again and
+                            // again would grow an object without bound.
+                            for _ in 0..d.borrow().len() {
+                                self.count()?;
+                            }
+                            o.attrs.borrow_mut().extend(d.borrow().iter().cloned())
+                        }
                         Value::None => {}
                         other => {
                             return Err(
@@ -1050,5 +1074,16 @@ mod tests {
         assert!(run(&many).unwrap_err().message.contains("makes more than"));
         assert!(run(b"\x80\x02X\xff\xff\xff\x7f").unwrap_err().message.contains("ends early"));
         assert!(run(b"").unwrap_err().message.contains("ends early"));
+        // Marks count as values: a file of '(' does not grow the mark stack without bound.
+        let mut marks = b"\x80\x02".to_vec();
+        marks.extend(std::iter::repeat_n(b'(', MAX_VALUES + 1));
+        assert!(run(&marks).unwrap_err().message.contains("makes more than"));
+        // A huge global name (a memoised string used as module and name) is refused at once.
+        let mut long = b"\x80\x04\x8c\x00\x94X".to_vec();
+        long.extend_from_slice(&1000u32.to_le_bytes());
+        long.extend(std::iter::repeat_n(b'a', 1000));
+        long.extend_from_slice(b"\x94h\x01h\x01\x93.");
+        let e = run(&long).unwrap_err().message;
+        assert!(e.contains("names a global of 2000 bytes"), "{e}");
     }
 }

@@ -53,7 +53,10 @@ pub struct Original {
 /// Reads the original project's pickled network `bytes` for images of shape `input` (channels,
 /// height, width). `source` names the file in errors.
 pub fn read_original(bytes: &[u8], source: &str, input: [usize; 3]) -> Result<Original> {
-    pickle::load(bytes, &Network, |root| network(root, input)).map_err(|e| {
+    // Every weight takes at least 2 bytes of the file (float16): more means layers share arrays,
+    // which would make one f32 copy per layer.
+    let max_weights = bytes.len() / 2;
+    pickle::load(bytes, &Network, |root| network(root, input, max_weights)).map_err(|e| {
         let advice = if e.runs_code { format!(". {}", super::CODE_WARNING) } else { String::new() };
         Error::Data(format!("{source}: {e}{advice}"))
     })
@@ -494,7 +497,7 @@ impl<'a> Layer<'_, 'a> {
     }
 }
 
-fn network(root: &V<'_>, input: [usize; 3]) -> Res<Original> {
+fn network(root: &V<'_>, input: [usize; 3], max_weights: usize) -> Res<Original> {
     let items: Vec<V<'_>> = match root {
         Value::List(l) => l.borrow().clone(),
         Value::Tuple(t) => t.items.clone(),
@@ -583,7 +586,8 @@ fn network(root: &V<'_>, input: [usize; 3]) -> Res<Original> {
                 l.takes(shape, Shape::Image(own), &before)?;
                 let out = l.dims("output_shape")?;
                 let n: usize = own.iter().product();
-                if out.iter().product::<usize>() != n || out.iter().filter(|&&d| d != 1).count() > 1 {
+                // At most one size other than 1 first: the product of the rest could overflow.
+                if out.iter().filter(|&&d| d != 1).count() > 1 || out.iter().product::<usize>() != n {
                     return Err(l.err(format_args!("reshapes {shape} to {out:?}; only a flatten to ({n}, 1) is read")));
                 }
                 layers.push(LayerSpec::Flatten);
@@ -607,6 +611,11 @@ fn network(root: &V<'_>, input: [usize; 3]) -> Res<Original> {
             other => {
                 return Err(format!("item {index} of the layer list is a {other} object, which is not a layer").into());
             }
+        }
+        if params.iter().map(Vec::len).sum::<usize>() > max_weights {
+            return Err(l.err(format_args!(
+                "brings the weights to more values than the file could hold: its layers share arrays"
+            )));
         }
         before = l.name();
     }
