@@ -15,13 +15,14 @@ py=${1:-python3}
 rounds=${2:-3}
 keys=${ONLY:-cnn_train cnn_infer mlp_train mlp_sgd_train}
 isas=${ISAS:-best avx2}
-cargo build --release --example bench -q
+# The end-to-end benchmark's binary (cargo bench builds it with the release settings).
+bench=$(cargo bench --bench end_to_end --no-run --message-format=json -q | sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -1)
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 # Each side capped to a level (best: no cap).
 ours() {
-  if [ "$1" = best ]; then ./target/release/examples/bench "${@:2}"
-  else SCRATCHNET_MAX_CPU_ISA="$1" ./target/release/examples/bench "${@:2}"; fi
+  if [ "$1" = best ]; then "$bench" "${@:2}"
+  else SCRATCHNET_MAX_CPU_ISA="$1" "$bench" "${@:2}"; fi
 }
 theirs() {
   case "$1" in

@@ -6,7 +6,7 @@
 #
 # Here (with cargo), from the repository root:
 #   bench/gpu.sh --prepare [DATA_DIR]
-# builds `cargo build --release --example bench --bin scratchnet`,
+# builds the end-to-end benchmark (benches/end_to_end.rs) and `scratchnet` in release,
 # `cargo test --release --test gpu --no-run` and `cargo test --release --lib --no-run` (their
 # paths taken from --message-format=json), strips and xz-compresses the four binaries, copies the
 # Fashion-MNIST IDX files and downloads the Vulkan loader packages (libvulkan1, glvnd) into
@@ -46,15 +46,16 @@ prepare() {
   set -e
   local carry=target/gpu-carry data
   data=$(find_data "${1:-}") || { echo "no Fashion-MNIST folder found (give it as an argument)"; exit 1; }
-  cargo build --release --example bench --bin scratchnet
-  local gpu_tests kernel_tests
+  cargo build --release --bin scratchnet
+  local bench gpu_tests kernel_tests
+  bench=$(cargo bench --bench end_to_end --no-run --message-format=json | test_exe)
   gpu_tests=$(cargo test --release --test gpu --no-run --message-format=json | test_exe)
   kernel_tests=$(cargo test --release --lib --no-run --message-format=json | test_exe)
   rm -rf "$carry"
   mkdir -p "$carry/data/fashion-mnist" "$carry/debs"
   # Without debug info and compressed: the binaries are ~200 MB as built, ~15 MB so.
   local src name
-  for pair in "target/release/examples/bench:bench" "target/release/scratchnet:scratchnet" \
+  for pair in "$bench:bench" "target/release/scratchnet:scratchnet" \
     "$gpu_tests:gpu-tests" "$kernel_tests:kernel-tests"; do
     src=${pair%%:*} name=${pair##*:}
     strip -o "$carry/$name" "$src"

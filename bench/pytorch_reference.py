@@ -3,7 +3,7 @@ or, eagerly, on CUDA.
 
 Benchmark dependency only (PyTorch from PyPI); scratchnet never needs it to build or test.
 
-    python3 bench/pytorch_reference.py --threads 2             # images/s, like `cargo run --release --example bench`
+    python3 bench/pytorch_reference.py --threads 2             # images/s, like `cargo bench --bench end_to_end`
     python3 bench/pytorch_reference.py --load cnn.safetensors  # load_state_dict + test accuracy of a scratchnet file
     python3 bench/pytorch_reference.py --device cuda           # as `bench --device gpu` (bench/gpu.sh)
     python3 bench/pytorch_reference.py --train mlp-dropout --dataset mnist --epochs 100 --threads 1 --seed 0

@@ -2,7 +2,7 @@
 //! and inference batches (batch 64, real Fashion-MNIST), alternating the variants round by round
 //! so a drifting machine favours none; medians and ratios to the default (`auto`, fused).
 //!
-//!     cargo run --release --example conv_ab -- [--threads N] [--rounds R] [--only NAME,NAME]
+//!     cargo bench --bench conv_ab -- [--threads N] [--rounds R] [--only NAME,NAME]
 
 use std::time::Instant;
 

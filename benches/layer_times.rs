@@ -2,7 +2,7 @@
 //! 5), for finding hot spots. `+pool` rows: the convolution with the max-pool after it fused, as
 //! evaluation runs it.
 //!
-//!     cargo run --release --example layer_times
+//!     cargo bench --bench layer_times
 use scratchnet::layers::*;
 use scratchnet::ops::{Conv2dGeom, Pool2dGeom};
 use scratchnet::{Rng, Tensor};

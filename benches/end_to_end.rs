@@ -4,7 +4,7 @@
 //! of 128, runs only when named). One line per measurement, `<name> <value> <unit>`, as
 //! bench/pytorch_reference.py prints.
 //!
-//!     cargo run --release --example bench -- [--threads N] [--conv auto|winograd|winograd-forward|winograd-2x2|direct|shifted|im2col] [--only cnn_train|cnn_infer|mlp_train|mlp_sgd_train|cnn_fast_train[,...]] [--device cpu|gpu] [--limit N]
+//!     cargo bench --bench end_to_end -- [--threads N] [--conv auto|winograd|winograd-forward|winograd-2x2|direct|shifted|im2col] [--only cnn_train|cnn_infer|mlp_train|mlp_sgd_train|cnn_fast_train[,...]] [--device cpu|gpu] [--limit N]
 //!
 //! `--device gpu` moves each model (and optimizer state) there before the warm-up; every timed span
 //! ends with a read-back (the epoch's losses, the probabilities), so it covers the GPU's work, not
