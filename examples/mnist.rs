@@ -8,7 +8,7 @@
 use scratchnet::data::discover;
 use scratchnet::model::Sequential;
 use scratchnet::model_file::{self, ModelInfo};
-use scratchnet::train::{Trainer, evaluate, preset};
+use scratchnet::train::{EvalOptions, Trainer, evaluate, preset};
 
 fn main() {
     if let Err(e) = run() {
@@ -30,7 +30,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     for epoch in 1..=epochs {
         // The callback runs after every batch; returning false would stop mid-epoch (None).
         let stats = trainer.run_epoch(train, &mut |_, _| true)?.expect("not stopped");
-        let test_accuracy = evaluate(&mut trainer.model, test, 1000)?.accuracy;
+        let test_accuracy = evaluate(&mut trainer.model, test, &EvalOptions::default())?.accuracy;
         println!("epoch {epoch:>3}  loss {:.4}  test {:.2}%", stats.train_loss, 100.0 * test_accuracy);
     }
 

@@ -2,7 +2,7 @@
 
 use scratchnet::data::Dataset;
 use scratchnet::model::{LayerSpec, ModelSpec, Sequential};
-use scratchnet::train::{OptimizerConfig, Schedule, TrainConfig, Trainer, evaluate};
+use scratchnet::train::{EvalOptions, OptimizerConfig, Schedule, TrainConfig, Trainer, evaluate};
 use scratchnet::{Rng, Tensor};
 
 /// 12x12 images of four classes: a bright horizontal bar, vertical bar, main or anti diagonal,
@@ -80,7 +80,8 @@ fn weights(t: &Trainer) -> Vec<Vec<f32>> {
 fn cnn_learns_synthetic_bars() {
     let (train_set, test_set) = (bars(1200, 1), bars(400, 2));
     let mut t = train(small_cnn(), config(6), &train_set);
-    let acc = evaluate(&mut t.model, &test_set, 100).unwrap().accuracy;
+    let acc =
+        evaluate(&mut t.model, &test_set, &EvalOptions { batch_size: 100, ..EvalOptions::default() }).unwrap().accuracy;
     assert!(acc > 0.95, "test accuracy {acc}");
 }
 
@@ -102,7 +103,8 @@ fn mlp_learns_synthetic_bars_with_adam() {
     cfg.label_smoothing = 0.05;
     let (train_set, test_set) = (bars(1200, 1), bars(400, 2));
     let mut t = train(spec, cfg, &train_set);
-    let acc = evaluate(&mut t.model, &test_set, 100).unwrap().accuracy;
+    let acc =
+        evaluate(&mut t.model, &test_set, &EvalOptions { batch_size: 100, ..EvalOptions::default() }).unwrap().accuracy;
     assert!(acc > 0.9, "test accuracy {acc}");
 }
 
@@ -221,7 +223,8 @@ fn augmentation_changes_training_and_still_learns() {
     cfg.augment = scratchnet::train::Augment { max_shift: 1, hflip: false, erase: 0.0 };
     let mut t = train(small_cnn(), cfg, &train_set);
     assert_ne!(weights(&t), weights(&train(small_cnn(), config(6), &train_set)));
-    let acc = evaluate(&mut t.model, &test_set, 100).unwrap().accuracy;
+    let acc =
+        evaluate(&mut t.model, &test_set, &EvalOptions { batch_size: 100, ..EvalOptions::default() }).unwrap().accuracy;
     assert!(acc > 0.9, "test accuracy {acc}");
 }
 

@@ -7,7 +7,7 @@ use scratchnet::data::Dataset;
 use scratchnet::model::{Sequential, Tta};
 use scratchnet::ops::gpu::Gpu;
 use scratchnet::tensor::Device;
-use scratchnet::train::{Trainer, evaluate_tta, preset};
+use scratchnet::train::{EvalOptions, Trainer, evaluate, preset};
 
 fn gpu() -> Option<Device> {
     match Gpu::new() {
@@ -161,8 +161,8 @@ fn evaluation_on_the_gpu_matches_the_cpu() {
     let mut on_gpu = Sequential::new(p.spec, 3).unwrap();
     on_gpu.to_device(&dev).unwrap();
     for tta in [Tta::None, Tta::HFlip] {
-        let a = evaluate_tta(&mut cpu, &d, 64, tta).unwrap();
-        let b = evaluate_tta(&mut on_gpu, &d, 64, tta).unwrap();
+        let a = evaluate(&mut cpu, &d, &EvalOptions { tta, ..EvalOptions::default() }).unwrap();
+        let b = evaluate(&mut on_gpu, &d, &EvalOptions { tta, ..EvalOptions::default() }).unwrap();
         assert_eq!(a.confusion, b.confusion, "{tta:?}");
         assert!((a.loss - b.loss).abs() < 1e-4 * a.loss.max(1.0), "{tta:?}: {} vs {}", a.loss, b.loss);
     }
@@ -170,8 +170,11 @@ fn evaluation_on_the_gpu_matches_the_cpu() {
     let values: Vec<_> = cpu.named_params().into_iter().map(|(_, t)| t.clone()).collect();
     on_gpu.set_params(values).unwrap();
     assert!(on_gpu.named_params().iter().all(|(_, t)| !t.is_host()));
-    let b = evaluate_tta(&mut on_gpu, &d, 64, Tta::None).unwrap();
-    assert_eq!(evaluate_tta(&mut cpu, &d, 64, Tta::None).unwrap().confusion, b.confusion);
+    let b = evaluate(&mut on_gpu, &d, &EvalOptions { tta: Tta::None, ..EvalOptions::default() }).unwrap();
+    assert_eq!(
+        evaluate(&mut cpu, &d, &EvalOptions { tta: Tta::None, ..EvalOptions::default() }).unwrap().confusion,
+        b.confusion
+    );
 }
 
 /// A batch-norm network (`cnn-fast`: BatchNorm2d/1d with fused ReLU, max pools) with running
@@ -197,8 +200,8 @@ fn evaluation_of_a_batch_norm_network_on_the_gpu_matches_the_cpu() {
     on_gpu.set_state(cpu.named_state().into_iter().map(|(_, t)| t.clone()).collect()).unwrap();
     let d = data(100);
     for tta in [Tta::None, Tta::HFlip] {
-        let a = evaluate_tta(&mut cpu, &d, 64, tta).unwrap();
-        let b = evaluate_tta(&mut on_gpu, &d, 64, tta).unwrap();
+        let a = evaluate(&mut cpu, &d, &EvalOptions { tta, ..EvalOptions::default() }).unwrap();
+        let b = evaluate(&mut on_gpu, &d, &EvalOptions { tta, ..EvalOptions::default() }).unwrap();
         assert_eq!(a.confusion, b.confusion, "{tta:?}");
         assert!((a.loss - b.loss).abs() < 1e-4 * a.loss.max(1.0), "{tta:?}: {} vs {}", a.loss, b.loss);
     }

@@ -8,7 +8,7 @@ use scratchnet::data::discover;
 use scratchnet::data::{Dataset, Splits};
 use scratchnet::model::Tta;
 use scratchnet::model_file::ModelInfo;
-use scratchnet::train::evaluate_input;
+use scratchnet::train::{EvalOptions, evaluate};
 
 use super::out::{errln, outln};
 use super::{DataArgs, percent};
@@ -79,7 +79,11 @@ pub fn run(a: EvaluateArgs) -> Result<()> {
         errln!("note: the model was trained on {}, this is {}", loaded.info.dataset, splits.kind.name());
     }
     let tta = super::tta_or(a.tta.as_deref(), loaded.info.tta);
-    let ev = evaluate_input(&mut loaded.model, &test, scratchnet::train::EVAL_BATCH, tta, &loaded.info.input)?;
+    let ev = evaluate(
+        &mut loaded.model,
+        &test,
+        &EvalOptions { tta, input: loaded.info.input.clone(), ..EvalOptions::default() },
+    )?;
     let classes = &loaded.info.classes;
     if a.json {
         let per_class: serde_json::Map<String, serde_json::Value> =

@@ -23,26 +23,30 @@ pub struct Evaluation {
 /// and every activation buffer grows with the batch: 256 cost the CNN ~230 MB more than 64.
 pub const EVAL_BATCH: usize = 64;
 
-/// Evaluates in batches of `batch_size` (evaluation mode: no dropout).
-pub fn evaluate(model: &mut Sequential, data: &Dataset, batch_size: usize) -> Result<Evaluation> {
-    evaluate_tta(model, data, batch_size, Tta::None)
+/// How [`evaluate`] runs: batch size, test-time views, and the pixels-to-inputs normalisation.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EvalOptions {
+    /// Images per forward pass ([`EVAL_BATCH`] by default).
+    pub batch_size: usize,
+    /// Views whose predictions are averaged; with views the loss is the mean cross-entropy of the
+    /// averaged probabilities.
+    pub tta: Tta,
+    /// Pixel·scale + offset: a model file's normalisation (imported models may have another than
+    /// the default x/255).
+    pub input: InputNorm,
 }
 
-/// [`evaluate`] with predictions averaged over the views `tta` names; the loss is then the mean
-/// cross-entropy of the averaged probabilities.
-pub fn evaluate_tta(model: &mut Sequential, data: &Dataset, batch_size: usize, tta: Tta) -> Result<Evaluation> {
-    evaluate_input(model, data, batch_size, tta, &InputNorm::default())
+impl Default for EvalOptions {
+    fn default() -> Self {
+        EvalOptions { batch_size: EVAL_BATCH, tta: Tta::None, input: InputNorm::default() }
+    }
 }
 
-/// [`evaluate_tta`] with pixels made inputs by a model file's normalisation (pixel·scale +
-/// offset; imported models may have another than the default x/255).
-pub fn evaluate_input(
-    model: &mut Sequential,
-    data: &Dataset,
-    batch_size: usize,
-    tta: Tta,
-    input: &InputNorm,
-) -> Result<Evaluation> {
+/// Evaluates `model` on `data` in evaluation mode (no dropout):
+/// `evaluate(&mut model, &test, &EvalOptions::default())`.
+pub fn evaluate(model: &mut Sequential, data: &Dataset, options: &EvalOptions) -> Result<Evaluation> {
+    let EvalOptions { batch_size, tta, ref input } = *options;
+    let batch_size = batch_size.max(1);
     let macs = model.spec().forward_macs() * batch_size;
     let device = model.device().clone();
     crate::ops::run_batches(&device, macs, || evaluate_here(model, data, batch_size, tta, input))
@@ -71,7 +75,7 @@ fn evaluate_here(
         sizes.clear();
         Ok(sum)
     };
-    for chunk in idx.chunks(batch_size.max(1)) {
+    for chunk in idx.chunks(batch_size) {
         data.fill_batch_normalised(chunk, model.input_mut(chunk.len()), &mut labels, input.scale, input.offset);
         let probs = if tta == Tta::None {
             model.forward(false, &mut rng)?;

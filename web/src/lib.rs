@@ -12,7 +12,7 @@ use scratchnet::data::picture::{self, Pixels, Style};
 use scratchnet::data::{Dataset, DatasetKind, idx};
 use scratchnet::model::{Sequential, Tta};
 use scratchnet::model_file::{self, InputNorm, ModelInfo, TrainingRecord};
-use scratchnet::train::{self, EVAL_BATCH, Progress, Trainer, preset};
+use scratchnet::train::{self, Progress, Trainer, preset};
 use wasm_bindgen::prelude::*;
 
 /// Pictures with more pixels than this are refused before any work (50 megapixels: 200 MB of RGBA
@@ -236,7 +236,8 @@ impl Training {
             .map_err(js)?;
         let finished = match finished {
             Some(mut stats) => {
-                let ev = train::evaluate(&mut self.trainer.model, &self.test, EVAL_BATCH).map_err(js)?;
+                let ev =
+                    train::evaluate(&mut self.trainer.model, &self.test, &train::EvalOptions::default()).map_err(js)?;
                 stats.test_accuracy = Some(ev.accuracy);
                 stats.test_loss = Some(ev.loss);
                 self.trainer.state.history.push(stats.clone());

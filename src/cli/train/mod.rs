@@ -16,7 +16,7 @@ use scratchnet::checkpoint::{self, DataIdentity, RunSettings};
 use scratchnet::data::{Dataset, DatasetKind, discover};
 use scratchnet::model::Sequential;
 use scratchnet::model_file::{self, InputNorm, ModelInfo};
-use scratchnet::train::{EVAL_BATCH, EpochStats, PRESET_NAMES, Trainer, evaluate_tta};
+use scratchnet::train::{EpochStats, EvalOptions, PRESET_NAMES, Trainer, evaluate};
 
 pub use args::TrainArgs;
 pub use record::plural;
@@ -69,12 +69,12 @@ fn evaluate_into(
     tta: scratchnet::model::Tta,
 ) -> Result<()> {
     if let Some(test) = test {
-        let ev = evaluate_tta(&mut trainer.model, test, EVAL_BATCH, tta)?;
+        let ev = evaluate(&mut trainer.model, test, &EvalOptions { tta, ..EvalOptions::default() })?;
         stats.test_accuracy = Some(ev.accuracy);
         stats.test_loss = Some(ev.loss);
     }
     if let Some(val) = validation {
-        let ev = evaluate_tta(&mut trainer.model, val, EVAL_BATCH, tta)?;
+        let ev = evaluate(&mut trainer.model, val, &EvalOptions { tta, ..EvalOptions::default() })?;
         stats.validation_accuracy = Some(ev.accuracy);
         stats.validation_loss = Some(ev.loss);
     }
