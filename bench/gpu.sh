@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# scratchnet on a real GPU (issue 13): checks what the machine has, runs the GPU tests, then times
+# scratchnet on a real GPU: checks what the machine has, runs the GPU tests, then times
 # `bench --device gpu` against bench/pytorch_reference.py --device cuda, alternating, and prints
 # median images/s and their ratios, as bench/compare.sh does on the CPU. Made for a lent machine
 # with no Rust toolchain and no network: everything it runs is built here and carried there.
@@ -63,7 +63,7 @@ prepare() {
   done
   cp "$data"/train-images-idx3-ubyte* "$data"/train-labels-idx1-ubyte* "$data"/t10k-images-idx3-ubyte* \
     "$data"/t10k-labels-idx1-ubyte* "$carry/data/fashion-mnist/"
-  # The lent machine may have no Vulkan loader (/work/.library/device/README.md): the loader and
+  # The lent machine may have no Vulkan loader: the loader and
   # glvnd, which NVIDIA's Vulkan driver needs, unpacked there only if libvulkan.so.1 is missing.
   local o="-oAPT::Architecture=amd64 -oAPT::Architectures=amd64 -oDir::State::Lists=/tmp/gpu-carry-apt"
   mkdir -p /tmp/gpu-carry-apt/partial
@@ -287,8 +287,8 @@ main() {
   say "$(verdict "$tests_rc")" "tests/gpu.rs: $(outcome "$tests_rc")"
   say "$(verdict "$kernels_rc")" "GPU kernel unit tests: $(outcome "$kernels_rc")"
   if [ $gpu_ok = 1 ] && [ $have_cli = 1 ] && [ -z "${LIMIT:-}" ]; then
-    # The built-in CNN, with its own test-time augmentation: 95.04% on the CPU (issue 13: within
-    # 0.05 point on the GPU).
+    # The built-in CNN, with its own test-time augmentation: 95.04% on the CPU (the GPU should be
+    # within 0.05 point of it).
     echo "== scratchnet evaluate --device gpu (built-in CNN, 10,000 test images)"
     bounded 60 180 "$scratchnet" evaluate --device gpu --json >"$work/eval.json" 2>"$work/eval.err"
     acc=$(grep -o '"accuracy":[0-9.]*' "$work/eval.json" | head -1 | cut -d: -f2)

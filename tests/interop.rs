@@ -1,4 +1,4 @@
-//! Interop both ways (issue 17), end to end through the binary:
+//! Interop both ways, end to end through the binary:
 //! - export: the shipped CNN and MLP written as ONNX pass `onnx.checker` and ONNX Runtime gives
 //!   the probabilities `scratchnet predict` prints for 100 Fashion-MNIST test images, within 1e-5
 //!   (tests/interop.py);
