@@ -9,6 +9,7 @@
 #   ONLY=mlp_train bench/compare.sh ...   (one benchmark: cnn_train, cnn_infer, mlp_train, mlp_sgd_train;
 #                                          each benchmark always runs in a process of its own)
 #   ISAS="best avx2" bench/compare.sh ... (the default; also: avx512)
+#   BATCH=256 bench/compare.sh ...        (cnn_train and cnn_infer at another batch size than 64)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 py=${1:-python3}
@@ -38,8 +39,8 @@ for round in $(seq "$rounds"); do
   for isa in $isas; do
     for t in 1 2; do
       for key in $keys; do
-        ours "$isa" --threads "$t" --only "$key" >> "$out/ours.$isa.$t.$round"
-        theirs "$isa" --threads "$t" --only "$key" >> "$out/torch.$isa.$t.$round"
+        ours "$isa" --threads "$t" --only "$key" ${BATCH:+--batch "$BATCH"} >> "$out/ours.$isa.$t.$round"
+        theirs "$isa" --threads "$t" --only "$key" ${BATCH:+--batch "$BATCH"} >> "$out/torch.$isa.$t.$round"
       done
     done
   done

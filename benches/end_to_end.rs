@@ -62,7 +62,7 @@ fn main() {
     // Not a benchmark run: bench/gpu.sh checks that a carried binary starts.
     if args.iter().any(|a| a == "--help" || a == "-h") {
         println!(
-            "bench [--threads N] [--conv auto|winograd|winograd-forward|winograd-2x2|direct|shifted|im2col] [--no-fusion] [--only NAME[,NAME]] [--device cpu|gpu] [--limit N]"
+            "bench [--threads N] [--conv auto|winograd|winograd-forward|winograd-2x2|direct|shifted|im2col] [--no-fusion] [--only NAME[,NAME]] [--device cpu|gpu] [--limit N] [--batch N]"
         );
         return;
     }
@@ -89,19 +89,21 @@ fn main() {
     let wanted = |name: &str| only.as_deref().is_none_or(|o| o.split(',').any(|o| o == name));
     let dev = device(args.iter().position(|a| a == "--device").map_or("cpu", |i| args[i + 1].as_str()));
     let cap = args.iter().position(|a| a == "--limit").map_or(usize::MAX, |i| args[i + 1].parse().expect("--limit N"));
+    let batch: Option<usize> =
+        args.iter().position(|a| a == "--batch").map(|i| args[i + 1].parse().expect("--batch N (at least 1)"));
     let splits = discover::load("fashion-mnist", None).expect("Fashion-MNIST");
     let train = splits.train.unwrap();
     println!("threads {} count", rayon::current_num_threads());
     if wanted("cnn_train") {
-        cnn_train("cnn", "cnn_train", &train, &dev, cap);
+        cnn_train("cnn", "cnn_train", &train, &dev, cap, batch);
     }
     // Not in the default set: compare.sh has no PyTorch counterpart for it.
     if only.as_deref().is_some_and(|o| o.split(',').any(|o| o == "cnn_fast_train")) {
-        cnn_train("cnn-fast", "cnn_fast_train", &train, &dev, cap);
+        cnn_train("cnn-fast", "cnn_fast_train", &train, &dev, cap, batch);
     }
     if wanted("cnn_infer") {
         if dev.is_cpu() {
-            cnn_infer();
+            cnn_infer(batch.unwrap_or(64));
         } else {
             cnn_infer_pass(&splits.test.expect("Fashion-MNIST test split"), &dev, cap);
         }
@@ -113,9 +115,11 @@ fn main() {
     }
 }
 
-/// A trainer for the preset with its model and optimizer state on `dev`.
-fn trainer(name: &str, dev: &Device) -> Trainer {
-    let p = preset(name).unwrap();
+/// A trainer for the preset (at another batch size if given) with its model and optimizer state
+/// on `dev`.
+fn trainer(name: &str, dev: &Device, batch: Option<usize>) -> Trainer {
+    let mut p = preset(name).unwrap();
+    p.train.batch_size = batch.unwrap_or(p.train.batch_size);
     let mut t = Trainer::new(model(p.spec), p.train);
     // The CPU path stays exactly as it was measured before.
     if !dev.is_cpu() {
@@ -124,12 +128,12 @@ fn trainer(name: &str, dev: &Device) -> Trainer {
     t
 }
 
-/// 7 timed epochs of 20 batches after one warm-up. An epoch ends by reading its losses back, so
-/// on a GPU its time includes the work.
-fn cnn_train(preset_name: &str, key: &str, train: &Dataset, dev: &Device, cap: usize) {
-    let mut t = trainer(preset_name, dev);
-    let batch = preset(preset_name).unwrap().train.batch_size;
-    let part = train.clone().take((batch * 20).min(cap));
+/// 7 timed epochs of 20 batches (at least 1,280 images) after one warm-up. An epoch ends by
+/// reading its losses back, so on a GPU its time includes the work.
+fn cnn_train(preset_name: &str, key: &str, train: &Dataset, dev: &Device, cap: usize, batch: Option<usize>) {
+    let mut t = trainer(preset_name, dev, batch);
+    let batch = batch.unwrap_or(preset(preset_name).unwrap().train.batch_size);
+    let part = train.clone().take((batch * 20).max(1280).min(cap));
     let batches = t.batches_per_epoch(&part) as f64;
     t.run_epoch(&part, &mut |_, _| true).unwrap();
     let step = median(
@@ -151,13 +155,14 @@ fn cnn_train(preset_name: &str, key: &str, train: &Dataset, dev: &Device, cap: u
     );
 }
 
-/// Evaluation mode, batch 64.
-fn cnn_infer() {
+/// Evaluation mode, one batch (64 unless --batch), repeated.
+fn cnn_infer(batch: usize) {
     let mut m = model(preset("cnn").unwrap().spec);
-    let x = scratchnet::Tensor::randn(&[64, 1, 28, 28], 0.3, &mut scratchnet::Rng::new(0));
+    let x = scratchnet::Tensor::randn(&[batch, 1, 28, 28], 0.3, &mut scratchnet::Rng::new(0));
     m.predict(&x).unwrap();
+    // At least 1,920 images (30 batches of 64) a measurement.
     let inf = median(
-        (0..30)
+        (0..30.max(1920 / batch))
             .map(|_| {
                 let s = Instant::now();
                 scratchnet::ops::on_worker(|| m.predict(&x).map(|_| ())).unwrap();
@@ -165,7 +170,7 @@ fn cnn_infer() {
             })
             .collect(),
     );
-    println!("cnn_infer {:.0} images/s  (batch of 64: {:.1} ms)", 64.0 / inf, inf * 1e3);
+    println!("cnn_infer {:.0} images/s  (batch of {batch}: {:.2} ms)", batch as f64 / inf, inf * 1e3);
 }
 
 /// Evaluation mode over the test images in batches of 64, each batch's probabilities read back
@@ -190,7 +195,7 @@ fn cnn_infer_pass(test: &Dataset, dev: &Device, cap: usize) {
 }
 
 fn mlp_train(name: &str, key: &str, reps: usize, data: &Dataset, dev: &Device) {
-    let mut t = trainer(name, dev);
+    let mut t = trainer(name, dev, None);
     t.run_epoch(data, &mut |_, _| true).unwrap();
     let secs = median(
         (0..reps)
