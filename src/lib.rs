@@ -41,6 +41,7 @@
 //! # Ok::<(), scratchnet::Error>(())
 //! ```
 
+pub mod builtin;
 pub mod checkpoint;
 pub mod classify;
 pub mod data;
@@ -52,6 +53,7 @@ pub mod model_file;
 #[cfg(feature = "onnx")]
 pub mod onnx;
 pub mod ops;
+pub mod provenance;
 pub mod rng;
 pub mod tensor;
 pub mod train;

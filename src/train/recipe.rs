@@ -65,6 +65,22 @@ fn sgd(lr: f32, momentum: f32, weight_decay: f32) -> OptimizerConfig {
     OptimizerConfig::Sgd { lr, momentum, nesterov: false, weight_decay }
 }
 
+/// The recipe of a network given by its spec alone (no preset; `train --model spec.json`, Python's
+/// `Model.from_spec`): 10 epochs of batch 64, SGD with lr 0.01 and momentum 0.9, seed 0.
+pub fn spec_default() -> TrainConfig {
+    TrainConfig {
+        epochs: 10,
+        batch_size: 64,
+        optimizer: sgd(0.01, 0.9, 0.0),
+        schedule: Schedule::Constant,
+        label_smoothing: 0.0,
+        seed: 0,
+        validation: 0,
+        augment: Augment::default(),
+        decay_norm: false,
+    }
+}
+
 pub fn preset(name: &str) -> Option<Preset> {
     let cfg = |epochs, batch_size, optimizer, schedule| TrainConfig {
         epochs,

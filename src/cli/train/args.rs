@@ -109,17 +109,7 @@ pub struct TrainArgs {
 
 /// The default training recipe for a spec.json network.
 pub fn default_config() -> TrainConfig {
-    TrainConfig {
-        epochs: 10,
-        batch_size: 64,
-        optimizer: OptimizerConfig::Sgd { lr: 0.01, momentum: 0.9, nesterov: false, weight_decay: 0.0 },
-        schedule: Schedule::Constant,
-        label_smoothing: 0.0,
-        seed: 0,
-        validation: 0,
-        augment: Default::default(),
-        decay_norm: false,
-    }
+    scratchnet::train::recipe::spec_default()
 }
 
 /// Checks the values of numeric flags that no recipe could accept.
