@@ -62,10 +62,10 @@ def images(
 
     if kind in "ui":
         if x.dtype != np.uint8:
-            lo, hi = int(x.min()), int(x.max())
-            if lo < 0 or hi > 255:
+            least, most = int(x.min()), int(x.max())
+            if least < 0 or most > 255:
                 raise ValueError(
-                    f"{name}: integer pixels must be 0-255 (uint8), but {name} holds values from {lo} to {hi}"
+                    f"{name}: integer pixels must be 0-255 (uint8), but {name} holds values from {least} to {most}"
                 )
             x = x.astype(np.uint8)
         elif x.size and int(x.max()) <= 1:
@@ -148,4 +148,5 @@ def labels(y: Any, n: int, classes: int, *, name: str = "y") -> np.ndarray:
                 f"{name}: label {y[i]} at index {i} is outside the model's {classes} classes (0-{classes - 1})"
                 + (f" ({len(bad) - 1} more labels are)" if len(bad) > 1 else "")
             )
-    return y.astype(np.uint8, copy=False)
+    out: np.ndarray = y.astype(np.uint8, copy=False)
+    return out

@@ -275,7 +275,7 @@ class Model:
         k = len(self.classes)
         px = _arrays.images(x, shape, name="x", pixel_max=pixel_max, for_training=True)
         ly = _arrays.labels(y, px[1].shape[0], k, name="y")
-        sets = []
+        sets: List[Optional[Tuple[np.ndarray, np.ndarray]]] = []
         for arg, pair in (("validation_data", validation_data), ("test_data", test_data)):
             if pair is None:
                 sets.append(None)
@@ -375,7 +375,8 @@ class Model:
     ) -> np.ndarray:
         """The most probable class of each image, int64 [N] (ties: the lower index)."""
         p = self.predict_proba(x, batch_size=batch_size, tta=tta, threads=threads, pixel_max=pixel_max)
-        return np.argmax(p, axis=1).astype(np.int64)
+        labels: np.ndarray = np.argmax(p, axis=1).astype(np.int64)
+        return labels
 
     def evaluate(
         self,

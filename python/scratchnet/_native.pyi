@@ -1,13 +1,14 @@
 """Type stubs of scratchnet's native module (Rust, PyO3): checked against it by mypy's stubtest."""
 
-from typing import Callable, List, Optional, Tuple
+from typing import Callable, List, Optional, Tuple, final
 
 import numpy as np
 
 EVAL_BATCH: int
 
-Progress = Callable[[int, int, int, float, float], object]
+_Progress = Callable[[int, int, int, float, float], object]
 
+@final
 class Model:
     @staticmethod
     def preset(name: str, seed: int, dataset: str, config: Optional[str] = None) -> Model: ...
@@ -38,7 +39,7 @@ class Model:
         device: Optional[str],
         validation: Optional[Tuple[np.ndarray, np.ndarray]],
         test: Optional[Tuple[np.ndarray, np.ndarray]],
-        progress: Optional[Progress],
+        progress: Optional[_Progress],
         on_epoch: Optional[Callable[[str], object]],
         checkpoint: Optional[str],
         checkpoint_every: Optional[int],
@@ -66,7 +67,7 @@ class Model:
         tta: Optional[str] = None,
         batch_size: Optional[int] = None,
         threads: Optional[int] = None,
-        progress: Optional[Progress] = None,
+        progress: Optional[_Progress] = None,
     ) -> Tuple[float, float, List[float], np.ndarray]: ...
     def to_bytes(self) -> bytes: ...
     def save(self, path: str) -> None: ...
@@ -83,3 +84,5 @@ def presets() -> List[Tuple[str, str]]: ...
 def dataset_classes(name: str) -> List[str]: ...
 def recipe(name: Optional[str] = None) -> str: ...
 
+
+__all__ = ["Model", "load_dataset", "quantize", "presets", "dataset_classes", "recipe", "EVAL_BATCH"]
