@@ -733,8 +733,7 @@ impl Model {
             g.info.training = Some(g.record(started, train.len(), threads_used));
             finished.push(stats.clone());
             let every = checkpoint_every.unwrap_or(1).max(1);
-            let last = g.trainer.state.epoch >= g.trainer.config.epochs;
-            if pending.is_some() || (!last && g.trainer.state.epoch % every == 0) {
+            if pending.is_some() || g.trainer.state.epoch % every == 0 {
                 write_checkpoint(g)?;
             }
             if let Some(e) = pending {
