@@ -348,7 +348,13 @@ impl Inner {
                 dataset: c.info.dataset.clone(),
                 ..Default::default()
             });
-            return Ok(Inner::new(c.trainer, c.info, run));
+            let mut inner = Inner::new(c.trainer, c.info, run);
+            // A checkpoint taken inside an epoch finishes it on the data it recorded (the whole
+            // training set: a CLI run's --limit trained on part of it, which arrays cannot tell).
+            if inner.trainer.state.batch > 0 && inner.run.limit.is_none() {
+                inner.epoch_data = inner.run.data.clone();
+            }
+            return Ok(inner);
         }
         let model_file::Loaded { model, info, .. } = loaded;
         let config =
@@ -610,15 +616,14 @@ impl Model {
         let (xv, yv) = (x.as_array(), labels_slice(&y)?);
         let train_all = py.detach(|| dataset(&xv, &yv, &spec, &classes))?;
         // The whole set's identity, as the CLI records it (before a validation split).
-        let needs_identity = checkpoint.is_some() || g.trainer.state.batch > 0;
         let kind = g.kind();
-        let identity = needs_identity.then(|| py.detach(|| DataIdentity::of(kind, &train_all)));
+        let identity = py.detach(|| DataIdentity::of(kind, &train_all));
         if g.trainer.state.batch > 0
-            && let (Some(was), Some(now)) = (&g.epoch_data, &identity)
-            && was != now
+            && let Some(was) = &g.epoch_data
+            && *was != identity
         {
             return Err(value_err(format!(
-                "x, y: the interrupted epoch ran on {was}, these are {now}; finish it on the same data (or start a \
+                "x, y: the interrupted epoch ran on {was}, these are {identity}; finish it on the same data (or start a \
                  new model)"
             )));
         }
@@ -663,9 +668,7 @@ impl Model {
                 if bs == 1 { "every batch has 1" } else { "the last batch has 1" }
             )));
         }
-        if let Some(id) = &identity {
-            g.run.data = Some(id.clone());
-        }
+        g.run.data = Some(identity.clone());
         g.run.checkpoint_every = checkpoint_every;
         let val_parts = validation_set.as_ref().map(chunks);
         let test_parts = test_set.as_ref().map(chunks);
@@ -718,10 +721,7 @@ impl Model {
                 Err(e) => return Err(to_py(e)),
                 Ok(None) => {
                     // Stopped between two batches: the model is as of the last one.
-                    g.epoch_data = match &identity {
-                        Some(id) => Some(id.clone()),
-                        None => Some(DataIdentity::of(kind, &train)),
-                    };
+                    g.epoch_data = Some(identity.clone());
                     g.info.training = Some(g.record(started, train.len(), threads_used));
                     write_checkpoint(g)?;
                     return Err(pending.unwrap_or_else(|| PyRuntimeError::new_err("training stopped")));
@@ -1004,20 +1004,39 @@ fn load_dataset<'py>(
     if split != "train" && split != "test" {
         return Err(value_err(format!("split must be 'train' or 'test', not {split:?}")));
     }
-    let splits = py.detach(|| scratchnet::data::discover::load(name, data_dir.as_deref())).map_err(to_py)?;
-    let d = if split == "train" { splits.train().map_err(to_py)? } else { splits.test().map_err(to_py)? };
+    // Only the split asked for is read (the CLI's `load` reads both), found by the same rules.
+    let (d, origin, kind) = py
+        .detach(|| -> scratchnet::Result<(Dataset, String, DatasetKind)> {
+            use scratchnet::data::discover;
+            let (dir, layout, kind) = discover::locate(name, data_dir.as_deref())?;
+            let files = if split == "train" { &layout.train } else { &layout.test };
+            let loaded = files.as_ref().map(|f| discover::load_split(f, kind)).transpose()?;
+            let (train, test) = if split == "train" { (loaded, None) } else { (None, loaded) };
+            let splits = scratchnet::data::Splits {
+                kind,
+                origin: dir.display().to_string(),
+                train,
+                test,
+                train_source: None,
+                test_source: None,
+            };
+            let origin = match files {
+                Some(discover::SplitFiles::Idx { images, .. }) => images.display().to_string(),
+                Some(discover::SplitFiles::Csv(path)) => path.display().to_string(),
+                None => splits.origin.clone(),
+            };
+            // The library's message when the split is missing; then the split itself, not a copy.
+            if split == "train" {
+                splits.train()?;
+            } else {
+                splits.test()?;
+            }
+            let d = if split == "train" { splits.train } else { splits.test };
+            Ok((d.expect("checked above"), origin, kind))
+        })
+        .map_err(to_py)?;
+    let kind = kind.name().to_string();
     let (n, h, w) = (d.len(), d.height, d.width);
-    let origin = match split {
-        "train" => splits.train_source.clone(),
-        _ => splits.test_source.clone(),
-    }
-    .unwrap_or_else(|| splits.origin.clone());
-    let kind = splits.kind.name().to_string();
-    let (d, _) = match split {
-        "train" => (splits.train, splits.test),
-        _ => (splits.test, splits.train),
-    };
-    let d = d.expect("checked above");
     let classes = d.classes.clone();
     let images = Array3::from_shape_vec((n, h, w), d.images).expect("n x h x w");
     let labels = Array1::from_vec(d.labels);

@@ -50,9 +50,10 @@ def test_the_model_is_busy_for_other_threads_during_fit(fashion_train) -> None: 
     x, y = fashion_train
     net = sn.Model.preset("mlp", seed=0)
     errors: list = []
+    first_epoch = threading.Event()
 
     def other() -> None:
-        time.sleep(0.3)
+        first_epoch.wait()
         try:
             net.predict(x[:10])
         except RuntimeError as e:
@@ -60,7 +61,7 @@ def test_the_model_is_busy_for_other_threads_during_fit(fashion_train) -> None: 
 
     t = threading.Thread(target=other)
     t.start()
-    net.fit(x[:30000], y[:30000], epochs=2, verbose=0)
+    net.fit(x, y, epochs=3, verbose=0, on_epoch=lambda s: first_epoch.set())
     t.join()
     assert errors and "busy" in errors[0]
     assert net.predict(x[:10]).shape == (10,)
@@ -68,9 +69,8 @@ def test_the_model_is_busy_for_other_threads_during_fit(fashion_train) -> None: 
 
 def test_ctrl_c_stops_fit_promptly_and_the_run_continues_exactly(fashion_train, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     x, y = fashion_train
-    x, y = x[:20000], y[:20000]
     ckpt = tmp_path / "run.ckpt.safetensors"
-    net = sn.Model.preset("mlp-sgd", seed=2)  # per-sample SGD: 20,000 steps an epoch
+    net = sn.Model.preset("mlp-sgd", seed=2)  # per-sample SGD: 60,000 steps an epoch, about 1 s
     timer = interrupt_after(0.5)
     start = time.perf_counter()
     with pytest.raises(KeyboardInterrupt):
@@ -96,15 +96,23 @@ def test_ctrl_c_stops_fit_promptly_and_the_run_continues_exactly(fashion_train, 
     assert_same_state(resumed.state_dict(), whole.state_dict())
 
 
-def test_an_interrupted_epoch_refuses_other_data(fashion_train) -> None:  # type: ignore[no-untyped-def]
+def test_an_interrupted_epoch_refuses_other_data(fashion_train, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     x, y = fashion_train
     net = sn.Model.preset("mlp-sgd", seed=0)
     timer = interrupt_after(0.3)
     with pytest.raises(KeyboardInterrupt):
-        net.fit(x[:20000], y[:20000], epochs=1, verbose=0)
+        net.fit(x[:20000], y[:20000], epochs=20, verbose=0)
     timer.join()
+    assert net._info()["batch"] > 0
     with pytest.raises(ValueError, match="interrupted epoch"):
-        net.fit(x[20000:40000], y[20000:40000], epochs=1, verbose=0)
+        net.fit(x[20000:40000], y[20000:40000], epochs=20, verbose=0)
+    # Also from a checkpoint written inside the epoch.
+    ckpt = tmp_path / "mid.ckpt.safetensors"
+    net.save_checkpoint(ckpt)
+    with pytest.raises(ValueError, match="interrupted epoch"):
+        sn.load(ckpt).fit(x[20000:40000], y[20000:40000], epochs=20, verbose=0)
+    resumed = sn.load(ckpt)
+    resumed.fit(x[:20000], y[:20000], epochs=resumed.epoch + 1, verbose=0)
 
 
 def test_ctrl_c_stops_predict(fashion_train) -> None:  # type: ignore[no-untyped-def]
