@@ -7,7 +7,7 @@
 //! ```
 //! use scratchnet::data::Dataset;
 //! use scratchnet::model::{LayerSpec, ModelSpec, Sequential};
-//! use scratchnet::train::{OptimizerConfig, Schedule, TrainConfig, Trainer, evaluate};
+//! use scratchnet::train::{EvalOptions, OptimizerConfig, Schedule, TrainConfig, Trainer, evaluate};
 //!
 //! // 4x4 images: class 1 is bright on the left half, class 0 on the right half.
 //! let (mut images, mut labels) = (Vec::new(), Vec::new());
@@ -37,7 +37,7 @@
 //! while trainer.state.epoch < trainer.config.epochs {
 //!     trainer.run_epoch(&data, &mut |_batch, _of| true)?;
 //! }
-//! assert!(evaluate(&mut trainer.model, &data, 64)?.accuracy > 0.95);
+//! assert!(evaluate(&mut trainer.model, &data, &EvalOptions::default())?.accuracy > 0.95);
 //! # Ok::<(), scratchnet::Error>(())
 //! ```
 
