@@ -546,8 +546,11 @@ impl Model {
 
     /// Moves the model (and its optimizer state) to a device.
     fn to_device(&self, device: &str) -> PyResult<()> {
-        let d = pick_device(device)?;
         let mut g = self.lock()?;
+        if device == g.trainer.model.device().name() {
+            return Ok(());
+        }
+        let d = pick_device(device)?;
         g.trainer.to_device(&d).map_err(to_py)
     }
 
@@ -607,7 +610,10 @@ impl Model {
             }
             g.trainer.config.batch_size = b;
         }
-        if let Some(d) = device {
+        // A model already on the device named stays on it (a new GPU context would copy it over).
+        if let Some(d) = device
+            && d != g.trainer.model.device().name()
+        {
             let d = pick_device(d)?;
             g.trainer.to_device(&d).map_err(to_py)?;
         }

@@ -182,3 +182,13 @@ def test_progress_output(fashion_test, capsys) -> None:  # type: ignore[no-untyp
     assert out.out.startswith("epoch   1/1  lr 0.001000  loss ") and "val " in out.out and "test -" in out.out
     net.fit(x[:3000], y[:3000], epochs=2, verbose=0)
     assert capsys.readouterr().out == ""
+
+
+def test_plain_progress_bar_without_tqdm(fashion_test, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from scratchnet import _progress
+
+    monkeypatch.setattr(_progress, "_tqdm", lambda: None)
+    x, y = fashion_test
+    sn.Model.preset("mlp-sgd", seed=0).fit(x[:3000], y[:3000], epochs=1, verbose=1)
+    err = capsys.readouterr().err
+    assert "epoch 1/1 [" in err and "/3000 batches, loss " in err and " acc " in err, err
