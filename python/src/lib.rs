@@ -912,9 +912,13 @@ enum Pixels<'a> {
 
 impl Pixels<'_> {
     fn len(&self) -> usize {
+        self.shape().first().copied().unwrap_or(0)
+    }
+
+    fn shape(&self) -> &[usize] {
         match self {
-            Pixels::U8(a) => a.shape().first().copied().unwrap_or(0),
-            Pixels::F32(a, _) => a.shape().first().copied().unwrap_or(0),
+            Pixels::U8(a) => a.shape(),
+            Pixels::F32(a, _) => a.shape(),
         }
     }
 
@@ -966,6 +970,10 @@ impl Model {
         let n = x.len();
         let [c, h, w] = g.info.spec.input;
         let per = c * h * w;
+        // The Python layer checks shapes; this keeps a direct call from reading past the array.
+        if x.shape().len() < 2 || x.shape()[1..].iter().product::<usize>() != per {
+            return Err(value_err(format!("x: shape {:?}; expected (N, ...) with {per} values per image", x.shape())));
+        }
         let k = g.info.classes.len();
         let input = g.info.input.clone();
         let model = &mut g.trainer.model;

@@ -146,3 +146,11 @@ def test_bad_arguments(xy) -> None:  # type: ignore[no-untyped-def]
         net.predict(x, tta="vflip")
     with pytest.raises(ValueError, match="batch norm needs at least 2 images in every training batch"):
         sn.Model.preset("cnn-fast").fit(np.tile(x, (3, 1, 1))[:129], np.tile(y, 3)[:129], epochs=1, verbose=0)
+
+
+def test_the_native_module_checks_shapes_itself(net: sn.Model, xy) -> None:  # type: ignore[no-untyped-def]
+    x, y = xy
+    with pytest.raises(ValueError, match="expected .N, .... with 784 values per image"):
+        net._m.predict_proba_u8(x[:, :20])
+    with pytest.raises(ValueError, match="images of 28x28 but 64 labels"):
+        net._m.evaluate_u8(x[:, :20], y)
