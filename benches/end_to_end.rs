@@ -160,7 +160,7 @@ fn cnn_infer() {
         (0..30)
             .map(|_| {
                 let s = Instant::now();
-                scratchnet::ops::on_worker(|| m.predict(&x).map(|_| ())).unwrap();
+                scratchnet::ops::internals::on_worker(|| m.predict(&x).map(|_| ())).unwrap();
                 s.elapsed().as_secs_f64()
             })
             .collect(),

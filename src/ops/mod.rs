@@ -2,7 +2,7 @@
 //!
 //! Layers call only these functions; none loops over tensor data itself. Each op checks shapes
 //! once, then sends its operands to one backend by where the first lives: host slices to the CPU
-//! kernels in [`cpu`], or (feature "gpu") device buffers to the WGSL kernels in [`gpu`], whose
+//! kernels in `cpu`, or (feature "gpu") device buffers to the WGSL kernels in [`gpu`], whose
 //! results stay on the device. The ops are grouped by family, one file each, with the GPU side of
 //! each op (`mod on_gpu`) beside it; the kernels of both backends are grouped the same way:
 //!
@@ -20,7 +20,7 @@
 //! that the ops and both backends' kernels share; `device` is where work runs ([`submit`],
 //! [`run_batches`], the thread pool) and how the GPU side finds its operands' buffers.
 
-pub mod cpu;
+pub(crate) mod cpu;
 #[cfg(feature = "gpu")]
 pub mod gpu;
 
@@ -41,7 +41,7 @@ pub use conv::{
 };
 pub use cpu::norm::NormScratch;
 pub use cpu::softmax::argmax_rows;
-pub use device::{keeps_pool_awake, on_worker, on_worker_awake, run_batches, submit};
+pub use device::{run_batches, submit};
 pub use elementwise::{
     add_row_bias, add_sum_rows, average_into, copy_reshaped, dropout, fill, flip_width, leaky_relu,
     leaky_relu_backward, mul, sum_rows,
@@ -55,3 +55,13 @@ pub use pool::{
     PoolIndices, avg_pool2d, avg_pool2d_backward, global_avg_pool, global_avg_pool_backward, max_pool2d,
     max_pool2d_backward,
 };
+
+/// The door below the public API for the binary, the benches and the tests: the instruction-set
+/// cap, the thread pool's entry points, and the allocation test's view of `gemm`. Not a stable
+/// interface.
+#[doc(hidden)]
+pub mod internals {
+    pub use super::cpu::gemm::in_gemm;
+    pub use super::cpu::isa;
+    pub use super::cpu::par::{keeps_pool_awake, on_worker, on_worker_awake};
+}

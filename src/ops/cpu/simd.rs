@@ -144,6 +144,7 @@ macro_rules! per_level {
 pub(crate) use per_level;
 
 /// Every vector level this CPU runs, whatever the cap: for tests that compare the levels.
+#[cfg(test)]
 pub fn levels_here() -> Vec<Level> {
     let mut out = Vec::new();
     #[cfg(target_arch = "x86_64")]

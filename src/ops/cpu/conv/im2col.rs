@@ -94,6 +94,7 @@ fn scatter_row(src: &[f32], g: &Conv2dGeom, kj: usize, dst: &mut [f32]) {
 }
 
 /// Direct-loop convolution: the reference the im2col path is tested against.
+#[cfg(test)]
 pub fn forward_direct(x: &[f32], w: &[f32], b: &[f32], g: &Conv2dGeom, n: usize) -> Vec<f32> {
     let (oh, ow) = (g.oh(), g.ow());
     let mut y = vec![0.0; n * g.out_len()];
