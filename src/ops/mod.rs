@@ -35,6 +35,8 @@ mod optim;
 pub mod params;
 mod pool;
 
+#[cfg(test)]
+pub(crate) use conv::test_geoms;
 pub use conv::{
     ConvScratch, col2im, conv_algorithm, conv2d, conv2d_act, conv2d_act_backward, conv2d_act_max_pool, conv2d_backward,
     conv2d_fuses_max_pool, im2col, set_conv_algorithm,
