@@ -7,9 +7,8 @@ use crate::ops::params::{Conv2dGeom, ConvAlgorithm};
 
 /// Shifted products for stride 1. Through `gemm`, only with enough input channels: each tap's
 /// product has c as its inner dimension, and with few channels (the CNN's first layer has 1) those
-/// products are inefficient (measured: conv1 forward 2x slower than im2col; conv2, c = 32,
-/// 1.08-1.18x faster). The direct kernels vectorise over channels in the weight gradient, so they
-/// too want several (conv1 forward, c = 1: no faster than im2col).
+/// products are inefficient (BENCHMARKS.md). The direct kernels vectorise over channels in the
+/// weight gradient, so they too want several.
 pub(super) fn shifted(g: &Conv2dGeom, algo: ConvAlgorithm) -> bool {
     g.stride == 1 && g.c >= 8 && algo != ConvAlgorithm::Im2col
 }

@@ -10,8 +10,7 @@
 //!            dX_tap (c, oh·wp) += W_tapᵀ · dY_wide      (views of dx that overlap, added in turn)
 //! The wp - ow extra columns per row are computed and dropped (8% more work for conv2 of the CNN,
 //! 20% for conv3); in dY_wide they are zero, so they add nothing to dW or dX. This removes the
-//! im2col and col2im passes, which cost as much as the products themselves (measured: conv2's
-//! im2col 94 us per image against 172 us for its forward product).
+//! im2col and col2im passes, which cost about as much as the products themselves.
 
 use super::direct as conv_direct;
 use super::winograd::{self, Tile};

@@ -3,8 +3,8 @@
 //! AVX-512, AVX2 + FMA and NEON, with each level's tile shapes in `Kernels`.
 //!
 //! Through `gemm`, each of the k² taps is its own small product (inner dimension c = 32 or 64), so
-//! every tap re-packs its operands and re-reads and re-writes the whole output: on the CNN's
-//! shapes that ran at ~41% of the machine's sgemm rate. Here one tile of MR output rows by NR
+//! every tap re-packs its operands and re-reads and re-writes the whole output, far below the
+//! sgemm rate on the CNN's shapes. Here one tile of MR output rows by NR
 //! output columns stays in registers while the kernel runs through all c·k² (channel, tap) pairs,
 //! reading the input image in place (tap t is the fixed offset `offs[t]` in the wide layout) and
 //! broadcasting pre-packed weights. Nothing is packed per image and each output is written once.

@@ -20,8 +20,8 @@
 //! vector permutes (twice for 4x4 tiles: columns 4u + 0..3, then from 4 columns on, 4u + 4, 5).
 //! The transforms are written once over [`Simd`], like the products. V and M keep the components
 //! of a channel next to each other ((c, 16, tiles), (m, 16, tiles), 36 for 4x4 tiles): each
-//! transform then writes or reads one small block instead of 16 places far apart (measured: the
-//! input transform was bound by those scattered stores).
+//! transform then writes or reads one small block instead of 16 places far apart (scattered
+//! stores would bound the input transform).
 //!
 //! A 2x2 max-pool with stride 2 that follows the convolution can be applied by the output
 //! transform (`pool`): each tile's 2x2 outputs are one pooling window, so only their maximum is
@@ -55,8 +55,7 @@ pub fn available() -> bool {
 /// Whether `ConvAlgorithm::Auto` takes Winograd for the gradients too: where vectors are narrower
 /// than AVX-512's. The transforms move 4x their input's data between L1 and L2 whatever the level,
 /// while the products they save cost twice as much per multiply-add with half-width vectors:
-/// measured faster at AVX2, not on AVX-512 (BENCHMARKS.md). NEON's 4 lanes follow
-/// AVX2 (not measured).
+/// faster at AVX2, not on AVX-512 (BENCHMARKS.md). NEON's 4 lanes are taken to follow AVX2.
 pub fn pays_for_gradients() -> bool {
     match level() {
         #[cfg(target_arch = "x86_64")]
@@ -227,8 +226,7 @@ fn correlate_in(
     if out_len == 0 {
         return;
     }
-    // One image at a time: V and M of several images side by side leave L2 (measured: 4 images
-    // of conv2 at once, 0.64x).
+    // One image at a time: V and M of several images side by side leave L2 (BENCHMARKS.md).
     for (inp, out) in inp.chunks(in_len).zip(out.chunks_mut(out_len)).take(images) {
         s.v.resize(comps * kc * tiles, 0.0);
         transform_input(level, tile, inp, (kc, h, w), pad, tiles, s);
