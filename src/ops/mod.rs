@@ -10,7 +10,7 @@
 //! |---|---|---|
 //! | `matmul` | [`matmul`], [`add_matmul`] | `gemm` |
 //! | `elementwise` | [`fill`], [`add_row_bias`], [`sum_rows`], [`leaky_relu`], [`dropout`], [`mul`], [`flip_width`], ... | `elementwise` |
-//! | `conv` | [`conv2d`], [`conv2d_act`], [`conv2d_act_max_pool`], [`conv2d_backward`], [`im2col`], [`col2im`] | `conv` (CPU: and `conv_shift`, `conv_direct`, `winograd`) |
+//! | `conv` | [`conv2d`], [`conv2d_act`], [`conv2d_act_max_pool`], [`conv2d_backward`], [`im2col`], [`col2im`] | `conv` (CPU: a folder: `plan`, `im2col`, `shifted`, `direct`, `winograd`) |
 //! | `pool` | [`max_pool2d`], [`avg_pool2d`], [`global_avg_pool`] and their backward passes | `pool` |
 //! | `norm` | [`channel_moments`], [`batch_norm`], [`update_running`], [`batch_norm_backward`] | `norm` |
 //! | `loss` | [`softmax`], [`softmax_cross_entropy`], [`StepStats`], [`argmax_rows`] | `softmax` |
