@@ -77,7 +77,7 @@ fn main() {
             let step = s.elapsed().as_secs_f64() / 4.0;
             let s = Instant::now();
             for _ in 0..4 {
-                ops::on_worker(|| models[i].predict(&x).map(|_| ())).unwrap();
+                ops::internals::on_worker(|| models[i].predict(&x).map(|_| ())).unwrap();
             }
             let batch = s.elapsed().as_secs_f64() / 4.0;
             if round > 0 {

@@ -165,7 +165,7 @@ fn cnn_infer(batch: usize) {
         (0..30.max(1920 / batch))
             .map(|_| {
                 let s = Instant::now();
-                scratchnet::ops::on_worker(|| m.predict(&x).map(|_| ())).unwrap();
+                scratchnet::ops::internals::on_worker(|| m.predict(&x).map(|_| ())).unwrap();
                 s.elapsed().as_secs_f64()
             })
             .collect(),

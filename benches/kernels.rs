@@ -73,7 +73,7 @@ fn main() {
         let a = if ta { randn(&[k, m], &mut rng) } else { randn(&[m, k], &mut rng) };
         let b = if tb { randn(&[n, k], &mut rng) } else { randn(&[k, n], &mut rng) };
         let mut c = Tensor::zeros(&[m, n]);
-        let secs = time(|| ops::on_worker(|| ops::matmul(&a, ta, &b, tb, &mut c)).unwrap());
+        let secs = time(|| ops::internals::on_worker(|| ops::matmul(&a, ta, &b, tb, &mut c)).unwrap());
         report(name, secs, Some(2.0 * (m * k * n) as f64));
     }
 
@@ -109,7 +109,7 @@ fn main() {
             ops::conv2d(&x, &w, &b, &g, &mut scratch, &mut y).unwrap();
             let (mut dw, mut db, mut dx, mut out) = (w.clone(), b.clone(), Tensor::default(), Tensor::default());
             let mut pass = || {
-                ops::on_worker(|| {
+                ops::internals::on_worker(|| {
                     if backward {
                         ops::conv2d_backward(&x, &w, &y, &g, &mut scratch, &mut dw, &mut db, Some(&mut dx))
                     } else {

@@ -15,7 +15,7 @@ fn main() {
         }
     };
     // An unknown instruction-set cap is refused before any work, naming the variable.
-    if let Err(e) = scratchnet::ops::cpu::isa::cap_from_env() {
+    if let Err(e) = scratchnet::ops::internals::isa::cap_from_env() {
         cli::out::errln!("error: {e}");
         std::process::exit(2);
     }

@@ -14,7 +14,7 @@ static ALLOCS: AtomicUsize = AtomicUsize::new(0);
 static GEMM_ALLOCS: AtomicUsize = AtomicUsize::new(0);
 
 fn count() {
-    if scratchnet::ops::cpu::gemm::in_gemm() {
+    if scratchnet::ops::internals::in_gemm() {
         GEMM_ALLOCS.fetch_add(1, Ordering::Relaxed);
     } else {
         ALLOCS.fetch_add(1, Ordering::Relaxed);

@@ -182,7 +182,7 @@ fn shipped_networks_give_identical_weights_on_1_2_3_threads() {
     let mlp_macs = mlp_spec(0.0).forward_macs() * 64;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
-    assert_eq!(pool.install(|| scratchnet::ops::keeps_pool_awake(mlp_macs)), cores >= 2);
+    assert_eq!(pool.install(|| scratchnet::ops::internals::keeps_pool_awake(mlp_macs)), cores >= 2);
     assert_same_bits_on_1_2_3_threads("MLP", &mlp_spec(0.0), &cfg, &noise(512, 28, 10, 6));
     assert_same_bits_on_1_2_3_threads("CNN", &cnn_spec(), &cfg, &noise(128, 28, 10, 7));
 }

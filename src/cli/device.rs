@@ -58,7 +58,7 @@ pub fn list(a: DevicesArgs) -> Result<()> {
         }
         return Ok(());
     }
-    use scratchnet::ops::cpu::isa;
+    use scratchnet::ops::internals::isa;
     let (level, best) = (isa::current(), isa::detected());
     let capped =
         if level < best { format!(", capped by {} (the CPU has {})", isa::ENV, best.name()) } else { String::new() };

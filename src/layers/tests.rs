@@ -1,6 +1,6 @@
 use super::gradcheck::check_grads;
 use super::*;
-use crate::ops::{self, Conv2dGeom, Pool2dGeom};
+use crate::ops::{self, Conv2dGeom, Pool2dGeom, test_geoms as geoms};
 
 fn ctx(rng: &mut Rng) -> Ctx<'_> {
     Ctx { train: false, rng }
@@ -28,17 +28,6 @@ fn dense_forward_hand_computed() {
     layer.forward(&x, &mut y, &mut ctx(&mut Rng::new(0))).unwrap();
     // w·x + b = [1-2+0.5, 3-4-1]
     assert_eq!(y.data(), &[-0.5, -2.0]);
-}
-
-fn geoms() -> Vec<(usize, Conv2dGeom)> {
-    let g = |c, h, w, f, k, stride, pad| Conv2dGeom { c, h, w, f, k, stride, pad };
-    vec![
-        (1, g(1, 5, 5, 2, 3, 1, 0)),
-        (3, g(2, 6, 7, 3, 3, 1, 0)),
-        (2, g(3, 7, 6, 2, 3, 2, 1)),
-        (9, g(2, 5, 5, 4, 2, 1, 2)),
-        (5, g(1, 8, 8, 3, 3, 3, 1)),
-    ]
 }
 
 #[test]
@@ -106,23 +95,6 @@ fn conv2d_forward_hand_computed() {
     let mut y = Tensor::default();
     layer.forward(&x, &mut y, &mut ctx(&mut Rng::new(0))).unwrap();
     assert_eq!(y.data(), &[12.5, 16.5, 24.5, 28.5]);
-}
-
-#[test]
-fn im2col_and_col2im_are_adjoint() {
-    // <im2col(x), y> = <x, col2im(y)> for every geometry, padding and stride included.
-    let mut rng = Rng::new(5);
-    for (_, g) in geoms() {
-        let x = Tensor::randn(&[g.c, g.h, g.w], 1.0, &mut rng);
-        let y = Tensor::randn(&[g.patch_len(), g.out_plane()], 1.0, &mut rng);
-        let (mut cols, mut back) = (Tensor::default(), Tensor::default());
-        ops::im2col(&x, &g, &mut cols).unwrap();
-        ops::col2im(&y, &g, &mut back).unwrap();
-        let dot =
-            |a: &Tensor, b: &Tensor| a.data().iter().zip(b.data()).map(|(p, q)| *p as f64 * *q as f64).sum::<f64>();
-        let (lhs, rhs) = (dot(&cols, &y), dot(&x, &back));
-        assert!((lhs - rhs).abs() < 1e-4 * lhs.abs().max(1.0), "{lhs} vs {rhs} for {g:?}");
-    }
 }
 
 #[test]
@@ -197,37 +169,6 @@ fn flatten_grads() {
         let x = Tensor::randn(&[n, 3, 2, 2], 1.0, &mut Rng::new(9));
         check_grads(&mut Flatten, &x, false, 1e-3, 1e-2);
     }
-}
-
-#[test]
-fn softmax_cross_entropy_value_and_gradient() {
-    // logits [0, ln 3] -> p = [1/4, 3/4]; label 1 -> loss = -ln(3/4).
-    let logits = Tensor::from_vec(&[1, 2], vec![0.0, 3f32.ln()]).unwrap();
-    let (mut p, mut d) = (Tensor::default(), Tensor::default());
-    let loss = ops::softmax_cross_entropy(&logits, &[1], 0.0, &mut p, &mut d).unwrap();
-    assert!((loss - -(0.75f32.ln())).abs() < 1e-6);
-    assert!(
-        (p.data()[0] - 0.25).abs() < 1e-6 && (d.data()[0] - 0.25).abs() < 1e-6 && (d.data()[1] + 0.25).abs() < 1e-6
-    );
-
-    let mut rng = Rng::new(10);
-    for (n, k, smoothing) in [(1, 3, 0.0), (5, 10, 0.0), (4, 10, 0.1)] {
-        let z = Tensor::randn(&[n, k], 2.0, &mut rng);
-        let labels: Vec<u32> = (0..n).map(|_| rng.below(k) as u32).collect();
-        ops::softmax_cross_entropy(&z, &labels, smoothing, &mut p, &mut d).unwrap();
-        for i in 0..z.len() {
-            let eps = 1e-3;
-            let at = |delta: f32| {
-                let mut zp = z.clone();
-                zp.data_mut()[i] += delta;
-                ops::softmax_cross_entropy(&zp, &labels, smoothing, &mut Tensor::default(), &mut Tensor::default())
-                    .unwrap() as f64
-            };
-            let numeric = (at(eps) - at(-eps)) / (2.0 * eps as f64);
-            assert!((d.data()[i] as f64 - numeric).abs() < 1e-3, "{} vs {numeric}", d.data()[i]);
-        }
-    }
-    assert!(ops::softmax_cross_entropy(&logits, &[2], 0.0, &mut p, &mut d).is_err());
 }
 
 /// Sets a batch norm's scale, shift and running statistics to random values (not the identity

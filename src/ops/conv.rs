@@ -258,3 +258,40 @@ mod on_gpu {
         )
     }
 }
+
+/// Convolution geometries with a batch size, padding and strides included, for tests here and of
+/// the layers.
+#[cfg(test)]
+pub(crate) fn test_geoms() -> Vec<(usize, Conv2dGeom)> {
+    let g = |c, h, w, f, k, stride, pad| Conv2dGeom { c, h, w, f, k, stride, pad };
+    vec![
+        (1, g(1, 5, 5, 2, 3, 1, 0)),
+        (3, g(2, 6, 7, 3, 3, 1, 0)),
+        (2, g(3, 7, 6, 2, 3, 2, 1)),
+        (9, g(2, 5, 5, 4, 2, 1, 2)),
+        (5, g(1, 8, 8, 3, 3, 3, 1)),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::Rng;
+
+    #[test]
+    fn im2col_and_col2im_are_adjoint() {
+        // <im2col(x), y> = <x, col2im(y)> for every geometry, padding and stride included.
+        let mut rng = Rng::new(5);
+        for (_, g) in test_geoms() {
+            let x = Tensor::randn(&[g.c, g.h, g.w], 1.0, &mut rng);
+            let y = Tensor::randn(&[g.patch_len(), g.out_plane()], 1.0, &mut rng);
+            let (mut cols, mut back) = (Tensor::default(), Tensor::default());
+            im2col(&x, &g, &mut cols).unwrap();
+            col2im(&y, &g, &mut back).unwrap();
+            let dot =
+                |a: &Tensor, b: &Tensor| a.data().iter().zip(b.data()).map(|(p, q)| *p as f64 * *q as f64).sum::<f64>();
+            let (lhs, rhs) = (dot(&cols, &y), dot(&x, &back));
+            assert!((lhs - rhs).abs() < 1e-4 * lhs.abs().max(1.0), "{lhs} vs {rhs} for {g:?}");
+        }
+    }
+}

@@ -11,8 +11,6 @@ use crate::tensor::Device;
 #[cfg(feature = "gpu")]
 use crate::tensor::Tensor;
 
-pub use cpu::par::{keeps_pool_awake, on_worker, on_worker_awake};
-
 /// Starts the work recorded so far on `device` without waiting for it (a GPU records kernels and
 /// runs them when submitted; the CPU has run them already). A training step submits its work, so
 /// the GPU runs it while the next step is recorded.
@@ -27,7 +25,7 @@ pub fn submit(device: &Device) -> Result<()> {
 }
 
 /// Runs `f`, work made of batches of `macs` multiply-adds each (training or evaluation), the way
-/// `device` runs it best: on the CPU on a worker of the thread pool ([`cpu::par::on_worker_for`]);
+/// `device` runs it best: on the CPU on a worker of the thread pool (`cpu::par::on_worker_for`);
 /// on a GPU as it is (the calling thread only records the work).
 pub fn run_batches<R: Send>(device: &Device, macs: usize, f: impl FnOnce() -> R + Send) -> R {
     match device {

@@ -203,3 +203,40 @@ mod on_gpu {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::Rng;
+
+    #[test]
+    fn softmax_cross_entropy_value_and_gradient() {
+        // logits [0, ln 3] -> p = [1/4, 3/4]; label 1 -> loss = -ln(3/4).
+        let logits = Tensor::from_vec(&[1, 2], vec![0.0, 3f32.ln()]).unwrap();
+        let (mut p, mut d) = (Tensor::default(), Tensor::default());
+        let loss = softmax_cross_entropy(&logits, &[1], 0.0, &mut p, &mut d).unwrap();
+        assert!((loss - -(0.75f32.ln())).abs() < 1e-6);
+        assert!(
+            (p.data()[0] - 0.25).abs() < 1e-6 && (d.data()[0] - 0.25).abs() < 1e-6 && (d.data()[1] + 0.25).abs() < 1e-6
+        );
+
+        let mut rng = Rng::new(10);
+        for (n, k, smoothing) in [(1, 3, 0.0), (5, 10, 0.0), (4, 10, 0.1)] {
+            let z = Tensor::randn(&[n, k], 2.0, &mut rng);
+            let labels: Vec<u32> = (0..n).map(|_| rng.below(k) as u32).collect();
+            softmax_cross_entropy(&z, &labels, smoothing, &mut p, &mut d).unwrap();
+            for i in 0..z.len() {
+                let eps = 1e-3;
+                let at = |delta: f32| {
+                    let mut zp = z.clone();
+                    zp.data_mut()[i] += delta;
+                    softmax_cross_entropy(&zp, &labels, smoothing, &mut Tensor::default(), &mut Tensor::default())
+                        .unwrap() as f64
+                };
+                let numeric = (at(eps) - at(-eps)) / (2.0 * eps as f64);
+                assert!((d.data()[i] as f64 - numeric).abs() < 1e-3, "{} vs {numeric}", d.data()[i]);
+            }
+        }
+        assert!(softmax_cross_entropy(&logits, &[2], 0.0, &mut p, &mut d).is_err());
+    }
+}

@@ -1,4 +1,4 @@
-//! Matrix products: c = op(a)·op(b), and c += s·op(a)·op(b). CPU: [`cpu::gemm`]; GPU: tiled
+//! Matrix products: c = op(a)·op(b), and c += s·op(a)·op(b). CPU: `cpu::gemm`; GPU: tiled
 //! WGSL products.
 
 use super::cpu::{self, gemm::Mat};

@@ -80,7 +80,7 @@ pub struct AdamStep {
 
 /// How convolutions are computed. `Auto` (the default), for stride 1 where the CPU has a vector
 /// level (AVX-512, AVX2 + FMA, NEON): Winograd for 3x3 kernels (the forward pass everywhere, the
-/// gradients too where vectors are narrower than AVX-512's, see `cpu::winograd`), the direct
+/// gradients too where vectors are narrower than AVX-512's, see `cpu::conv::winograd`), the direct
 /// kernels otherwise; through `gemm` at the scalar level; im2col for other strides. `Winograd`:
 /// Winograd for the forward pass and both gradients of 3x3 kernels at any vector level;
 /// `WinogradForward`: for the forward pass only (what `Auto` runs on AVX-512). The forward pass

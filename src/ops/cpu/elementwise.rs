@@ -62,7 +62,7 @@ multiversion! {
 /// Inverted dropout: mask = (u > p) / (1 - p), y = x·mask. One draw from `rng` keys the call;
 /// element i's uniform u is then a hash of (key, i). With no generator state carried from one
 /// element to the next, the loop vectorises and splits across threads, and the mask depends on
-/// the seed alone, whatever the thread count (a sequential generator made this pass ~20x slower).
+/// the seed alone, whatever the thread count.
 pub fn dropout(x: &[f32], p: f32, rng: &mut Rng, mask: &mut [f32], y: &mut [f32]) {
     let keep = 1.0 / (1.0 - p);
     // 24-bit uniforms; u > p compared as integers: u·2^24 > p·2^24.
@@ -137,8 +137,7 @@ multiversion! {
 
 multiversion! {
     /// Σ x, in 16 interleaved partial sums added at the end: one running sum is a chain of
-    /// dependent additions that cannot be vectorised (it was 40% of a convolution's per-image
-    /// backward work, summing dY's planes for the bias gradient).
+    /// dependent additions that cannot be vectorised (the bias gradient sums every plane of dY).
     pub fn sum(x: &[f32]) -> f32 {
         const L: usize = 16;
         let mut acc = [0.0f32; L];

@@ -1,5 +1,5 @@
-//! Matrix products through the `gemm` crate (chosen over `matrixmultiply` by measuring the CNN's
-//! real shapes on this machine: 1.1-5x faster single-threaded, see docs/ARCHITECTURE.md).
+//! Matrix products through the `gemm` crate (chosen over `matrixmultiply` for its speed on the
+//! CNN's shapes, docs/ARCHITECTURE.md).
 //!
 //! Every matrix is given by a slice plus a row stride and a column stride, so transposed operands
 //! cost nothing. We always call it single-threaded: the callers parallelise over independent row
@@ -198,8 +198,8 @@ mod capped {
 
 multiversion! {
     /// Products with a dimension of 1 (the per-sample MLP's every product): a row vector times a matrix,
-    /// or an outer product. The `gemm` crate spends ~5x the arithmetic's time on packing and dispatch
-    /// there (measured: 65 us per per-sample step), so these run as plain dot / axpy loops instead.
+    /// or an outer product. There the `gemm` crate's packing and dispatch cost several times the
+    /// arithmetic, so these run as plain dot / axpy loops instead.
     /// Returns false for shapes it does not handle.
     fn vector_product(a: Mat, b: Mat, c: &mut [f32], c_rs: usize, accumulate: bool, s: f32) -> bool {
         let (m, k, n) = (a.rows, a.cols, b.cols);
@@ -296,9 +296,8 @@ impl Out {
 
 /// c(m, n) [+]= s·a·b; when large, split along the longer side of c into independent products,
 /// which one thread runs in turn (the split must not depend on the thread count, see `blocks`).
-/// Every block packs the whole of the other operand, so splitting the short side repacks the
-/// large one per block: the CNN's 3200-512 dense layer ran 2x slower on two threads than on one
-/// with 16-row blocks of its 64 rows (measured).
+/// Every block packs the whole of the other operand, so splitting the short side would repack
+/// the large one per block, which costs more than the split saves.
 pub fn gemm_par(a: Mat, b: Mat, c: &mut [f32], accumulate: bool, s: f32) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     if m * k * n < PARALLEL_MIN_MACS {

@@ -1,9 +1,9 @@
 //! Which vector instructions the CPU kernels use: the best this CPU has, capped by the environment
 //! variable `SCRATCHNET_MAX_CPU_ISA` (like oneDNN's `ONEDNN_MAX_CPU_ISA`): `avx512|avx2|scalar` on
 //! x86-64, `neon|scalar` on AArch64, so that an AVX-512 machine can run exactly the code an AVX2
-//! laptop (or a CPU without either) runs. The cap reaches our kernels ([`super::simd::level`]),
+//! laptop (or a CPU without either) runs. The cap reaches our kernels (`simd::level`),
 //! the plain loops compiled per level (`multiversion`) and, on x86-64, the `gemm`
-//! crate's micro-kernels ([`super::gemm`]).
+//! crate's micro-kernels (`cpu::gemm`).
 
 use std::sync::OnceLock;
 

@@ -1,8 +1,6 @@
 //! The CPU backend: plain Rust loops and `gemm`, parallel over fixed chunks.
 
 pub mod conv;
-pub mod conv_direct;
-pub mod conv_shift;
 pub mod elementwise;
 pub mod gemm;
 pub mod isa;
@@ -13,4 +11,3 @@ pub mod par;
 pub mod pool;
 pub mod simd;
 pub mod softmax;
-pub mod winograd;

@@ -2,8 +2,8 @@
 //! the CPU (and `SCRATCHNET_MAX_CPU_ISA`) allows: the binary targets the baseline, so without this
 //! the loops the compiler vectorises would use 128-bit vectors and no AVX2-era instructions
 //! (dropout's hash needs 32-bit vector multiplies, which SSE2 lacks) on every CPU. AVX-512 CPUs
-//! run the AVX2 version: AVX-512 versions of these loops were measured slower (short rows, masked
-//! tails; docs/ARCHITECTURE.md).
+//! run the AVX2 version: AVX-512 versions of these loops are slower (short rows, masked
+//! tails).
 //!
 //! The function's body is compiled into each version; closures inside it are separate functions
 //! that do not get the level's instructions, so the macro goes on the innermost loops. Each

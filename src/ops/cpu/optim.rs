@@ -31,7 +31,7 @@ multiversion! {
 multiversion! {
     fn sgd_momentum(p: &mut [f32], g: &[f32], v: &mut [f32], h: &SgdStep) {
         // One loop per case: the compiler cannot drop g + 0·θ itself (0·θ is not 0 for an
-        // infinite θ), and it was 2 of the loop's ~9 operations in the MLPs, which have no decay.
+        // infinite θ), and it is 2 of the loop's ~9 operations in the MLPs, which have no decay.
         match (h.weight_decay != 0.0, h.nesterov) {
             (false, false) => sgd_momentum_loop::<false, false>(p, g, v, h),
             (false, true) => sgd_momentum_loop::<false, true>(p, g, v, h),
@@ -47,7 +47,7 @@ fn sgd_momentum_loop<const DECAY: bool, const NESTEROV: bool>(p: &mut [f32], g: 
         let g = if DECAY { g + h.weight_decay * *p } else { g };
         let vel = h.momentum * *v - h.lr * g;
         // A velocity left to decay (gradient ~0) sinks into the subnormal range, where x86
-        // arithmetic is ~24x slower (measured); flush it to zero there.
+        // arithmetic is many times slower (BENCHMARKS.md); flush it to zero there.
         *v = if vel.abs() < f32::MIN_POSITIVE { 0.0 } else { vel };
         *p += if NESTEROV { h.momentum * *v - h.lr * g } else { *v };
     }

@@ -81,10 +81,9 @@ pub fn on_worker<R: Send>(f: impl FnOnce() -> R + Send) -> R {
 }
 
 /// [`on_worker`], keeping the pool's other workers awake, polling for work, while `f` runs,
-/// instead of letting them sleep between parallel loops. On this project's VM waking a sleeping
-/// worker costs 30-45 us (a join of two 20 us halves took 50 us after a 50 us pause, 21 us
-/// without one), which is what splitting the MLP's products saves. The price is a busy core for
-/// the duration of `f`, so it is for work made of many short parallel loops.
+/// instead of letting them sleep between parallel loops: waking a sleeping worker costs about
+/// what splitting the MLP's products saves (BENCHMARKS.md). The price is a busy core for the
+/// duration of `f`, so it is for work made of many short parallel loops.
 pub fn on_worker_awake<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     #[cfg(feature = "threads")]
     {

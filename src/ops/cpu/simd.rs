@@ -92,7 +92,59 @@ pub fn level() -> Option<Level> {
     }
 }
 
+/// Defines `unsafe fn name(level: Level, args) -> ret` that runs the generic kernel `path(s,
+/// args)` compiled with `level`'s instruction set: one `#[target_feature]` entry point per level,
+/// each the generic code monomorphised for that level's token, and the `match` between them. The
+/// one table of levels every vector kernel dispatches through.
+///
+/// The caller's safety contract is the generic kernel's (less "`s`'s instruction set is compiled
+/// in", which the entry points provide).
+macro_rules! per_level {
+    ($(#[$m:meta])* $vis:vis unsafe fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? = $generic:path;) => {
+        $(#[$m])*
+        #[allow(clippy::too_many_arguments)]
+        $vis unsafe fn $name(level: $crate::ops::cpu::simd::Level, $($arg: $ty),*) $(-> $ret)? {
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx512f")]
+            #[allow(clippy::too_many_arguments)]
+            unsafe fn avx512(s: $crate::ops::cpu::simd::x86::Avx512, $($arg: $ty),*) $(-> $ret)? {
+                // SAFETY: the caller's promises; AVX-512F is compiled in.
+                unsafe { $generic(s, $($arg),*) }
+            }
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx2,fma")]
+            #[allow(clippy::too_many_arguments)]
+            unsafe fn avx2(s: $crate::ops::cpu::simd::x86::Avx2, $($arg: $ty),*) $(-> $ret)? {
+                // SAFETY: the caller's promises; AVX2 and FMA are compiled in.
+                unsafe { $generic(s, $($arg),*) }
+            }
+            #[cfg(target_arch = "aarch64")]
+            #[target_feature(enable = "neon")]
+            #[allow(clippy::too_many_arguments)]
+            unsafe fn neon(s: $crate::ops::cpu::simd::arm::Neon, $($arg: $ty),*) $(-> $ret)? {
+                // SAFETY: the caller's promises; NEON is compiled in.
+                unsafe { $generic(s, $($arg),*) }
+            }
+            // SAFETY: a level's token exists only where the CPU runs its instruction set; the
+            // rest is the caller's promise.
+            unsafe {
+                match level {
+                    #[cfg(target_arch = "x86_64")]
+                    $crate::ops::cpu::simd::Level::Avx512(s) => avx512(s, $($arg),*),
+                    #[cfg(target_arch = "x86_64")]
+                    $crate::ops::cpu::simd::Level::Avx2(s) => avx2(s, $($arg),*),
+                    #[cfg(target_arch = "aarch64")]
+                    $crate::ops::cpu::simd::Level::Neon(s) => neon(s, $($arg),*),
+                }
+            }
+        }
+    };
+}
+
+pub(crate) use per_level;
+
 /// Every vector level this CPU runs, whatever the cap: for tests that compare the levels.
+#[cfg(test)]
 pub fn levels_here() -> Vec<Level> {
     let mut out = Vec::new();
     #[cfg(target_arch = "x86_64")]

@@ -1,6 +1,7 @@
 //! 2-D convolution (NCHW, weights (f, c, k, k)) as implicit GEMMs on gemm.wgsl's core: no im2col
 //! buffer, any k, stride and padding. Per batch of n images, with P = oh·ow:
 //!   forward  y (f, n·P) = w (f, c·k·k) · cols (c·k·k, n·P) + b, leaky ReLU fused on store
+//!            (cols gathered from x as read, conv_gather.wgsl, shared with dw)
 //!   dx       (c, n·h·w) = wᵀ · dy, gathered per input pixel (conv_dx.wgsl)
 //!   dw       (f, c·k·k) = dy (f, n·P) · colsᵀ, split along n·P into a fixed number of partial
 //!            sums when the output is small, added in order (conv_reduce.wgsl)
@@ -16,6 +17,7 @@ use crate::tensor::gpu::{Bind, GROUP, GpuBuffer, fits};
 const FORWARD_SRC: &str = include_str!("conv_forward.wgsl");
 const DX_SRC: &str = include_str!("conv_dx.wgsl");
 const DW_SRC: &str = include_str!("conv_dw.wgsl");
+const GATHER_SRC: &str = include_str!("conv_gather.wgsl");
 const REDUCE_SRC: &str = include_str!("conv_reduce.wgsl");
 
 /// `dyact(i)`: the output gradient at index i of dy, through leaky ReLU's backward (the CPU's
@@ -95,7 +97,7 @@ pub fn conv2d(
     run_gemm(
         x.gpu(),
         &format!("conv_forward_{}_{}", act as u8, geometry_key(g)),
-        || format!("const ACT: bool = {act};\n{}", geometry_src(g)),
+        || format!("const ACT: bool = {act};\n{}{GATHER_SRC}", geometry_src(g)),
         FORWARD_SRC,
         p,
         &[(1, Bind::R(x)), (2, Bind::R(w)), (3, Bind::W(y)), (4, Bind::R(b))],
@@ -167,13 +169,14 @@ pub(crate) fn backward_split(
     let (m, cols) = (g.f, g.patch_len());
     let p = GemmParams { m, n: cols, k: n * g.out_plane(), splits: splits.max(1), ..base };
     let dw_module = format!("conv_dw_{}_{key}", is_act as u8);
+    let dw_prefix = || format!("{}{GATHER_SRC}", prefix());
     if p.splits == 1 {
         let binds = with_act(act, vec![(1, Bind::R(dy)), (2, Bind::R(x)), (3, Bind::W(dw))]);
-        run_gemm(gpu, &dw_module, prefix, DW_SRC, p, &binds)?;
+        run_gemm(gpu, &dw_module, dw_prefix, DW_SRC, p, &binds)?;
     } else {
         let part = gpu.scratch(p.splits * m * cols)?;
         let binds = with_act(act, vec![(1, Bind::R(dy)), (2, Bind::R(x)), (3, Bind::W(&part))]);
-        run_gemm(gpu, &dw_module, prefix, DW_SRC, p, &binds)?;
+        run_gemm(gpu, &dw_module, dw_prefix, DW_SRC, p, &binds)?;
         let k = gpu.kernel(&format!("conv_reduce_0_{key}"), "sum_splits", || {
             format!("{}{PARAMS_SRC}\n{}\n{REDUCE_SRC}", geometry_src(g), dyact_src(false))
         })?;

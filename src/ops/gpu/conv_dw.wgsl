@@ -16,20 +16,9 @@ fn load_a(r: u32, kk: u32) -> f32 {
     return dyact(((kk / plane) * G_F + r) * plane + kk % plane);
 }
 
-// cols[(channel, ki, kj), (image, oy, ox)], transposed.
+// cols[(channel, ki, kj), (image, oy, ox)], transposed (conv_gather.wgsl).
 fn load_b(kk: u32, col: u32) -> f32 {
-    let plane = G_OH * G_OW;
-    let img = kk / plane;
-    let pix = kk % plane;
-    let taps = G_K * G_K;
-    let ch = col / taps;
-    let t = col % taps;
-    let uy = (pix / G_OW) * G_S + t / G_K;
-    let ux = (pix % G_OW) * G_S + t % G_K;
-    if uy < G_P || ux < G_P || uy - G_P >= G_H || ux - G_P >= G_W {
-        return 0.0;
-    }
-    return x[((img * G_C + ch) * G_H + uy - G_P) * G_W + ux - G_P];
+    return gather_cols(col, kk);
 }
 
 fn store_c(r: u32, col: u32, split: u32, acc: f32) {

@@ -17,20 +17,9 @@ fn load_a(r: u32, kk: u32) -> f32 {
     return wt[r * p.k + kk];
 }
 
-// cols[kk, col]: tap kk = (channel, ki, kj) of output pixel col = (image, oy, ox); 0 in the padding.
+// cols[kk, col] (conv_gather.wgsl).
 fn load_b(kk: u32, col: u32) -> f32 {
-    let plane = G_OH * G_OW;
-    let img = col / plane;
-    let pix = col % plane;
-    let taps = G_K * G_K;
-    let ch = kk / taps;
-    let t = kk % taps;
-    let uy = (pix / G_OW) * G_S + t / G_K;
-    let ux = (pix % G_OW) * G_S + t % G_K;
-    if uy < G_P || ux < G_P || uy - G_P >= G_H || ux - G_P >= G_W {
-        return 0.0;
-    }
-    return x[((img * G_C + ch) * G_H + uy - G_P) * G_W + ux - G_P];
+    return gather_cols(kk, col);
 }
 
 fn store_c(r: u32, col: u32, split: u32, acc: f32) {

@@ -2,7 +2,7 @@
 //!
 //! [`Gpu`] holds the device; [`GpuBuffer`]s live on it (both in [`crate::tensor::gpu`], below the
 //! tensors that use them, and re-exported here). Kernels are free functions with the
-//! semantics of the CPU kernels in [`crate::ops::cpu`]; they record work and return at once, and
+//! semantics of the CPU kernels in `ops::cpu`; they record work and return at once, and
 //! [`Gpu::download`] (or [`Gpu::flush`]) submits it. Lengths are explicit, since a tensor may use
 //! the start of a larger buffer. An output must not also be passed as an input of the same call.
 //!

@@ -10,12 +10,11 @@
 //!            dX_tap (c, oh·wp) += W_tapᵀ · dY_wide      (views of dx that overlap, added in turn)
 //! The wp - ow extra columns per row are computed and dropped (8% more work for conv2 of the CNN,
 //! 20% for conv3); in dY_wide they are zero, so they add nothing to dW or dX. This removes the
-//! im2col and col2im passes, which cost as much as the products themselves (measured: conv2's
-//! im2col 94 us per image against 172 us for its forward product).
+//! im2col and col2im passes, which cost about as much as the products themselves.
 
-use super::conv_direct;
-use super::gemm::{Mat, gemm};
+use super::direct as conv_direct;
 use super::winograd::{self, Tile};
+use crate::ops::cpu::gemm::{Mat, gemm};
 use crate::ops::params::Conv2dGeom;
 
 /// Weights packed once per layer call for [`conv_direct`], with the taps' offsets, or transformed
@@ -175,7 +174,7 @@ pub fn backward_image(
             wide_row[ow..].fill(0.0);
         }
         rows[oh * wp..].fill(0.0);
-        *acc += super::elementwise::sum(plane);
+        *acc += crate::ops::cpu::elementwise::sum(plane);
     }
     let dy_wide = Mat::strided(&wide[lead..], g.f, cols, rs);
     let src = padded(x, g, pad_buf);
@@ -225,7 +224,7 @@ pub fn backward_image(
 /// dw (f, c, k, k) += dw_taps (k·k, f, c), parallel over filters.
 pub fn add_taps(dw_taps: &[f32], g: &Conv2dGeom, dw: &mut [f32]) {
     let (fc, kk) = (g.f * g.c, g.k * g.k);
-    super::par::for_each_chunk(&mut dw[..fc * kk], g.c * kk, |f, dw_f| {
+    crate::ops::cpu::par::for_each_chunk(&mut dw[..fc * kk], g.c * kk, |f, dw_f| {
         for (t, taps) in dw_taps.chunks(fc).enumerate() {
             for (j, &v) in taps[f * g.c..(f + 1) * g.c].iter().enumerate() {
                 dw_f[j * kk + t] += v;
