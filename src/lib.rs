@@ -46,6 +46,7 @@ pub mod checkpoint;
 pub mod classify;
 pub mod data;
 pub mod error;
+mod half;
 pub mod import;
 pub mod layers;
 pub mod model;

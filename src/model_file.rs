@@ -16,6 +16,10 @@
 //! | `checkpoint` | checkpoints only: [`crate::train::TrainState`] and the config  |
 //!
 //! Checkpoints add the optimizer state as tensors `optimizer.<slot>.<param name>`.
+//!
+//! Weights, biases and running statistics are F32, or F16 / BF16 in a half-precision file
+//! ([`to_bytes_as`]; `scratchnet export --format safetensors --dtype f16`), converted to f32 on
+//! loading; batch norms' step counters are I64.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -92,10 +96,95 @@ pub struct Loaded {
     pub checkpoint: Option<String>,
     /// Imported models: where the weights came from.
     pub imported: Option<ImportRecord>,
+    /// How the model's floating-point tensors were stored (one precision, in files scratchnet
+    /// writes), each converted to f32 on loading.
+    pub stored: Vec<Precision>,
 }
 
 fn json<T: Serialize>(v: &T) -> String {
     serde_json::to_string(v).expect("plain data serialises")
+}
+
+/// How a model file stores its floating-point tensors. Loading converts each to f32 (exactly);
+/// writing in half precision rounds to nearest, ties to even. Step counters stay I64.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Precision {
+    /// 32-bit IEEE floats (safetensors `F32`): what scratchnet computes in.
+    F32,
+    /// 16-bit IEEE floats (`F16`, PyTorch's `torch.half`): half the size, 11 significant bits,
+    /// values up to 65504.
+    F16,
+    /// bfloat16 (`BF16`): half the size, 8 significant bits, f32's range.
+    Bf16,
+}
+
+impl Precision {
+    /// The names the command line takes.
+    pub const NAMES: [&'static str; 3] = ["f32", "f16", "bf16"];
+
+    /// From a name of [`Self::NAMES`].
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "f32" => Some(Self::F32),
+            "f16" => Some(Self::F16),
+            "bf16" => Some(Self::Bf16),
+            _ => None,
+        }
+    }
+
+    /// The safetensors dtype: `F32`, `F16` or `BF16`.
+    pub fn dtype(self) -> Dtype {
+        match self {
+            Self::F32 => Dtype::F32,
+            Self::F16 => Dtype::F16,
+            Self::Bf16 => Dtype::BF16,
+        }
+    }
+
+    fn of(dtype: Dtype) -> Option<Self> {
+        [Self::F32, Self::F16, Self::Bf16].into_iter().find(|p| p.dtype() == dtype)
+    }
+
+    /// Little-endian bytes of `values` in this precision; a finite value too large for it (beyond
+    /// 65504 for F16) is refused, naming the tensor.
+    fn encode(self, name: &str, values: &[f32]) -> Result<Vec<u8>> {
+        use crate::half::{bf16_to_f32, f16_to_f32, f32_to_bf16, f32_to_f16};
+        let (narrow, widen): (fn(f32) -> u16, fn(u16) -> f32) = match self {
+            Self::F32 => return Ok(values.iter().flat_map(|v| v.to_le_bytes()).collect()),
+            Self::F16 => (f32_to_f16, f16_to_f32),
+            Self::Bf16 => (f32_to_bf16, bf16_to_f32),
+        };
+        let mut out = Vec::with_capacity(2 * values.len());
+        for &v in values {
+            let h = narrow(v);
+            if v.is_finite() && !widen(h).is_finite() {
+                return Err(Error::model(
+                    "(writing)",
+                    format!(
+                        "tensor {name}: value {v} is too large for {self} (the largest is {}); keep F32 or use BF16",
+                        self.max()
+                    ),
+                ));
+            }
+            out.extend_from_slice(&h.to_le_bytes());
+        }
+        Ok(out)
+    }
+
+    /// The largest finite value.
+    fn max(self) -> f32 {
+        match self {
+            Self::F32 => f32::MAX,
+            Self::F16 => 65504.0,
+            Self::Bf16 => crate::half::bf16_to_f32(0x7f7f),
+        }
+    }
+}
+
+impl std::fmt::Display for Precision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", self.dtype())
+    }
 }
 
 /// Serialises a model (plus optional extra tensors and checkpoint JSON) to safetensors bytes.
@@ -105,7 +194,7 @@ pub fn to_bytes(
     extra: &[(String, &Tensor)],
     checkpoint: Option<String>,
 ) -> Result<Vec<u8>> {
-    to_bytes_imported(model, info, extra, checkpoint, None)
+    serialise(model, info, extra, checkpoint, None, Precision::F32)
 }
 
 /// [`to_bytes`] with the record of where imported weights came from.
@@ -115,6 +204,30 @@ pub fn to_bytes_imported(
     extra: &[(String, &Tensor)],
     checkpoint: Option<String>,
     imported: Option<&ImportRecord>,
+) -> Result<Vec<u8>> {
+    serialise(model, info, extra, checkpoint, imported, Precision::F32)
+}
+
+/// A model file (no checkpoint state) whose weights, biases and batch norms' running statistics
+/// are stored in `precision`: [`Precision::F16`] halves the file. The rounding changes the
+/// outputs slightly; measure the accuracy of the result (the training record keeps the figures
+/// measured in f32). A value out of the precision's range is refused.
+pub fn to_bytes_as(
+    model: &Sequential,
+    info: &ModelInfo,
+    imported: Option<&ImportRecord>,
+    precision: Precision,
+) -> Result<Vec<u8>> {
+    serialise(model, info, &[], None, imported, precision)
+}
+
+fn serialise(
+    model: &Sequential,
+    info: &ModelInfo,
+    extra: &[(String, &Tensor)],
+    checkpoint: Option<String>,
+    imported: Option<&ImportRecord>,
+    precision: Precision,
 ) -> Result<Vec<u8>> {
     let mut meta = HashMap::new();
     if let Some(r) = imported {
@@ -145,7 +258,7 @@ pub fn to_bytes_imported(
             let (dtype, b) = if is_counter(&n) {
                 (Dtype::I64, values.iter().flat_map(|&v| (v as i64).to_le_bytes()).collect())
             } else {
-                (Dtype::F32, values.iter().flat_map(|v| v.to_le_bytes()).collect())
+                (precision.dtype(), precision.encode(&n, &values)?)
             };
             Ok((n, dtype, b, t.shape().to_vec()))
         })
@@ -169,10 +282,13 @@ fn tensor_from(view: &TensorView<'_>, name: &str, source: &str) -> Result<Tensor
         let data = view.data().chunks_exact(8).map(|b| i64::from_le_bytes(b.try_into().expect("8 bytes")) as f32);
         return Tensor::from_vec(view.shape(), data.collect());
     }
-    if view.dtype() != Dtype::F32 {
-        return Err(Error::model(source, format!("tensor {name} has dtype {:?}; expected F32", view.dtype())));
+    if Precision::of(view.dtype()).is_none() {
+        return Err(Error::model(
+            source,
+            format!("tensor {name} has dtype {:?}; expected F32, F16 or BF16", view.dtype()),
+        ));
     }
-    let data = view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+    let data = crate::half::to_f32(view.dtype(), view.data()).expect("a floating-point dtype");
     Tensor::from_vec(view.shape(), data)
 }
 
@@ -220,7 +336,7 @@ pub fn from_bytes(bytes: &[u8], source: &str) -> Result<Loaded> {
     };
     let info = ModelInfo { spec: spec.clone(), classes, dataset: get("dataset")?.clone(), input, training, tta };
 
-    let mut values = Vec::new();
+    let (mut values, mut stored) = (Vec::new(), Vec::new());
     for (name, shape) in spec.state_shapes() {
         let view = st.tensor(&name).map_err(|_| Error::model(source, format!("tensor {name} is missing")))?;
         if view.shape() != shape.as_slice() {
@@ -230,6 +346,9 @@ pub fn from_bytes(bytes: &[u8], source: &str) -> Result<Loaded> {
             ));
         }
         let t = tensor_from(&view, &name, source)?;
+        if let Some(p) = Precision::of(view.dtype()).filter(|p| !is_counter(&name) && !stored.contains(p)) {
+            stored.push(p);
+        }
         if !t.all_finite() {
             return Err(Error::model(source, format!("tensor {name} holds NaN or infinite values")));
         }
@@ -244,7 +363,8 @@ pub fn from_bytes(bytes: &[u8], source: &str) -> Result<Loaded> {
             extra_tensors.insert(name.clone(), tensor_from(&view, &name, source)?);
         }
     }
-    Ok(Loaded { model, info, extra_tensors, checkpoint: meta.get("checkpoint").cloned(), imported })
+    stored.sort();
+    Ok(Loaded { model, info, extra_tensors, checkpoint: meta.get("checkpoint").cloned(), imported, stored })
 }
 
 /// Writes `bytes` to `path` atomically: a temporary file in the same directory, flushed, then
@@ -273,4 +393,104 @@ pub fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
 pub fn load(path: &std::path::Path) -> Result<Loaded> {
     let bytes = std::fs::read(path).map_err(|e| Error::Io(format!("{}: {e}", path.display())))?;
     from_bytes(&bytes, &path.display().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::presets;
+
+    fn info(model: &Sequential) -> ModelInfo {
+        ModelInfo {
+            spec: model.spec().clone(),
+            classes: (0..10).map(|i| i.to_string()).collect(),
+            dataset: "fashion-mnist".into(),
+            input: InputNorm::default(),
+            training: None,
+            tta: Tta::HFlip,
+        }
+    }
+
+    /// A batch-norm network: weights, running statistics and step counters all make the trip.
+    fn model() -> Sequential {
+        let mut m = Sequential::new(presets::cnn_fast_spec(), 3).unwrap();
+        let state: Vec<Tensor> = m
+            .named_state()
+            .into_iter()
+            .map(|(n, t)| {
+                let v = t.to_vec().unwrap();
+                let v = if is_counter(&n) { vec![1234.0] } else { v.iter().map(|x| x + 0.3).collect() };
+                Tensor::from_vec(t.shape(), v).unwrap()
+            })
+            .collect();
+        m.set_state(state).unwrap();
+        m
+    }
+
+    fn stored(bytes: &[u8]) -> Vec<(String, Dtype)> {
+        let st = SafeTensors::deserialize(bytes).unwrap();
+        st.tensors().into_iter().map(|(n, v)| (n, v.dtype())).collect()
+    }
+
+    #[test]
+    fn half_precision_files_load_as_the_rounded_weights() {
+        let m = model();
+        let f32_bytes = to_bytes(&m, &info(&m), &[], None).unwrap();
+        for (p, round) in [
+            (Precision::F16, (|x| crate::half::f16_to_f32(crate::half::f32_to_f16(x))) as fn(f32) -> f32),
+            (Precision::Bf16, |x| crate::half::bf16_to_f32(crate::half::f32_to_bf16(x))),
+        ] {
+            let bytes = to_bytes_as(&m, &info(&m), None, p).unwrap();
+            assert!(bytes.len() < f32_bytes.len() * 52 / 100, "{p}: {} vs {} bytes", bytes.len(), f32_bytes.len());
+            for (name, dtype) in stored(&bytes) {
+                assert_eq!(dtype, if is_counter(&name) { Dtype::I64 } else { p.dtype() }, "{name}");
+            }
+            let back = from_bytes(&bytes, "half.safetensors").unwrap();
+            assert_eq!(back.stored, [p]);
+            assert_eq!(back.info, info(&m));
+            for ((n, a), (_, b)) in m.named_state().into_iter().zip(back.model.named_state()) {
+                let want: Vec<f32> =
+                    a.to_vec().unwrap().into_iter().map(|x| if is_counter(&n) { x } else { round(x) }).collect();
+                assert_eq!(b.to_vec().unwrap(), want, "{p} {n}");
+            }
+        }
+        assert_eq!(from_bytes(&f32_bytes, "m").unwrap().stored, [Precision::F32]);
+    }
+
+    #[test]
+    fn values_beyond_half_precision_and_other_dtypes_are_refused_by_name() {
+        let mut m = Sequential::new(presets::mlp_spec(0.0), 1).unwrap();
+        let mut state: Vec<Tensor> = m.named_state().into_iter().map(|(_, t)| t.clone()).collect();
+        let mut w = state[0].to_vec().unwrap();
+        w[5] = 70000.0;
+        state[0] = Tensor::from_vec(state[0].shape(), w).unwrap();
+        m.set_state(state).unwrap();
+        let e = to_bytes_as(&m, &info(&m), None, Precision::F16).unwrap_err().to_string();
+        assert!(e.contains("tensor layers.1.weight: value 70000 is too large for F16 (the largest is 65504)"), "{e}");
+        assert!(to_bytes_as(&m, &info(&m), None, Precision::Bf16).is_ok());
+
+        // A weight stored as I32 (a hand-made file).
+        let good = to_bytes(&m, &info(&m), &[], None).unwrap();
+        let st = SafeTensors::deserialize(&good).unwrap();
+        let (_, header) = SafeTensors::read_metadata(&good).unwrap();
+        let zeros = vec![0u8; 4 * 10];
+        let views: Vec<(String, TensorView<'_>)> = st
+            .tensors()
+            .into_iter()
+            .map(|(n, v)| {
+                if n == "layers.5.bias" { (n, TensorView::new(Dtype::I32, vec![10], &zeros).unwrap()) } else { (n, v) }
+            })
+            .collect();
+        let bad = safetensors::serialize(views, header.metadata().clone()).unwrap();
+        let e = from_bytes(&bad, "odd.safetensors").err().unwrap().to_string();
+        assert_eq!(e, "model file odd.safetensors: tensor layers.5.bias has dtype I32; expected F32, F16 or BF16");
+    }
+
+    #[test]
+    fn precision_names() {
+        for n in Precision::NAMES {
+            assert_eq!(Precision::from_name(n).unwrap().to_string().to_lowercase(), n);
+        }
+        assert_eq!(Precision::from_name("f64"), None);
+    }
 }

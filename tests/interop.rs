@@ -204,6 +204,52 @@ fn a_model_file_round_trips_through_import() {
     assert!(r.stdout.contains("imported") && r.stdout.contains("fashion-mnist-mlp.safetensors"), "{}", r.stdout);
 }
 
+/// A model file written in half precision (`export --dtype f16`) holds F16 tensors (the step
+/// counters I64) that NumPy's reading of PyTorch's layout, ONNX Runtime (through the ONNX export)
+/// and scratchnet itself agree on; widened back to F32 it holds the same values.
+#[test]
+fn half_precision_model_files_read_the_same_everywhere() {
+    let images = fashion_test_images();
+    let dir = images.dir.path();
+    let cnn = Path::new(MODELS).join("fashion-mnist-cnn.safetensors");
+    let half = dir.join("half.safetensors");
+    let r = ok(cmd().arg("export").arg(&cnn).args(["--dtype", "f16", "-o"]).arg(&half));
+    assert!(r.stdout.contains("(F32) -> ") && r.stdout.contains("(F16)"), "{}", r.stdout);
+    assert!(r.stderr.contains("evaluate --model"), "the accuracies recorded were measured in f32: {}", r.stderr);
+    let (full, halved) = (std::fs::metadata(&cnn).unwrap().len(), std::fs::metadata(&half).unwrap().len());
+    assert!(halved < full * 51 / 100, "{halved} vs {full} bytes");
+    for (name, dtype) in dtypes(&half) {
+        let want =
+            if name.ends_with("num_batches_tracked") { safetensors::Dtype::I64 } else { safetensors::Dtype::F16 };
+        assert_eq!(dtype, want, "{name}");
+    }
+    let info = ok(cmd().args(["inspect", "--json"]).arg(&half)).stdout;
+    assert!(info.contains(r#""dtypes":["F16"]"#), "{info}");
+    assert!(ok(cmd().arg("inspect").arg(&half)).stdout.contains("KiB, F16 weights)"));
+
+    let jsonl = dir.join("half-predict.jsonl");
+    predict(&half, &images, "none", &jsonl);
+    let n = IMAGES.to_string();
+    eprintln!("NumPy reference, F16 file: {}", python(&[&"reference", &half, &images.raw, &n, &jsonl]));
+    export_matches_predict(&half, &["--softmax"], "none", "probabilities");
+
+    let wide = dir.join("wide.safetensors");
+    ok(cmd().arg("export").arg(&half).args(["--format", "safetensors", "--dtype", "f32", "-o"]).arg(&wide));
+    assert_eq!(common::tensors(&half), common::tensors(&wide));
+    assert!(dtypes(&wide).iter().all(|t| t.1 != safetensors::Dtype::F16));
+
+    // ONNX stays float32; the ONNX-only flags have no meaning for a model file.
+    fails(
+        cmd().arg("export").arg(&cnn).args(["--dtype", "f16", "-o"]).arg(dir.join("m.onnx")),
+        "ONNX graphs are written in float32",
+    );
+    fails(
+        cmd().arg("export").arg(&cnn).args(["--softmax", "-o"]).arg(dir.join("s.safetensors")),
+        "--softmax and --tta shape ONNX graphs",
+    );
+    assert!(!dir.join("m.onnx").exists() && !dir.join("s.safetensors").exists());
+}
+
 #[test]
 fn bad_input_is_refused_naming_the_file() {
     let dir = tempfile::tempdir().unwrap();
@@ -325,6 +371,13 @@ fn stored(path: &Path) -> Vec<(String, safetensors::Dtype, Vec<usize>, Vec<f64>)
         .collect();
     out.sort_by(|a, b| a.0.cmp(&b.0));
     out
+}
+
+/// A safetensors file's tensors' names and data types.
+fn dtypes(path: &Path) -> Vec<(String, safetensors::Dtype)> {
+    let bytes = std::fs::read(path).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    st.tensors().into_iter().map(|(n, v)| (n, v.dtype())).collect()
 }
 
 /// A model file's parameters and buffers (running statistics, step counters), by name.

@@ -71,13 +71,19 @@ pub fn run(a: InspectArgs) -> Result<()> {
             "training": info.training,
             "tta": info.tta.name(),
             "checkpoint": loaded.checkpoint.is_some(),
+            "dtypes": loaded.stored.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
             "imported": loaded.imported,
         });
         outln!("{out}");
         return Ok(());
     }
+    // Weights in another precision than f32 are named (converted to f32 on loading).
+    let stored = match loaded.stored.as_slice() {
+        [scratchnet::model_file::Precision::F32] | [] => String::new(),
+        p => format!(", {} weights", p.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("+")),
+    };
     outln!(
-        "{}  ({:.1} KiB{})",
+        "{}  ({:.1} KiB{stored}{})",
         name,
         size as f64 / 1024.0,
         if loaded.checkpoint.is_some() { ", checkpoint" } else { "" }

@@ -42,7 +42,7 @@ pub enum Command {
     Devices(device::DevicesArgs),
     /// Make a model file from weights trained elsewhere (a PyTorch state_dict, or the original project's .pkl)
     Import(import::ImportArgs),
-    /// Write a model file as ONNX, for ONNX Runtime and other runtimes
+    /// Write a model file as ONNX (for ONNX Runtime and other runtimes), or again in half precision
     Export(export::ExportArgs),
     /// Download MNIST or Fashion-MNIST (the official files, checksums checked) where --dataset finds it
     Download(download::DownloadArgs),

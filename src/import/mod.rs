@@ -62,6 +62,7 @@ use std::borrow::Cow;
 use safetensors::{Dtype, SafeTensors};
 
 use crate::error::{Error, Result};
+use crate::half::to_f32;
 use crate::model::ModelSpec;
 use crate::model::spec::BATCH_COUNT;
 use crate::tensor::Tensor;
@@ -322,32 +323,6 @@ fn to_count(dtype: Dtype, data: &[u8]) -> Option<Vec<f32>> {
     }
 }
 
-/// Little-endian values of `dtype` as f32, None for other types.
-fn to_f32(dtype: Dtype, data: &[u8]) -> Option<Vec<f32>> {
-    Some(match dtype {
-        Dtype::F32 => data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
-        Dtype::F64 => data.chunks_exact(8).map(|b| f64::from_le_bytes(b.try_into().unwrap()) as f32).collect(),
-        Dtype::BF16 => {
-            data.chunks_exact(2).map(|b| f32::from_bits((u16::from_le_bytes([b[0], b[1]]) as u32) << 16)).collect()
-        }
-        Dtype::F16 => data.chunks_exact(2).map(|b| f16_to_f32(u16::from_le_bytes([b[0], b[1]]))).collect(),
-        _ => return None,
-    })
-}
-
-/// IEEE half precision to single (exact: every f16 is an f32).
-pub(crate) fn f16_to_f32(h: u16) -> f32 {
-    let sign = if h & 0x8000 != 0 { -1.0f32 } else { 1.0 };
-    let exp = ((h >> 10) & 0x1f) as i32;
-    let frac = (h & 0x3ff) as f32;
-    match exp {
-        0 => sign * frac * 2f32.powi(-24),
-        31 if frac == 0.0 => sign * f32::INFINITY,
-        31 => f32::NAN,
-        e => sign * (1.0 + frac / 1024.0) * 2f32.powi(e - 15),
-    }
-}
-
 /// FNV-1a (64 bits) of a file's bytes, hex: identifies the weights an import came from.
 pub fn fingerprint(bytes: &[u8]) -> String {
     let h = bytes.iter().fold(0xcbf29ce484222325u64, |h, &b| (h ^ b as u64).wrapping_mul(0x100000001b3));
@@ -558,14 +533,5 @@ mod tests {
             m.contains("tensor 4.running_mean is not a parameter or buffer of this network; it expects 0.weight, 0.bias, 1.weight, 1.bias, 1.running_mean, 1.running_var, 1.num_batches_tracked, 4.weight"),
             "{m}"
         );
-    }
-
-    #[test]
-    fn half_precision_converts_exactly() {
-        assert_eq!(f16_to_f32(0x3c00), 1.0);
-        assert_eq!(f16_to_f32(0xc000), -2.0);
-        assert_eq!(f16_to_f32(0x0001), 2f32.powi(-24));
-        assert_eq!(f16_to_f32(0x7bff), 65504.0);
-        assert!(f16_to_f32(0x7c00).is_infinite() && f16_to_f32(0x7e00).is_nan());
     }
 }

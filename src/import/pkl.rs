@@ -373,7 +373,7 @@ fn floats(a: &Array<'_>) -> std::result::Result<Vec<f32>, String> {
         match d.size {
             8 => f64::from_le_bytes(b) as f32,
             4 => f32::from_le_bytes([b[0], b[1], b[2], b[3]]),
-            _ => super::f16_to_f32(u16::from_le_bytes([b[0], b[1]])),
+            _ => crate::half::f16_to_f32(u16::from_le_bytes([b[0], b[1]])),
         }
     };
     let values: Vec<f32> = bytes.chunks_exact(d.size).map(value).collect();
