@@ -204,28 +204,37 @@ fn a_model_file_round_trips_through_import() {
     assert!(r.stdout.contains("imported") && r.stdout.contains("fashion-mnist-mlp.safetensors"), "{}", r.stdout);
 }
 
-/// A model file written in half precision (`export --dtype f16`) holds F16 tensors (the step
-/// counters I64) that NumPy's reading of PyTorch's layout, ONNX Runtime (through the ONNX export)
-/// and scratchnet itself agree on; widened back to F32 it holds the same values.
+/// The shipped models store their weights in half precision (F16; step counters I64), which NumPy's
+/// reading of PyTorch's layout, ONNX Runtime (through the ONNX export) and scratchnet agree on;
+/// `export --dtype f32` widens such a file exactly and `--dtype f16` narrows it back to the same
+/// values.
 #[test]
 fn half_precision_model_files_read_the_same_everywhere() {
     let images = fashion_test_images();
     let dir = images.dir.path();
-    let cnn = Path::new(MODELS).join("fashion-mnist-cnn.safetensors");
-    let half = dir.join("half.safetensors");
-    let r = ok(cmd().arg("export").arg(&cnn).args(["--dtype", "f16", "-o"]).arg(&half));
-    assert!(r.stdout.contains("(F32) -> ") && r.stdout.contains("(F16)"), "{}", r.stdout);
-    assert!(r.stderr.contains("evaluate --model"), "the accuracies recorded were measured in f32: {}", r.stderr);
-    let (full, halved) = (std::fs::metadata(&cnn).unwrap().len(), std::fs::metadata(&half).unwrap().len());
-    assert!(halved < full * 51 / 100, "{halved} vs {full} bytes");
-    for (name, dtype) in dtypes(&half) {
+    let shipped = Path::new(MODELS).join("fashion-mnist-cnn.safetensors");
+    for (name, dtype) in dtypes(&shipped) {
         let want =
             if name.ends_with("num_batches_tracked") { safetensors::Dtype::I64 } else { safetensors::Dtype::F16 };
         assert_eq!(dtype, want, "{name}");
     }
+    let wide = dir.join("wide.safetensors");
+    let r = ok(cmd().arg("export").arg(&shipped).args(["--dtype", "f32", "-o"]).arg(&wide));
+    assert!(r.stdout.contains("(F16) -> ") && r.stdout.contains("(F32)"), "{}", r.stdout);
+    assert!(dtypes(&wide).iter().all(|t| t.1 != safetensors::Dtype::F16));
+    assert_eq!(common::tensors(&shipped), common::tensors(&wide));
+
+    let half = dir.join("half.safetensors");
+    let r = ok(cmd().arg("export").arg(&wide).args(["--format", "safetensors", "--dtype", "f16", "-o"]).arg(&half));
+    assert!(r.stdout.contains("(F32) -> ") && r.stdout.contains("(F16)"), "{}", r.stdout);
+    assert!(r.stderr.contains("evaluate --model"), "the accuracies recorded were measured before: {}", r.stderr);
+    assert_eq!(common::tensors(&shipped), common::tensors(&half));
+    let (full, halved) = (std::fs::metadata(&wide).unwrap().len(), std::fs::metadata(&half).unwrap().len());
+    assert!(halved < full * 51 / 100, "{halved} vs {full} bytes");
     let info = ok(cmd().args(["inspect", "--json"]).arg(&half)).stdout;
     assert!(info.contains(r#""dtypes":["F16"]"#), "{info}");
     assert!(ok(cmd().arg("inspect").arg(&half)).stdout.contains("KiB, F16 weights)"));
+    assert!(!ok(cmd().arg("inspect").arg(&wide)).stdout.contains("weights)"));
 
     let jsonl = dir.join("half-predict.jsonl");
     predict(&half, &images, "none", &jsonl);
@@ -233,21 +242,18 @@ fn half_precision_model_files_read_the_same_everywhere() {
     eprintln!("NumPy reference, F16 file: {}", python(&[&"reference", &half, &images.raw, &n, &jsonl]));
     export_matches_predict(&half, &["--softmax"], "none", "probabilities");
 
-    let wide = dir.join("wide.safetensors");
-    ok(cmd().arg("export").arg(&half).args(["--format", "safetensors", "--dtype", "f32", "-o"]).arg(&wide));
-    assert_eq!(common::tensors(&half), common::tensors(&wide));
-    assert!(dtypes(&wide).iter().all(|t| t.1 != safetensors::Dtype::F16));
-
     // ONNX stays float32; the ONNX-only flags have no meaning for a model file.
+    let onnx = dir.join("half.onnx");
     fails(
-        cmd().arg("export").arg(&cnn).args(["--dtype", "f16", "-o"]).arg(dir.join("m.onnx")),
+        cmd().arg("export").arg(&half).args(["--dtype", "f16", "-o"]).arg(&onnx),
         "ONNX graphs are written in float32",
     );
+    let other = dir.join("s.safetensors");
     fails(
-        cmd().arg("export").arg(&cnn).args(["--softmax", "-o"]).arg(dir.join("s.safetensors")),
+        cmd().arg("export").arg(&half).args(["--softmax", "-o"]).arg(&other),
         "--softmax and --tta shape ONNX graphs",
     );
-    assert!(!dir.join("m.onnx").exists() && !dir.join("s.safetensors").exists());
+    assert!(!onnx.exists() && !other.exists());
 }
 
 #[test]
