@@ -1,6 +1,6 @@
 //! Training and inference on the GPU against the CPU, on whatever adapter wgpu finds (Mesa's
-//! lavapipe in CI). Without an adapter the tests are skipped (saying so once), unless
-//! `SCRATCHNET_REQUIRE_GPU=1` (CI sets it) makes that a failure.
+//! lavapipe in CI). Without an adapter the tests are skipped, the binary ending with one line that
+//! counts them, unless `SCRATCHNET_REQUIRE_GPU=1` (CI sets it) makes that a failure.
 #![cfg(feature = "gpu")]
 
 use scratchnet::data::Dataset;
@@ -9,26 +9,12 @@ use scratchnet::ops::gpu::Gpu;
 use scratchnet::tensor::Device;
 use scratchnet::train::{EvalOptions, Trainer, evaluate, preset};
 
+#[path = "../src/ops/gpu/test_skip.rs"]
+mod test_skip;
+
+/// The adapter, or None (the test counted as skipped, one line at the end says how many).
 fn gpu() -> Option<Device> {
-    match Gpu::new() {
-        Ok(g) => Some(Device::Gpu(g)),
-        Err(e) if std::env::var("SCRATCHNET_REQUIRE_GPU").is_ok_and(|v| v == "1") => {
-            panic!("SCRATCHNET_REQUIRE_GPU=1 but no GPU: {e}")
-        }
-        Err(e) => {
-            // Once per binary, on stderr itself (the harness captures `eprintln!` of passing
-            // tests): without it, every test here would pass in silence without an adapter.
-            static ONCE: std::sync::Once = std::sync::Once::new();
-            ONCE.call_once(|| {
-                use std::io::Write;
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "GPU tests SKIPPED: no GPU adapter ({e}); SCRATCHNET_REQUIRE_GPU=1 makes this a failure"
-                );
-            });
-            None
-        }
-    }
+    test_skip::or_skip(Gpu::new()).map(Device::Gpu)
 }
 
 /// n synthetic 28x28 images: class-dependent blobs plus noise, so training has something to learn.

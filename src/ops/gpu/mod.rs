@@ -41,4 +41,6 @@ pub use pool::{
 pub use softmax::{argmax_rows, softmax, softmax_cross_entropy};
 
 #[cfg(test)]
+mod test_skip;
+#[cfg(test)]
 mod tests;
