@@ -149,7 +149,9 @@ impl Precision {
     /// 65504 for F16) is refused, naming the tensor.
     fn encode(self, name: &str, values: &[f32]) -> Result<Vec<u8>> {
         use crate::half::{bf16_to_f32, f16_to_f32, f32_to_bf16, f32_to_f16};
-        let (narrow, widen): (fn(f32) -> u16, fn(u16) -> f32) = match self {
+        type Narrow = fn(f32) -> u16;
+        type Widen = fn(u16) -> f32;
+        let (narrow, widen): (Narrow, Widen) = match self {
             Self::F32 => return Ok(values.iter().flat_map(|v| v.to_le_bytes()).collect()),
             Self::F16 => (f32_to_f16, f16_to_f32),
             Self::Bf16 => (f32_to_bf16, bf16_to_f32),
