@@ -17,7 +17,8 @@ rounds=${2:-3}
 keys=${ONLY:-cnn_train cnn_infer mlp_train mlp_sgd_train}
 isas=${ISAS:-best avx2}
 # The end-to-end benchmark's binary (cargo bench builds it with the release settings).
-bench=$(cargo bench --bench end_to_end --no-run --message-format=json -q | sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -1)
+bench=$(cargo bench --bench end_to_end --no-run --message-format=json -q | grep '"name":"end_to_end"' |
+  sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -1)
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 # Each side capped to a level (best: no cap).

@@ -48,7 +48,7 @@ prepare() {
   data=$(find_data "${1:-}") || { echo "no Fashion-MNIST folder found (give it as an argument)"; exit 1; }
   cargo build --release --bin scratchnet
   local bench gpu_tests kernel_tests
-  bench=$(cargo bench --bench end_to_end --no-run --message-format=json | test_exe)
+  bench=$(cargo bench --bench end_to_end --no-run --message-format=json | grep '"name":"end_to_end"' | test_exe)
   gpu_tests=$(cargo test --release --test gpu --no-run --message-format=json | test_exe)
   kernel_tests=$(cargo test --release --lib --no-run --message-format=json | test_exe)
   rm -rf "$carry"
