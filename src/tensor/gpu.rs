@@ -231,7 +231,9 @@ impl Gpu {
                 ..Default::default()
             })
             .await
-            .map_err(|e| gpu_err(format!("no WebGPU adapter: {e}")))?;
+            .map_err(|_| {
+                gpu_err("the browser offers no WebGPU adapter (WebGPU switched off, or no GPU it supports)")
+            })?;
         Gpu::open(adapter, wgpu::Limits::default()).await
     }
 
