@@ -511,6 +511,7 @@ function setUpDatasetSwitch() {
 function setUpTraining() {
   const worker = new Worker("worker.js", { type: "module" });
   const points = []; // { x: epochs done (fractional), loss, acc, test? }
+  window.scratchnet.curve = points;
   let batches = 1, epochs = 1;
   const curve = $("curve");
   const status = $("train-status");
@@ -721,7 +722,8 @@ async function selfTest(model, device) {
   const predictions = [];
   let agree = 0;
   const times = [];
-  const samples = loaded[mode].samples;
+  // &n=N: the first N samples only (the GPU test on a software adapter, which is slow).
+  const samples = loaded[mode].samples.slice(0, Number(hash.get("n")) || undefined);
   for (const s of samples) {
     const pic = await samplePicture(s);
     const r = await classify(pic, model);
