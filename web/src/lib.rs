@@ -239,7 +239,7 @@ impl Training {
     /// `preset` as `scratchnet train --model` takes it; `dataset` (`mnist` or `fashion-mnist`)
     /// names the classes and goes into the model file, where it decides how pictures are
     /// preprocessed; the data as IDX files (gzip or not); the first `limit` training images (0:
-    /// all); `epochs` replaces the preset's.
+    /// all) and `test_limit` test images (0: all); `epochs` replaces the preset's.
     #[wasm_bindgen(constructor)]
     #[allow(clippy::too_many_arguments)]
     pub fn new(
@@ -250,6 +250,7 @@ impl Training {
         test_images: &[u8],
         test_labels: &[u8],
         limit: usize,
+        test_limit: usize,
         epochs: usize,
         seed: u32,
     ) -> Result<Training, JsError> {
@@ -266,9 +267,12 @@ impl Training {
             Dataset::new(px, labels, h, w, classes).map_err(js)
         };
         let mut train = load(train_images, train_labels, "training")?;
-        let test = load(test_images, test_labels, "test")?;
+        let mut test = load(test_images, test_labels, "test")?;
         if limit > 0 {
             train = train.take(limit);
+        }
+        if test_limit > 0 {
+            test = test.take(test_limit);
         }
         let [_, h, w] = p.spec.input;
         if (train.height, train.width) != (h, w) || (test.height, test.width) != (h, w) {

@@ -666,7 +666,9 @@ function setUpTraining() {
     }
     // The CNN's batches are larger and slower: a report every two keeps the curve and the stop
     // button lively.
+    // window.scratchnet.testImages (tests): evaluate on the first N bundled test images only.
     worker.postMessage({ type: "start", key: mode, dataset: ds.name, dir: ds.dir, preset, images, epochs, seed: 0,
+      testImages: window.scratchnet.testImages || 0,
       device: gpu ? "gpu" : "cpu", batchesPerReport: preset.startsWith("cnn") ? 2 : 8 });
   });
   $("stop").addEventListener("click", () => worker.postMessage({ type: "stop" }));

@@ -38,7 +38,7 @@ async function train(m) {
   if (!data.has(m.dir)) data.set(m.dir, load(m.dir).catch((e) => { data.delete(m.dir); throw e; }));
   await ready;
   const d = await data.get(m.dir);
-  const t = new Training(m.preset, m.dataset, d.trainImages, d.trainLabels, d.testImages, d.testLabels, m.images, m.epochs, m.seed);
+  const t = new Training(m.preset, m.dataset, d.trainImages, d.trainLabels, d.testImages, d.testLabels, m.images, m.testImages || 0, m.epochs, m.seed);
   try {
     let device = "cpu", reason = null;
     if (m.device === "gpu") {

@@ -468,12 +468,15 @@ browser = await launch(WEBGPU_ARGS);
 
   // The CNN trained live on the GPU (cnn-fast's network and recipe, batch 128: WebGPU's default
   // limits hold it), downloaded, evaluated by the CLI.
-  const [images, epochs] = [Number(process.env.WEB_GPU_IMAGES || 256), Number(process.env.WEB_GPU_EPOCHS || 2)];
+  // SwiftShader is slow (a correctness run): one batch of 128 an epoch, two epochs, each evaluated
+  // on the first 100 bundled test images (the CLI evaluates the same 100).
+  const [images, epochs, testImages] = [128, 2, 100].map((v, i) => Number([process.env.WEB_GPU_IMAGES, process.env.WEB_GPU_EPOCHS, process.env.WEB_GPU_TEST][i] || v));
   const gp = await openPage("");
   await gp.waitForFunction(() => window.scratchnet.webgpu, { timeout: 60000 });
   const dl = fs.mkdtempSync(path.join(os.tmpdir(), "scratchnet-web-gpu-dl-"));
   const gcdp = await gp.createCDPSession();
   await gcdp.send("Browser.setDownloadBehavior", { behavior: "allow", downloadPath: dl });
+  await gp.evaluate((n) => (window.scratchnet.testImages = n), testImages);
   await gp.select("#preset", "cnn-fast");
   await gp.$eval("#images", (e, v) => (e.value = v), String(images));
   await gp.$eval("#epochs", (e, v) => (e.value = v), String(epochs));
@@ -500,13 +503,14 @@ browser = await launch(WEBGPU_ARGS);
     figures.webgpu_cnn_test_accuracy = pageAccuracy;
     let ev = null;
     try {
-      ev = JSON.parse(cli(["evaluate", "--model", gfile, "--json", "--limit", "1000"]));
+      ev = JSON.parse(cli(["evaluate", "--model", gfile, "--json", "--limit", String(testImages)]));
     } catch (e) {
       check(false, `scratchnet evaluate --model on the GPU-trained file: ${e.message}`);
     }
     if (ev) {
-      check(Math.abs(ev.accuracy - pageAccuracy) <= 0.002,
-        `scratchnet evaluate --model reads the GPU-trained CNN: ${(100 * ev.accuracy).toFixed(1)}% on the first 1,000 test images, the page said ${(100 * pageAccuracy).toFixed(1)}%`);
+      // GPU and CPU sums differ in the last bits: at most one argmax tie may go the other way.
+      check(Math.abs(ev.accuracy - pageAccuracy) <= 1 / testImages + 1e-9,
+        `scratchnet evaluate --model reads the GPU-trained CNN: ${(100 * ev.accuracy).toFixed(1)}% on the first ${testImages} test images, the page said ${(100 * pageAccuracy).toFixed(1)}%`);
     }
     check(cli(["inspect", gfile]).includes("WebGPU"), "its training record says it was trained on WebGPU");
     fs.copyFileSync(gfile, path.join(args.out, "trained-on-webgpu.safetensors"));
