@@ -9,13 +9,18 @@ use crate::tensor::Tensor;
 
 /// Probabilities of each class for one preprocessed picture (`c*h*w` bytes, the model's input).
 pub fn probabilities(model: &mut Sequential, info: &ModelInfo, px: &[u8], tta: Tta) -> Result<Vec<f32>> {
+    crate::tensor::ready(probabilities_async(model, info, px, tta))
+}
+
+/// [`probabilities`] for a browser, where a GPU's result is read back by awaiting.
+pub async fn probabilities_async(model: &mut Sequential, info: &ModelInfo, px: &[u8], tta: Tta) -> Result<Vec<f32>> {
     let [c, h, w] = info.spec.input;
     if px.len() != c * h * w {
         return Err(Error::Data(format!("the model takes {c}x{h}x{w} inputs; {} bytes given", px.len())));
     }
     let x =
         Tensor::from_vec(&[1, c, h, w], px.iter().map(|&p| p as f32 * info.input.scale + info.input.offset).collect())?;
-    model.predict_tta(&x, tta)?.to_vec()
+    model.predict_tta(&x, tta)?.to_vec_async().await
 }
 
 /// Class indices from the most to the least probable (ties: the lower index first).

@@ -199,6 +199,16 @@ pub fn to_bytes(
     serialise(model, info, extra, checkpoint, None, Precision::F32)
 }
 
+/// [`to_bytes`] for a browser, where a GPU's tensors are read back by awaiting.
+pub async fn to_bytes_async(
+    model: &Sequential,
+    info: &ModelInfo,
+    extra: &[(String, &Tensor)],
+    checkpoint: Option<String>,
+) -> Result<Vec<u8>> {
+    to_bytes_core(model, info, extra, checkpoint, None, Precision::F32).await
+}
+
 /// [`to_bytes`] with the record of where imported weights came from.
 pub fn to_bytes_imported(
     model: &Sequential,
@@ -231,6 +241,17 @@ fn serialise(
     imported: Option<&ImportRecord>,
     precision: Precision,
 ) -> Result<Vec<u8>> {
+    crate::tensor::ready(to_bytes_core(model, info, extra, checkpoint, imported, precision))
+}
+
+async fn to_bytes_core(
+    model: &Sequential,
+    info: &ModelInfo,
+    extra: &[(String, &Tensor)],
+    checkpoint: Option<String>,
+    imported: Option<&ImportRecord>,
+    precision: Precision,
+) -> Result<Vec<u8>> {
     let mut meta = HashMap::new();
     if let Some(r) = imported {
         meta.insert("imported".to_string(), json(r));
@@ -250,21 +271,17 @@ fn serialise(
         meta.insert("checkpoint".to_string(), c);
     }
     let named = model.named_state();
-    let bytes: Vec<(String, Dtype, Vec<u8>, Vec<usize>)> = named
-        .iter()
-        .map(|(n, t)| (n.clone(), *t))
-        .chain(extra.iter().map(|(n, t)| (n.clone(), *t)))
-        .map(|(n, t)| {
-            let values = t.to_vec()?;
-            // PyTorch keeps a batch norm's step counter as a 0-dimensional int64.
-            let (dtype, b) = if is_counter(&n) {
-                (Dtype::I64, values.iter().flat_map(|&v| (v as i64).to_le_bytes()).collect())
-            } else {
-                (precision.dtype(), precision.encode(&n, &values)?)
-            };
-            Ok((n, dtype, b, t.shape().to_vec()))
-        })
-        .collect::<Result<_>>()?;
+    let mut bytes: Vec<(String, Dtype, Vec<u8>, Vec<usize>)> = Vec::new();
+    for (n, t) in named.iter().map(|(n, t)| (n.clone(), *t)).chain(extra.iter().map(|(n, t)| (n.clone(), *t))) {
+        let values = t.to_vec_async().await?;
+        // PyTorch keeps a batch norm's step counter as a 0-dimensional int64.
+        let (dtype, b) = if is_counter(&n) {
+            (Dtype::I64, values.iter().flat_map(|&v| (v as i64).to_le_bytes()).collect())
+        } else {
+            (precision.dtype(), precision.encode(&n, &values)?)
+        };
+        bytes.push((n, dtype, b, t.shape().to_vec()));
+    }
     let views: Vec<(String, TensorView<'_>)> = bytes
         .iter()
         .map(|(n, d, b, s)| {

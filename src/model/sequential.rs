@@ -339,6 +339,11 @@ impl Sequential {
         self.stats.take()
     }
 
+    /// [`Sequential::take_stats`], awaiting a GPU's read-back (in a browser).
+    pub async fn take_stats_async(&mut self) -> Result<Vec<(f32, u32)>> {
+        self.stats.take_async().await
+    }
+
     fn backprop(&mut self, labels: &[u32], label_smoothing: f32, sgd_lr: Option<f32>) -> Result<f32> {
         let last = self.layers.len();
         let loss = ops::softmax_cross_entropy(
@@ -516,6 +521,16 @@ impl Sequential {
 
     pub fn params_finite(&self) -> bool {
         self.named_state().iter().all(|(_, t)| t.all_finite())
+    }
+
+    /// [`Sequential::params_finite`], awaiting a GPU's read-backs (in a browser).
+    pub async fn params_finite_async(&self) -> bool {
+        for (_, t) in self.named_state() {
+            if !t.all_finite_async().await {
+                return false;
+            }
+        }
+        true
     }
 }
 

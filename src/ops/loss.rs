@@ -67,6 +67,15 @@ impl StepStats {
         }
         Ok(std::mem::take(&mut self.host))
     }
+
+    /// [`StepStats::take`], awaiting a GPU's read-back (in a browser).
+    pub async fn take_async(&mut self) -> Result<Vec<(f32, u32)>> {
+        #[cfg(feature = "gpu")]
+        if let Some(d) = &mut self.device {
+            return d.take_async().await;
+        }
+        Ok(std::mem::take(&mut self.host))
+    }
 }
 
 /// [`softmax_cross_entropy`] that records the step's mean loss and correct count (first maximum of
@@ -164,6 +173,17 @@ mod on_gpu {
             let gpu = self.loss.gpu();
             let loss = gpu.download_range(&self.loss, 0..n)?;
             let correct = gpu.download_u32(&self.correct)?;
+            Ok(loss.into_iter().zip(correct).collect())
+        }
+
+        pub async fn take_async(&mut self) -> Result<Vec<(f32, u32)>> {
+            let n = std::mem::take(&mut self.recorded);
+            if n == 0 {
+                return Ok(Vec::new());
+            }
+            let gpu = self.loss.gpu();
+            let loss = gpu.download_range_async(&self.loss, 0..n).await?;
+            let correct = gpu.download_u32_async(&self.correct).await?;
             Ok(loss.into_iter().zip(correct).collect())
         }
     }

@@ -14,10 +14,16 @@
 //! Errors the device reports asynchronously (validation, out of memory, device lost) are recorded
 //! by a handler and returned by the next flush, read-back or dispatch; allocations are checked at
 //! once through error scopes.
+//!
+//! In a browser (wasm32, wgpu's WebGPU backend) nothing may block: the device is opened by
+//! [`Gpu::new_async`], values are read back by the `_async` downloads, and allocations and
+//! shader compilations are not waited on: their errors reach the same handler and are returned by
+//! the next flush, read-back or dispatch. The kernels and the recording are the same.
 
 use std::collections::HashMap;
 use std::num::NonZeroU64;
-use std::sync::{Arc, Mutex, MutexGuard, mpsc};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Poll, Waker};
 
 use crate::error::{Error, Result};
 
@@ -27,6 +33,12 @@ const SLOT: usize = 256;
 const SLOTS: usize = 1024;
 /// Threads per workgroup of the one-dimensional kernels.
 pub(crate) const GROUP: u32 = 256;
+
+/// In a browser: WebGPU, where a read-back is awaited, never waited for.
+const WEB: bool = cfg!(all(target_arch = "wasm32", target_os = "unknown"));
+
+const BLOCKS_ON_WEB: &str = "reading GPU memory back cannot block in a browser: use the async call \
+                             (download_async, Tensor::to_vec_async, Trainer::run_epoch_async, evaluate_async)";
 
 /// What `scratchnet devices` lists about an adapter.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -195,17 +207,49 @@ fn gpu_err(what: impl std::fmt::Display) -> Error {
 
 impl Gpu {
     /// The best adapter: discrete > integrated > virtual > CPU emulation. An error, never a
-    /// panic, when there is none, saying what to install.
+    /// panic, when there is none, saying what to install. In a browser: [`Gpu::new_async`].
     pub fn new() -> Result<Gpu> {
+        if WEB {
+            return Err(gpu_err("in a browser the GPU is opened by Gpu::new_async"));
+        }
         let adapter = sorted_adapters(instance()).into_iter().next().ok_or_else(|| gpu_err(NO_ADAPTER))?;
-        let summary = summarize(&adapter);
         let limits = adapter.limits();
-        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
-            label: Some("scratchnet"),
-            required_limits: limits.clone(),
-            ..Default::default()
-        }))
-        .map_err(|e| gpu_err(format!("{}: cannot open the device: {e}", summary.name)))?;
+        pollster::block_on(Gpu::open(adapter, limits))
+    }
+
+    /// [`Gpu::new`] without blocking: in a browser, WebGPU's adapter (the browser's choice, asked
+    /// for high performance) with WebGPU's default limits (128 MiB storage buffers, 256 threads
+    /// and 16 KiB of memory per workgroup), so that what runs on one browser's GPU runs on every
+    /// one's; elsewhere the same as [`Gpu::new`].
+    pub async fn new_async() -> Result<Gpu> {
+        if !WEB {
+            return Gpu::new();
+        }
+        let adapter = instance()
+            .request_adapter(&wgpu::RequestAdapterOptions {
+                power_preference: wgpu::PowerPreference::HighPerformance,
+                ..Default::default()
+            })
+            .await
+            .map_err(|_| {
+                gpu_err("the browser offers no WebGPU adapter (WebGPU switched off, or no GPU it supports)")
+            })?;
+        Gpu::open(adapter, wgpu::Limits::default()).await
+    }
+
+    async fn open(adapter: wgpu::Adapter, limits: wgpu::Limits) -> Result<Gpu> {
+        let mut summary = summarize(&adapter);
+        summary.max_buffer_size = limits.max_buffer_size;
+        summary.max_storage_buffer_binding_size = limits.max_storage_buffer_binding_size;
+        summary.max_compute_workgroup_size_x = limits.max_compute_workgroup_size_x;
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("scratchnet"),
+                required_limits: limits.clone(),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| gpu_err(format!("{}: cannot open the device: {e}", summary.name)))?;
         let fault: Arc<Mutex<Option<String>>> = Arc::default();
         let f = fault.clone();
         device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
@@ -242,8 +286,12 @@ impl Gpu {
         })
     }
 
-    /// Every adapter the installed drivers offer, best first (the one [`Gpu::new`] takes).
+    /// Every adapter the installed drivers offer, best first (the one [`Gpu::new`] takes). None
+    /// in a browser, which offers one adapter, through [`Gpu::new_async`].
     pub fn adapters() -> Vec<AdapterSummary> {
+        if WEB {
+            return Vec::new();
+        }
         sorted_adapters(instance()).iter().map(summarize).collect()
     }
 
@@ -284,6 +332,15 @@ impl Gpu {
             )));
         }
         let device = &self.inner.device;
+        if WEB {
+            // Not waited on: a refusal reaches the error handler, and the next check reports it.
+            return Ok(device.create_buffer(&wgpu::BufferDescriptor {
+                label: None,
+                size: bytes,
+                usage,
+                mapped_at_creation: mapped,
+            }));
+        }
         let oom = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let invalid = device.push_error_scope(wgpu::ErrorFilter::Validation);
         let buf = device.create_buffer(&wgpu::BufferDescriptor {
@@ -369,7 +426,51 @@ impl Gpu {
         Ok(self.read_back(b, range)?.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
     }
 
+    /// [`Gpu::download`] without blocking: in a browser the read-back is awaited (the page's
+    /// event loop runs while the GPU works); elsewhere it is [`Gpu::download`], ready at once.
+    pub async fn download_async(&self, b: &GpuBuffer) -> Result<Vec<f32>> {
+        self.download_range_async(b, 0..b.len).await
+    }
+
+    pub async fn download_u32_async(&self, b: &GpuBuffer) -> Result<Vec<u32>> {
+        let bytes = self.read_back_async(b, 0..b.len).await?;
+        Ok(bytes.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+    }
+
+    pub async fn download_range_async(&self, b: &GpuBuffer, range: std::ops::Range<usize>) -> Result<Vec<f32>> {
+        let bytes = self.read_back_async(b, range).await?;
+        Ok(bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+    }
+
     fn read_back(&self, b: &GpuBuffer, range: std::ops::Range<usize>) -> Result<Vec<u8>> {
+        if WEB {
+            return Err(gpu_err(BLOCKS_ON_WEB));
+        }
+        let Some((staging, mapped)) = self.start_read_back(b, range)? else {
+            return Ok(Vec::new());
+        };
+        self.inner.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| gpu_err(format!("waiting: {e}")))?;
+        self.check()?;
+        let result = lock(&mapped.0).value.take().ok_or_else(|| gpu_err("the read-back was dropped"))?;
+        finish_read_back(&staging, result)
+    }
+
+    async fn read_back_async(&self, b: &GpuBuffer, range: std::ops::Range<usize>) -> Result<Vec<u8>> {
+        if !WEB {
+            return self.read_back(b, range);
+        }
+        let Some((staging, mapped)) = self.start_read_back(b, range)? else {
+            return Ok(Vec::new());
+        };
+        let result = mapped.await;
+        // A lost device rejects the mapping: its cause first.
+        self.check()?;
+        finish_read_back(&staging, result)
+    }
+
+    /// Copies values `range` of `b` into a new mappable buffer after the recorded work, submits,
+    /// and asks for the mapping; None for an empty range (the work is submitted all the same).
+    fn start_read_back(&self, b: &GpuBuffer, range: std::ops::Range<usize>) -> Result<Option<(wgpu::Buffer, Mapped)>> {
         self.owns(b, "download")?;
         if range.start > range.end || range.end > b.len {
             return Err(Error::arg("gpu download", format!("values {range:?} of a buffer of {}", b.len)));
@@ -377,7 +478,7 @@ impl Gpu {
         let len = range.end - range.start;
         if len == 0 {
             self.flush()?;
-            return Ok(Vec::new());
+            return Ok(None);
         }
         let staging = self.alloc(len, false, wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST)?;
         let mut rec = lock(&self.inner.rec);
@@ -385,18 +486,16 @@ impl Gpu {
         self.submit(&mut rec);
         drop(rec);
         self.check()?;
-        let (tx, rx) = mpsc::channel();
+        let mapped = Mapped::default();
+        let slot = mapped.0.clone();
         staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
-            let _ = tx.send(r);
+            let mut s = lock(&slot);
+            s.value = Some(r);
+            if let Some(w) = s.waker.take() {
+                w.wake();
+            }
         });
-        self.inner.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| gpu_err(format!("waiting: {e}")))?;
-        self.check()?;
-        rx.recv()
-            .map_err(|_| gpu_err("the read-back was dropped"))?
-            .map_err(|e| gpu_err(format!("reading back: {e}")))?;
-        let bytes = staging.slice(..).get_mapped_range().map_err(|e| gpu_err(format!("reading back: {e}")))?.to_vec();
-        staging.unmap();
-        Ok(bytes)
+        Ok(Some((staging, mapped)))
     }
 
     fn owns(&self, b: &GpuBuffer, op: &'static str) -> Result<()> {
@@ -442,7 +541,9 @@ impl Gpu {
             return Ok(k.clone());
         }
         let device = &self.inner.device;
-        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        // In a browser a compilation error is not waited on: it reaches the error handler, and
+        // the next check reports it.
+        let scope = (!WEB).then(|| device.push_error_scope(wgpu::ErrorFilter::Validation));
         let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
             label: Some(&key),
             source: wgpu::ShaderSource::Wgsl(source().into()),
@@ -455,7 +556,7 @@ impl Gpu {
             compilation_options: Default::default(),
             cache: None,
         });
-        if let Some(e) = pollster::block_on(scope.pop()) {
+        if let Some(e) = scope.and_then(|scope| pollster::block_on(scope.pop())) {
             return Err(gpu_err(format!("kernel {key}: {e}")));
         }
         let layout = pipeline.get_bind_group_layout(0);
@@ -537,6 +638,42 @@ impl Gpu {
         pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
         Ok(())
     }
+}
+
+/// A mapping's outcome, set by its callback; awaited in a browser, read after a blocking poll
+/// elsewhere.
+#[derive(Default)]
+struct Mapped(Arc<Mutex<MapSlot>>);
+
+#[derive(Default)]
+struct MapSlot {
+    value: Option<std::result::Result<(), wgpu::BufferAsyncError>>,
+    waker: Option<Waker>,
+}
+
+impl Future for Mapped {
+    type Output = std::result::Result<(), wgpu::BufferAsyncError>;
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
+        let mut s = lock(&self.0);
+        match s.value.take() {
+            Some(v) => Poll::Ready(v),
+            None => {
+                s.waker = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    }
+}
+
+/// The mapped bytes of `staging`, once its mapping gave `result`.
+fn finish_read_back(
+    staging: &wgpu::Buffer,
+    result: std::result::Result<(), wgpu::BufferAsyncError>,
+) -> Result<Vec<u8>> {
+    result.map_err(|e| gpu_err(format!("reading back: {e}")))?;
+    let bytes = staging.slice(..).get_mapped_range().map_err(|e| gpu_err(format!("reading back: {e}")))?.to_vec();
+    staging.unmap();
+    Ok(bytes)
 }
 
 /// Copies `bytes` into a buffer created mapped, and unmaps it.

@@ -201,6 +201,15 @@ impl Tensor {
         }
     }
 
+    /// [`Tensor::to_vec`] without blocking: in a browser a GPU tensor's read-back is awaited;
+    /// elsewhere this is [`Tensor::to_vec`], ready at once.
+    pub async fn to_vec_async(&self) -> Result<Vec<f32>> {
+        match &self.storage {
+            Storage::Host(d) => Ok(d.clone()),
+            Storage::Device(b) => download_async(b, self.len()).await,
+        }
+    }
+
     /// The values, consumed (host tensors give their allocation away).
     pub fn into_vec(self) -> Vec<f32> {
         match self.storage {
@@ -294,6 +303,25 @@ impl Tensor {
             Storage::Device(_) => self.to_vec().is_ok_and(|d| d.iter().all(|v| v.is_finite())),
         }
     }
+
+    /// [`Tensor::all_finite`], awaiting a GPU tensor's read-back.
+    pub async fn all_finite_async(&self) -> bool {
+        self.to_vec_async().await.is_ok_and(|d| d.iter().all(|v| v.is_finite()))
+    }
+}
+
+/// The outcome of `f`, a computation written once as async for the browser, where GPU read-backs
+/// are awaited: elsewhere every read-back in it completes as it is made, so one poll finishes it.
+/// A read-back still pending (only in a browser, where the blocking calls refuse to read) is an
+/// error, never a hang.
+pub fn ready<T>(f: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+    let mut f = std::pin::pin!(f);
+    match f.as_mut().poll(&mut std::task::Context::from_waker(std::task::Waker::noop())) {
+        std::task::Poll::Ready(r) => r,
+        std::task::Poll::Pending => {
+            Err(Error::Gpu("this call would wait for the GPU, which a browser cannot: use its async form".into()))
+        }
+    }
 }
 
 /// Whether two devices are the same one.
@@ -315,6 +343,9 @@ mod device_io {
         let mut v = b.gpu().download(b)?;
         v.truncate(n);
         Ok(v)
+    }
+    pub async fn download_async(b: &GpuBuffer, n: usize) -> Result<Vec<f32>> {
+        b.gpu().download_range_async(b, 0..n.min(b.len())).await
     }
     pub fn upload(g: &Gpu, data: &[f32]) -> Result<GpuBuffer> {
         g.upload(data)
@@ -343,6 +374,9 @@ mod device_io {
         match *b {}
     }
     pub fn download(b: &GpuBuffer, _: usize) -> Result<Vec<f32>> {
+        match *b {}
+    }
+    pub async fn download_async(b: &GpuBuffer, _: usize) -> Result<Vec<f32>> {
         match *b {}
     }
     pub fn upload(g: &Gpu, _: &[f32]) -> Result<GpuBuffer> {

@@ -49,10 +49,18 @@ pub fn evaluate(model: &mut Sequential, data: &Dataset, options: &EvalOptions) -
     let batch_size = batch_size.max(1);
     let macs = model.spec().forward_macs() * batch_size;
     let device = model.device().clone();
-    crate::ops::run_batches(&device, macs, || evaluate_here(model, data, batch_size, tta, input))
+    crate::ops::run_batches(&device, macs, || crate::tensor::ready(evaluate_core(model, data, batch_size, tta, input)))
 }
 
-fn evaluate_here(
+/// [`evaluate`] for a browser, where a GPU's results are read back by awaiting, not waiting: the
+/// same code (the blocking [`evaluate`] runs it through [`crate::tensor::ready`]), on the
+/// calling thread.
+pub async fn evaluate_async(model: &mut Sequential, data: &Dataset, options: &EvalOptions) -> Result<Evaluation> {
+    let EvalOptions { batch_size, tta, ref input } = *options;
+    evaluate_core(model, data, batch_size.max(1), tta, input).await
+}
+
+async fn evaluate_core(
     model: &mut Sequential,
     data: &Dataset,
     batch_size: usize,
@@ -69,12 +77,12 @@ fn evaluate_here(
     // per batch (its probabilities) instead of two.
     let deferred = !model.device().is_cpu();
     let mut sizes = Vec::new();
-    let absorb = |model: &mut Sequential, sizes: &mut Vec<usize>| -> Result<f64> {
-        let stats = model.take_stats()?;
+    async fn absorb(model: &mut Sequential, sizes: &mut Vec<usize>) -> Result<f64> {
+        let stats = model.take_stats_async().await?;
         let sum = stats.iter().zip(sizes.iter()).map(|((loss, _), &n)| *loss as f64 * n as f64).sum();
         sizes.clear();
         Ok(sum)
-    };
+    }
     for chunk in idx.chunks(batch_size) {
         data.fill_batch_normalised(chunk, model.input_mut(chunk.len()), &mut labels, input.scale, input.offset);
         let probs = if tta == Tta::None {
@@ -83,14 +91,14 @@ fn evaluate_here(
                 model.record_loss(&labels)?;
                 sizes.push(chunk.len());
                 if sizes.len() >= crate::ops::StepStats::CAPACITY / 2 {
-                    loss_sum += absorb(model, &mut sizes)?;
+                    loss_sum += absorb(model, &mut sizes).await?;
                 }
             } else {
                 loss_sum += model.loss(&labels)? as f64 * chunk.len() as f64;
             }
-            model.probs().to_vec()?
+            model.probs().to_vec_async().await?
         } else {
-            let probs = model.infer(tta)?.to_vec()?;
+            let probs = model.infer(tta)?.to_vec_async().await?;
             // Probabilities, not logits, are what was averaged: clamp before the log.
             loss_sum -=
                 probs.chunks(k).zip(&labels).map(|(row, &y)| (row[y as usize].max(1e-30) as f64).ln()).sum::<f64>();
@@ -101,7 +109,7 @@ fn evaluate_here(
         }
     }
     if !sizes.is_empty() {
-        loss_sum += absorb(model, &mut sizes)?;
+        loss_sum += absorb(model, &mut sizes).await?;
     }
     let n = data.len().max(1) as f64;
     let correct: u64 = (0..k).map(|i| confusion[i][i]).sum();

@@ -11,7 +11,7 @@ pub mod recipe;
 mod trainer;
 
 pub use crate::ops::argmax_rows;
-pub use evaluate::{EVAL_BATCH, EvalOptions, Evaluation, evaluate};
+pub use evaluate::{EVAL_BATCH, EvalOptions, Evaluation, evaluate, evaluate_async};
 pub use optim::{Optimizer, OptimizerConfig, Schedule};
 pub use recipe::{Augment, PRESET_NAMES, Preset, TrainConfig, preset};
 pub use trainer::{EpochStats, Progress, TrainState, Trainer};

@@ -147,8 +147,8 @@ impl Trainer {
 
     /// Adds the recorded steps' losses and correct counts to the epoch's; a loss that is not
     /// finite stops training, naming its batch.
-    fn absorb(&mut self, lr: f32) -> Result<()> {
-        let stats = self.model.take_stats()?;
+    async fn absorb(&mut self, lr: f32) -> Result<()> {
+        let stats = self.model.take_stats_async().await?;
         let first = self.state.batch - self.pending.len();
         for (i, ((loss, correct), &n)) in stats.into_iter().zip(&self.pending).enumerate() {
             if !loss.is_finite() {
@@ -184,10 +184,13 @@ impl Trainer {
     ) -> Result<Option<EpochStats>> {
         let macs = self.model.spec().forward_macs() * self.config.batch_size;
         let device = self.model.device().clone();
-        crate::ops::run_batches(&device, macs, || self.run_epoch_here(data, on_batch))
+        crate::ops::run_batches(&device, macs, || crate::tensor::ready(self.run_epoch_async(data, on_batch)))
     }
 
-    fn run_epoch_here(
+    /// [`Trainer::run_epoch_with`] for a browser, where a GPU's losses and parameters are read
+    /// back by awaiting, not waiting: the same loop (the blocking calls run it through
+    /// [`crate::tensor::ready`]), on the calling thread.
+    pub async fn run_epoch_async(
         &mut self,
         data: &Dataset,
         on_batch: &mut (dyn FnMut(&Progress) -> bool + Send),
@@ -238,7 +241,7 @@ impl Trainer {
                 self.state.batch += 1;
                 let stop = self.state.batch == total || self.pending.len() >= TAKE_EVERY;
                 if stop {
-                    self.absorb(lr)?;
+                    self.absorb(lr).await?;
                 }
                 self.state.seconds += start.elapsed().as_secs_f64();
                 let st = &self.state;
@@ -251,7 +254,7 @@ impl Trainer {
                 };
                 if !on_batch(&progress) && self.state.batch < total {
                     let start = Instant::now();
-                    self.absorb(lr)?;
+                    self.absorb(lr).await?;
                     self.state.seconds += start.elapsed().as_secs_f64();
                     return Ok(None);
                 }
@@ -294,7 +297,7 @@ impl Trainer {
             total.saturating_sub(1),
             total,
         );
-        if !self.model.params_finite() {
+        if !self.model.params_finite_async().await {
             return Err(Error::Diverged { epoch: self.state.epoch + 1, batch: total, loss: f32::NAN, lr });
         }
         let st = &mut self.state;

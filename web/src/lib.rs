@@ -6,14 +6,27 @@
 //!
 //! Every fallible call returns `Result<_, JsError>`: a bad input is a rejected call with a
 //! message, never a trap. A panic (a bug) still reaches the console with its message.
+//!
+//! The GPU: [`WebGpu::open`] opens WebGPU (the same WGSL kernels as `--device gpu`, through
+//! wgpu's WebGPU backend); a [`Classifier`] or a [`Training`] moved onto it (`useGpu`) runs its
+//! layers there. A browser cannot wait for the GPU, so the calls that read results back return
+//! promises (`classifyAsync`, `Training.step`, `Training.modelBytes`): they await the library's
+//! async forms (`classify::probabilities_async`, `Trainer::run_epoch_async`,
+//! `train::evaluate_async`, `model_file::to_bytes_async`), the same code the CLI runs blocking.
+
+use std::cell::RefCell;
+use std::rc::Rc;
 
 use scratchnet::classify;
 use scratchnet::data::picture::{self, Pixels, Style};
 use scratchnet::data::{Dataset, DatasetKind, idx};
 use scratchnet::model::{Sequential, Tta};
 use scratchnet::model_file::{self, InputNorm, ModelInfo, TrainingRecord};
+use scratchnet::ops::gpu::Gpu;
+use scratchnet::tensor::Device;
 use scratchnet::train::{self, Progress, Trainer, preset};
 use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::future_to_promise;
 
 /// Pictures with more pixels than this are refused before any work (50 megapixels: 200 MB of RGBA
 /// in a browser tab already).
@@ -44,10 +57,31 @@ pub fn max_pixels() -> usize {
     MAX_PIXELS
 }
 
+/// A WebGPU device: the browser's adapter with WebGPU's default limits.
+#[wasm_bindgen]
+pub struct WebGpu {
+    gpu: Gpu,
+}
+
+#[wasm_bindgen]
+impl WebGpu {
+    /// Opens WebGPU; rejects with one line (no `navigator.gpu`, no adapter, no device) when it
+    /// cannot.
+    pub async fn open() -> Result<WebGpu, JsError> {
+        Ok(WebGpu { gpu: Gpu::new_async().await.map_err(js)? })
+    }
+
+    /// The adapter and the limits asked for, as JSON.
+    pub fn describe(&self) -> String {
+        serde_json::to_string(self.gpu.summary()).expect("plain data serialises")
+    }
+}
+
 /// A model file loaded for classifying pictures.
 #[wasm_bindgen]
 pub struct Classifier {
-    model: Sequential,
+    /// Taken out while an awaited classification runs (a second one meanwhile is refused).
+    model: Rc<RefCell<Option<Sequential>>>,
     info: ModelInfo,
     style: Style,
 }
@@ -65,7 +99,21 @@ impl Classifier {
             )));
         }
         let style = Style::for_dataset(&loaded.info.dataset, false);
-        Ok(Classifier { model: loaded.model, info: loaded.info, style })
+        Ok(Classifier { model: Rc::new(RefCell::new(Some(loaded.model))), info: loaded.info, style })
+    }
+
+    /// Moves the model onto the GPU: then only [`Classifier::classify_async`] classifies.
+    #[wasm_bindgen(js_name = useGpu)]
+    pub fn use_gpu(&self, gpu: &WebGpu) -> Result<(), JsError> {
+        let mut m = self.model.borrow_mut();
+        let model = m.as_mut().ok_or_else(busy)?;
+        model.to_device(&Device::Gpu(gpu.gpu.clone())).map_err(js)
+    }
+
+    /// Whether the model is on the GPU.
+    #[wasm_bindgen(js_name = onGpu)]
+    pub fn on_gpu(&self) -> bool {
+        self.model.borrow().as_ref().is_some_and(|m| !m.device().is_cpu())
     }
 
     /// Class names, in output order.
@@ -116,14 +164,34 @@ impl Classifier {
 
     /// Class probabilities of preprocessed input bytes, with the model file's test-time
     /// augmentation (the built-in CNN averages each picture with its mirror image).
-    pub fn classify(&mut self, input: &[u8]) -> Result<Vec<f32>, JsError> {
-        classify::probabilities(&mut self.model, &self.info, input, self.info.tta).map_err(js)
+    pub fn classify(&self, input: &[u8]) -> Result<Vec<f32>, JsError> {
+        let mut m = self.model.borrow_mut();
+        let model = m.as_mut().ok_or_else(busy)?;
+        classify::probabilities(model, &self.info, input, self.info.tta).map_err(js)
+    }
+
+    /// [`Classifier::classify`] as a promise of a `Float32Array`, which a model on the GPU needs
+    /// (its result is read back by awaiting); on the CPU it resolves at once.
+    #[wasm_bindgen(js_name = classifyAsync)]
+    pub fn classify_async(&self, input: Vec<u8>) -> js_sys::Promise {
+        let cell = self.model.clone();
+        let info = self.info.clone();
+        future_to_promise(async move {
+            let mut model = cell.borrow_mut().take().ok_or_else(busy)?;
+            let probs = classify::probabilities_async(&mut model, &info, &input, info.tta).await;
+            *cell.borrow_mut() = Some(model);
+            Ok(js_sys::Float32Array::from(&probs.map_err(js)?[..]).into())
+        })
     }
 
     /// Class indices from the most to the least probable.
     pub fn ranked(probabilities: &[f32]) -> Vec<usize> {
         classify::ranked(probabilities)
     }
+}
+
+fn busy() -> JsError {
+    JsError::new("the model is busy with another call: await it first")
 }
 
 fn check_size(width: usize, height: usize) -> Result<(), JsError> {
@@ -139,15 +207,31 @@ fn check_size(width: usize, height: usize) -> Result<(), JsError> {
     }
 }
 
-/// A preset trained in the page (run it in a Web Worker): `run` a few batches at a time and
-/// report, then `modelBytes` for a file `scratchnet evaluate --model` reads.
+/// A preset trained in the page (run it in a Web Worker): `step` a few batches at a time and
+/// report, then `modelBytes` for a file `scratchnet evaluate --model` reads. On the CPU by default;
+/// `useGpu` moves it onto WebGPU. `step` and `modelBytes` return promises: on the GPU they await
+/// its read-backs, on the CPU they resolve at once.
 #[wasm_bindgen]
 pub struct Training {
+    /// Taken out while a `step` or `modelBytes` runs (a second call meanwhile is refused).
+    state: Rc<RefCell<Option<TrainingState>>>,
+}
+
+struct TrainingState {
     trainer: Trainer,
     preset: String,
     dataset: DatasetKind,
     train: Dataset,
     test: Dataset,
+    /// Where it trains, for the model file's record.
+    machine: String,
+}
+
+impl Training {
+    fn with<R>(&self, f: impl FnOnce(&mut TrainingState) -> R) -> Result<R, JsError> {
+        let mut s = self.state.borrow_mut();
+        Ok(f(s.as_mut().ok_or_else(busy)?))
+    }
 }
 
 #[wasm_bindgen]
@@ -155,7 +239,7 @@ impl Training {
     /// `preset` as `scratchnet train --model` takes it; `dataset` (`mnist` or `fashion-mnist`)
     /// names the classes and goes into the model file, where it decides how pictures are
     /// preprocessed; the data as IDX files (gzip or not); the first `limit` training images (0:
-    /// all); `epochs` replaces the preset's.
+    /// all) and `test_limit` test images (0: all); `epochs` replaces the preset's.
     #[wasm_bindgen(constructor)]
     #[allow(clippy::too_many_arguments)]
     pub fn new(
@@ -166,6 +250,7 @@ impl Training {
         test_images: &[u8],
         test_labels: &[u8],
         limit: usize,
+        test_limit: usize,
         epochs: usize,
         seed: u32,
     ) -> Result<Training, JsError> {
@@ -182,9 +267,12 @@ impl Training {
             Dataset::new(px, labels, h, w, classes).map_err(js)
         };
         let mut train = load(train_images, train_labels, "training")?;
-        let test = load(test_images, test_labels, "test")?;
+        let mut test = load(test_images, test_labels, "test")?;
         if limit > 0 {
             train = train.take(limit);
+        }
+        if test_limit > 0 {
+            test = test.take(test_limit);
         }
         let [_, h, w] = p.spec.input;
         if (train.height, train.width) != (h, w) || (test.height, test.width) != (h, w) {
@@ -194,33 +282,82 @@ impl Training {
         config.epochs = epochs;
         config.seed = seed as u64;
         let model = Sequential::new(p.spec, config.seed).map_err(js)?;
-        Ok(Training { trainer: Trainer::new(model, config), preset: p.name.to_string(), dataset: kind, train, test })
+        let state = TrainingState {
+            trainer: Trainer::new(model, config),
+            preset: p.name.to_string(),
+            dataset: kind,
+            train,
+            test,
+            machine: "web browser (WebAssembly, one thread)".into(),
+        };
+        Ok(Training { state: Rc::new(RefCell::new(Some(state))) })
+    }
+
+    /// Moves the model and the optimizer onto the GPU (before the first `step`).
+    #[wasm_bindgen(js_name = useGpu)]
+    pub fn use_gpu(&self, gpu: &WebGpu) -> Result<(), JsError> {
+        self.with(|s| {
+            s.trainer.to_device(&Device::Gpu(gpu.gpu.clone())).map_err(js)?;
+            s.machine = format!("web browser (WebGPU: {})", gpu.gpu.summary().name);
+            Ok(())
+        })?
     }
 
     #[wasm_bindgen(js_name = batchesPerEpoch)]
-    pub fn batches_per_epoch(&self) -> usize {
-        self.trainer.batches_per_epoch(&self.train)
+    pub fn batches_per_epoch(&self) -> Result<usize, JsError> {
+        self.with(|s| s.trainer.batches_per_epoch(&s.train))
+    }
+
+    /// Images per batch (the preset's).
+    #[wasm_bindgen(js_name = batchSize)]
+    pub fn batch_size(&self) -> Result<usize, JsError> {
+        self.with(|s| s.trainer.config.batch_size)
     }
 
     #[wasm_bindgen(js_name = trainImages)]
-    pub fn train_images(&self) -> usize {
-        self.train.len()
+    pub fn train_images(&self) -> Result<usize, JsError> {
+        self.with(|s| s.train.len())
     }
 
     /// Epochs finished.
-    pub fn epoch(&self) -> usize {
-        self.trainer.state.epoch
+    pub fn epoch(&self) -> Result<usize, JsError> {
+        self.with(|s| s.trainer.state.epoch)
     }
 
-    pub fn epochs(&self) -> usize {
-        self.trainer.config.epochs
+    pub fn epochs(&self) -> Result<usize, JsError> {
+        self.with(|s| s.trainer.config.epochs)
     }
 
-    /// Trains up to `max_batches` batches (fewer at the end of an epoch); returns JSON:
+    /// Trains up to `max_batches` batches (fewer at the end of an epoch); a promise of JSON:
     /// `{"epoch", "batch", "batches", "loss", "accuracy", "finished": {..} | null, "done"}`, where
     /// `finished` is the epoch just completed (the CLI's per-epoch line, with the test set's
     /// accuracy and loss) and `loss`/`accuracy` the running figures of the epoch under way.
-    pub fn run(&mut self, max_batches: usize) -> Result<String, JsError> {
+    pub fn step(&self, max_batches: usize) -> js_sys::Promise {
+        let cell = self.state.clone();
+        future_to_promise(async move {
+            let mut s = cell.borrow_mut().take().ok_or_else(busy)?;
+            let report = s.step(max_batches).await;
+            *cell.borrow_mut() = Some(s);
+            Ok(JsValue::from_str(&report?))
+        })
+    }
+
+    /// A promise of the model as a `.safetensors` file (a `Uint8Array`), with its training record
+    /// (`date`: when, as the page knows it).
+    #[wasm_bindgen(js_name = modelBytes)]
+    pub fn model_bytes(&self, date: String) -> js_sys::Promise {
+        let cell = self.state.clone();
+        future_to_promise(async move {
+            let s = cell.borrow_mut().take().ok_or_else(busy)?;
+            let bytes = s.model_bytes(&date).await;
+            *cell.borrow_mut() = Some(s);
+            Ok(js_sys::Uint8Array::from(&bytes?[..]).into())
+        })
+    }
+}
+
+impl TrainingState {
+    async fn step(&mut self, max_batches: usize) -> Result<String, JsError> {
         if self.trainer.state.epoch >= self.trainer.config.epochs {
             return Err(JsError::new("training is finished"));
         }
@@ -228,16 +365,18 @@ impl Training {
         let mut last: Option<Progress> = None;
         let finished = self
             .trainer
-            .run_epoch_with(&self.train, &mut |p| {
+            .run_epoch_async(&self.train, &mut |p| {
                 last = Some(*p);
                 left -= 1;
                 left > 0
             })
+            .await
             .map_err(js)?;
         let finished = match finished {
             Some(mut stats) => {
-                let ev =
-                    train::evaluate(&mut self.trainer.model, &self.test, &train::EvalOptions::default()).map_err(js)?;
+                let ev = train::evaluate_async(&mut self.trainer.model, &self.test, &train::EvalOptions::default())
+                    .await
+                    .map_err(js)?;
                 stats.test_accuracy = Some(ev.accuracy);
                 stats.test_loss = Some(ev.loss);
                 self.trainer.state.history.push(stats.clone());
@@ -258,10 +397,7 @@ impl Training {
         .to_string())
     }
 
-    /// The model as a `.safetensors` file, with its training record (`date`: when, as the page
-    /// knows it).
-    #[wasm_bindgen(js_name = modelBytes)]
-    pub fn model_bytes(&self, date: &str) -> Result<Vec<u8>, JsError> {
+    async fn model_bytes(&self, date: &str) -> Result<Vec<u8>, JsError> {
         let st = &self.trainer.state;
         let last = st.history.last();
         let record = TrainingRecord {
@@ -284,7 +420,7 @@ impl Training {
             wall_seconds: st.history.iter().map(|s| s.seconds).sum(),
             training_seconds: Some(st.history.iter().map(|s| s.seconds).sum()),
             threads: 1,
-            machine: "web browser (WebAssembly, one thread)".into(),
+            machine: self.machine.clone(),
             date: date.into(),
         };
         let info = ModelInfo {
@@ -295,6 +431,6 @@ impl Training {
             training: Some(record),
             tta: Tta::None,
         };
-        model_file::to_bytes(&self.trainer.model, &info, &[], None).map_err(js)
+        model_file::to_bytes_async(&self.trainer.model, &info, &[], None).await.map_err(js)
     }
 }

@@ -1,7 +1,9 @@
 // The demo page. Every computation on pictures and networks is scratchnet's Rust code compiled to
 // WebAssembly (pkg/scratchnet_web.js); this file decodes pictures (the browser's decoders), draws,
-// and moves bytes around. Training runs in worker.js.
-import init, { Classifier, maxPixels } from "./pkg/scratchnet_web.js";
+// and moves bytes around. Training runs in worker.js. With WebGPU, the same Rust code runs the
+// layers on the GPU (the library's WGSL kernels through wgpu): a classifier of its own per model,
+// whose results are awaited (classifyAsync).
+import init, { Classifier, WebGpu, maxPixels } from "./pkg/scratchnet_web.js";
 
 const $ = (id) => document.getElementById(id);
 // The two datasets the page switches between. Each has its own models, samples, training data,
@@ -35,7 +37,10 @@ const DATASETS = {
 };
 // Per dataset: its classifiers (cnn, mlp, and trained once one is), samples, and the model
 // trained here (classifier, download link, note).
-const loaded = { fashion: { classifiers: {} }, mnist: { classifiers: {} } };
+// `bytes`: each model file, for its GPU classifier (`gpuClassifiers`), made when first used there.
+const loaded = { fashion: { classifiers: {}, gpuClassifiers: {}, bytes: {} }, mnist: { classifiers: {}, gpuClassifiers: {}, bytes: {} } };
+// WebGPU: { gpu, adapter } once opened, or { reason } why not (one line); `wanted`: the box ticked.
+const webgpu = { gpu: null, adapter: null, reason: null, wanted: false, opening: null };
 const query = new URLSearchParams(location.search);
 const hash = new URLSearchParams(location.hash.slice(1));
 // #digits, #...&dataset=mnist or ?dataset=mnist open the page on digits.
@@ -121,15 +126,30 @@ async function decode(blob, name) {
   }
 }
 
+// Whether classifying (and training) runs on the GPU now.
+const onGpu = () => webgpu.wanted && webgpu.gpu !== null;
+
+// The model's classifier on the device in use: on the GPU, a copy of its own, made once.
+function classifier(model) {
+  const l = loaded[mode];
+  if (!onGpu()) return l.classifiers[model];
+  if (!l.gpuClassifiers[model]) {
+    const clf = new Classifier(l.bytes[model], `${model} (GPU)`);
+    clf.useGpu(webgpu.gpu);
+    l.gpuClassifiers[model] = clf;
+  }
+  return l.gpuClassifiers[model];
+}
+
 // Preprocesses and classifies with the chosen model; returns what the page and the self-test show.
-function classify(pic, model = current) {
-  const clf = loaded[mode].classifiers[model];
+async function classify(pic, model = current) {
+  const clf = classifier(model);
   const t0 = performance.now();
   const input = clf.preprocessRgba(pic.rgba, pic.width, pic.height);
   const t1 = performance.now();
-  const probs = clf.classify(input);
+  const probs = clf.onGpu() ? await clf.classifyAsync(input) : clf.classify(input);
   const t2 = performance.now();
-  return { input, probs, preprocessMs: t1 - t0, inferMs: t2 - t1, classes: clf.classes() };
+  return { input, probs, preprocessMs: t1 - t0, inferMs: t2 - t1, classes: clf.classes(), gpu: clf.onGpu() };
 }
 
 function show(pic, r) {
@@ -158,16 +178,31 @@ function show(pic, r) {
     src += ` (true class: ${r.classes[pic.label]}; ${ok})`;
   }
   $("source").textContent = `${src}, ${current === "trained" ? "model trained here" : current.toUpperCase()}:`;
+  const where = r.gpu ? `on the GPU through WebGPU, ${webgpu.adapter.name || "the browser's adapter"}` : "in WebAssembly, one thread";
   $("timing").textContent =
-    `Preprocessing ${r.preprocessMs.toFixed(1)} ms, inference ${r.inferMs.toFixed(1)} ms (in WebAssembly, one thread).`;
+    `Preprocessing ${r.preprocessMs.toFixed(1)} ms, inference ${r.inferMs.toFixed(1)} ms (${where}).`;
 }
 
+// One prediction at a time (a GPU one is awaited): the latest picture asked for meanwhile runs next.
+let predicting = null, nextPic = null;
 function predict(pic) {
   lastInput = pic;
+  if (predicting) {
+    nextPic = pic;
+    return predicting;
+  }
+  predicting = (async () => {
+    for (let p = pic; p; p = nextPic, nextPic = null) await predictNow(p);
+    predicting = null;
+  })();
+  return predicting;
+}
+
+async function predictNow(pic) {
   try {
-    const r = classify(pic);
+    const r = await classify(pic);
     show(pic, r);
-    window.scratchnet.last = { what: pic.what, probabilities: Array.from(r.probs), inferMs: r.inferMs };
+    window.scratchnet.last = { what: pic.what, probabilities: Array.from(r.probs), inferMs: r.inferMs, device: r.gpu ? "webgpu" : "cpu" };
     if (firstPredictionMs === null) {
       firstPredictionMs = performance.now();
       window.scratchnet.timings.firstPredictionMs = firstPredictionMs;
@@ -321,7 +356,7 @@ function setUpSamples() {
       for (const o of grid.children) o.setAttribute("aria-pressed", "false");
       b.setAttribute("aria-pressed", "true");
       try {
-        predict(await samplePicture(s));
+        await predict(await samplePicture(s));
       } catch (e) {
         showMessage(errorText(e));
       }
@@ -359,6 +394,7 @@ async function loadModel(key, name) {
   const url = DATASETS[key].models[name];
   const bytes = new Uint8Array(await fetchOnce(url));
   const t0 = performance.now();
+  loaded[key].bytes[name] = bytes;
   loaded[key].classifiers[name] = new Classifier(bytes, url.split("/").pop());
   window.scratchnet.timings[`${key === "mnist" ? "mnist_" : ""}${name}LoadMs`] = performance.now() - t0;
 }
@@ -400,7 +436,7 @@ function showModels() {
   a.hidden = !l.trained;
   if (l.trained) {
     a.href = l.trained.url;
-    a.download = DATASETS[mode].download;
+    a.download = l.trained.download;
   }
   if (!l.classifiers[current]) current = "cnn";
   document.querySelector(`input[name=model][value=${current}]`).checked = true;
@@ -436,7 +472,7 @@ async function showDataset(key) {
   // The curve shown is of the other dataset's training.
   if (clearCurve) clearCurve();
   showModels();
-  predict(await samplePicture(l.samples[0]));
+  await predict(await samplePicture(l.samples[0]));
   setUpSamples();
   $("samples").children[0].setAttribute("aria-pressed", "true");
   // The MLP is a choice once it is loaded.
@@ -475,6 +511,7 @@ function setUpDatasetSwitch() {
 function setUpTraining() {
   const worker = new Worker("worker.js", { type: "module" });
   const points = []; // { x: epochs done (fractional), loss, acc, test? }
+  window.scratchnet.curve = points;
   let batches = 1, epochs = 1;
   const curve = $("curve");
   const status = $("train-status");
@@ -544,7 +581,10 @@ function setUpTraining() {
     const m = e.data;
     if (m.type === "started") {
       batches = m.batches;
-      status.textContent = `Training on ${m.images} images, ${m.batches} batches an epoch\u2026`;
+      window.scratchnet.trainingDevice = m.device;
+      const where = m.device === "webgpu" ? "on the GPU (WebGPU)" : "on the CPU";
+      const why = m.reason ? ` (no WebGPU in the worker: ${m.reason})` : "";
+      status.textContent = `Training ${where}${why} on ${m.images} images, ${m.batches} batches of ${m.batchSize} an epoch\u2026`;
     } else if (m.type === "progress") {
       const r = m.report;
       const xv = r.finished ? r.epoch : r.epoch + r.batch / r.batches;
@@ -572,12 +612,17 @@ function setUpTraining() {
       }
       if (l.trained) {
         l.classifiers.trained.free();
+        if (l.gpuClassifiers.trained) l.gpuClassifiers.trained.free();
+        delete l.gpuClassifiers.trained;
         URL.revokeObjectURL(l.trained.url);
       }
       l.classifiers.trained = clf;
+      l.bytes.trained = m.bytes;
+      const net = m.preset.startsWith("cnn") ? "cnn" : "mlp";
       l.trained = {
         url: URL.createObjectURL(new Blob([m.bytes], { type: "application/octet-stream" })),
         note: m.testAccuracy === null ? "" : `(${(100 * m.testAccuracy).toFixed(1)}% on the bundled test images)`,
+        download: `scratchnet-web-${m.key === "mnist" ? "mnist-" : ""}${net}.safetensors`,
       };
       status.textContent += ` ${m.stopped ? "Stopped" : "Done"} after ${secs} s; now classifying with it.`;
       current = "trained";
@@ -611,21 +656,79 @@ function setUpTraining() {
     started = performance.now();
     status.textContent = "Starting\u2026";
     const ds = DATASETS[mode];
-    worker.postMessage({ type: "start", key: mode, dataset: ds.name, dir: ds.dir, preset: $("preset").value, images, epochs, seed: 0 });
+    const preset = $("preset").value;
+    // The CNN trains on the GPU only; the MLP where the page classifies.
+    const gpu = webgpu.gpu !== null && (preset.startsWith("cnn") || onGpu());
+    if (preset.startsWith("cnn") && !gpu) {
+      setRunning(false);
+      showMessage(`The CNN trains on the GPU only: ${webgpu.reason || "WebGPU is not ready yet"}.`);
+      return;
+    }
+    // The CNN's batches are larger and slower: a report every two keeps the curve and the stop
+    // button lively.
+    // window.scratchnet.testImages (tests): evaluate on the first N bundled test images only.
+    worker.postMessage({ type: "start", key: mode, dataset: ds.name, dir: ds.dir, preset, images, epochs, seed: 0,
+      testImages: window.scratchnet.testImages || 0,
+      device: gpu ? "gpu" : "cpu", batchesPerReport: preset.startsWith("cnn") ? 2 : 8 });
   });
   $("stop").addEventListener("click", () => worker.postMessage({ type: "stop" }));
 }
 
+// ---- WebGPU: detected once; the box moves classifying (and MLP training) onto the GPU ----
+
+// Opens WebGPU once; afterwards webgpu.gpu or webgpu.reason (one line) is set.
+function openGpu() {
+  webgpu.opening ??= (async () => {
+    try {
+      if (!navigator.gpu) throw new Error("this browser offers no WebGPU (no navigator.gpu)");
+      const gpu = await WebGpu.open();
+      webgpu.adapter = JSON.parse(gpu.describe());
+      webgpu.gpu = gpu;
+    } catch (e) {
+      webgpu.reason = errorText(e);
+    }
+    const box = $("use-gpu");
+    box.disabled = webgpu.gpu === null;
+    document.querySelector("#preset option[value=cnn-fast]").disabled = webgpu.gpu === null;
+    const a = webgpu.adapter;
+    $("gpu-note").textContent = a
+      ? `WebGPU: ${a.name || "the browser's adapter"}${a.emulated || /swiftshader/i.test(a.name + a.driver) ? " (a CPU emulation: right results, slow)" : ""}.`
+      : `On the CPU: ${webgpu.reason}`;
+    window.scratchnet.webgpu = webgpu.gpu ? { adapter: a } : { reason: webgpu.reason };
+  })();
+  return webgpu.opening;
+}
+
+// Runs on the GPU (on) or the CPU; the GPU when it cannot be opened falls back with its reason.
+async function setDevice(on) {
+  await openGpu();
+  webgpu.wanted = on && webgpu.gpu !== null;
+  $("use-gpu").checked = webgpu.wanted;
+  if (lastInput) await predict(lastInput);
+}
+
+function setUpGpu() {
+  $("use-gpu").addEventListener("change", (e) => setDevice(e.target.checked));
+  // Not awaited: the first prediction is already shown, on the CPU.
+  openGpu();
+}
+
 // ---- self-test: #selftest classifies every sample and writes a JSON summary ----
 
-async function selfTest(model) {
+async function selfTest(model, device) {
+  let gpuInfo = {};
+  if (device === "gpu") {
+    await setDevice(true);
+    gpuInfo = onGpu() ? { device: "webgpu", adapter: webgpu.adapter } : { device: "cpu", reason: webgpu.reason };
+  }
   const predictions = [];
   let agree = 0;
   const times = [];
-  const samples = loaded[mode].samples;
+  // &n=N: the first N samples only (the GPU test on a software adapter, which is slow).
+  const samples = loaded[mode].samples.slice(0, Number(hash.get("n")) || undefined);
   for (const s of samples) {
     const pic = await samplePicture(s);
-    const r = classify(pic, model);
+    const r = await classify(pic, model);
     times.push(r.inferMs);
     const order = Classifier.ranked(r.probs);
     if (order[0] === s.label) agree++;
@@ -645,6 +748,7 @@ async function selfTest(model) {
     agree_with_labels: agree,
     dataset: DATASETS[mode].name,
     model,
+    ...gpuInfo,
     infer_ms_median: sorted[Math.floor(sorted.length / 2)],
     infer_ms_max: sorted[sorted.length - 1],
     first_prediction_ms: firstPredictionMs,
@@ -669,8 +773,9 @@ async function main() {
     setUpModelSwitch();
     setUpDatasetSwitch();
     setUpTraining();
+    setUpGpu();
     window.scratchnet.ready = true;
-    if (hash.has("selftest")) await selfTest(hash.get("model") || "cnn");
+    if (hash.has("selftest")) await selfTest(hash.get("model") || "cnn", hash.get("device"));
   } catch (e) {
     showMessage(`The demo could not start: ${errorText(e)}`);
     const out = $("selftest");

@@ -11,7 +11,12 @@
 // prediction; keyboard selection works; (4) a short live training completes, its curve updates,
 // and the downloaded model loads in `scratchnet evaluate`; (5) a non-image file, an empty file and
 // a huge picture each give a clear message, no uncaught exception; (6) the switch to digits loads
-// the MNIST models, digits drawn as mouse strokes get their classes, and digits train live too.
+// the MNIST models, digits drawn as mouse strokes get their classes, and digits train live too;
+// (7) with WebGPU off (this browser: no adapter) the page says so in one line and runs on the CPU;
+// (8) in a second browser with WebGPU on a software adapter (SwiftShader; a correctness run, not a
+// speed one): the page finds the adapter, GPU inference on the samples equals `scratchnet predict`
+// (the CPU) within the native GPU tests' 1e-4, and the CNN trains live on the GPU: its loss falls,
+// and its downloaded model evaluates in the CLI as the page said.
 // Writes screenshots and prints the measured timings, which fail the test only past five times
 // their targets (WEB_TIMING_STRICT=1: past their targets).
 import { execFileSync } from "node:child_process";
@@ -30,6 +35,10 @@ const url = args.url.endsWith("/") ? args.url : `${args.url}/`;
 const origin = new URL(url).origin;
 fs.mkdirSync(args.out, { recursive: true });
 const TOLERANCE = 1e-5;
+// GPU against CPU: the native GPU tests' tolerance (tests/gpu.rs).
+const GPU_TOLERANCE = 1e-4;
+// WebGPU on the CPU: Chromium's SwiftShader adapter, in a secure context (127.0.0.1).
+const WEBGPU_ARGS = ["--enable-unsafe-webgpu", "--use-webgpu-adapter=swiftshader"];
 
 let failures = 0;
 const check = (ok, what) => {
@@ -48,19 +57,18 @@ const timing = (value, target, what) => {
   console.log(`${value <= target ? "ok  " : "SLOW"} ${what} (target <= ${target}${value <= target ? "" : ": not met on this run, reported, not failed"})`);
 };
 
-const browser = await puppeteer.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  headless: true,
-  args: [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-  ],
-});
+const BROWSER_ARGS = [
+  "--no-sandbox",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+];
+const launch = (extra) =>
+  puppeteer.launch({ executablePath: process.env.CHROMIUM || "/usr/bin/chromium", headless: true, protocolTimeout: 900000, args: [...BROWSER_ARGS, ...extra] });
+// The first browser has no WebGPU adapter (as most headless browsers): the page's fallback.
+let browser = await launch(["--disable-gpu"]);
 figures.chromium = await browser.version();
 
 // A page with its console errors, uncaught exceptions and foreign requests recorded.
@@ -407,6 +415,111 @@ check(overflow <= 0, `at phone width (390 px) nothing overflows sideways (${over
 await phone.screenshot({ path: path.join(args.out, "web-demo-phone.png"), fullPage: true });
 check(phone.problems.length === 0, `phone-width page: no problems ${phone.problems.join("; ")}`);
 
+// ---- (7) WebGPU switched off: a one-line reason, the CPU as before ----
+{
+  const st = await openPage("#selftest&device=gpu&model=mlp");
+  await st.waitForFunction(() => document.getElementById("selftest").dataset.done === "true", { timeout: 120000 });
+  const summary = JSON.parse(await st.$eval("#selftest", (e) => e.textContent));
+  check(summary.device === "cpu" && typeof summary.reason === "string" && summary.reason.length > 0 && !summary.reason.includes("\n") && summary.samples === 100,
+    `without a WebGPU adapter #selftest&device=gpu runs on the CPU and says why in one line: "${summary.reason}"`);
+  const note = await st.$eval("#gpu-note", (e) => e.textContent);
+  const offered = await st.evaluate(() => !document.getElementById("use-gpu").disabled || !document.querySelector("#preset option[value=cnn-fast]").disabled);
+  check(/^On the CPU: /.test(note) && !offered, `the page offers no GPU and says "${note}"`);
+  check(st.problems.length === 0, `fallback page: no console errors, uncaught exceptions or foreign requests ${st.problems.join("; ")}`);
+  await st.close();
+}
+
+await browser.close();
+
+// ---- (8) WebGPU on a software adapter: GPU inference, the CNN trained live on the GPU ----
+const gpuStart = Date.now();
+browser = await launch(WEBGPU_ARGS);
+{
+  // GPU inference against the CLI on the CPU: the MLP on all 100 samples, the CNN (two views, far
+  // slower on SwiftShader) on the first GPU_CNN_SAMPLES.
+  const GPU_CNN_SAMPLES = 10;
+  for (const [model, hash, n] of [["mlp", "#selftest&device=gpu&model=mlp", 100], ["cnn", `#selftest&device=gpu&n=${GPU_CNN_SAMPLES}`, GPU_CNN_SAMPLES]]) {
+    const t0 = Date.now();
+    const st = await openPage(hash);
+    await st.waitForFunction(() => document.getElementById("selftest").dataset.done === "true", { timeout: 600000 });
+    const summary = JSON.parse(await st.$eval("#selftest", (e) => e.textContent));
+    if (model === "mlp") {
+      figures.webgpu_adapter = summary.adapter;
+      check(summary.device === "webgpu" && summary.adapter && summary.adapter.backend === "webgpu",
+        `the page finds a WebGPU adapter: ${JSON.stringify(summary.adapter || summary.reason)}`);
+    }
+    check(summary.device === "webgpu" && summary.samples === n, `${model} on the GPU: #selftest classified ${summary.samples} samples on ${summary.device}`);
+    const files = summary.predictions.map((p) => path.join(args.dist, "samples", p.file));
+    const lines = cli(["predict", "--json", "--top-k", "10", "--model", path.join(args.dist, modelFiles[model]), ...files])
+      .trim().split("\n").map((l) => JSON.parse(l));
+    let worst = 0, sameTop = 0;
+    summary.predictions.forEach((p, i) => {
+      const top = lines[i].top;
+      if (top[0].index === p.predicted) sameTop++;
+      for (const t of top) worst = Math.max(worst, Math.abs(t.probability - p.probabilities[t.index]));
+    });
+    check(sameTop === n, `${model} on the GPU: same top-1 class as scratchnet predict (CPU) on ${sameTop}/${n} samples`);
+    check(worst <= GPU_TOLERANCE, `${model} on the GPU: largest probability difference from the CPU ${worst.toExponential(2)} (<= 1e-4)`);
+    figures[`webgpu_${model}_infer_ms_median`] = summary.infer_ms_median;
+    figures[`webgpu_${model}_selftest_seconds`] = (Date.now() - t0) / 1000;
+    check(st.problems.length === 0, `${model} GPU self-test page: no console errors or failures ${st.problems.join("; ")}`);
+    await st.close();
+  }
+
+  // The CNN trained live on the GPU (cnn-fast's network and recipe, batch 128: WebGPU's default
+  // limits hold it), downloaded, evaluated by the CLI.
+  // SwiftShader is slow (a correctness run): one batch of 128 an epoch, two epochs, each evaluated
+  // on the first 100 bundled test images (the CLI evaluates the same 100).
+  const [images, epochs, testImages] = [128, 2, 100].map((v, i) => Number([process.env.WEB_GPU_IMAGES, process.env.WEB_GPU_EPOCHS, process.env.WEB_GPU_TEST][i] || v));
+  const gp = await openPage("");
+  await gp.waitForFunction(() => window.scratchnet.webgpu, { timeout: 60000 });
+  const dl = fs.mkdtempSync(path.join(os.tmpdir(), "scratchnet-web-gpu-dl-"));
+  const gcdp = await gp.createCDPSession();
+  await gcdp.send("Browser.setDownloadBehavior", { behavior: "allow", downloadPath: dl });
+  await gp.evaluate((n) => (window.scratchnet.testImages = n), testImages);
+  await gp.select("#preset", "cnn-fast");
+  await gp.$eval("#images", (e, v) => (e.value = v), String(images));
+  await gp.$eval("#epochs", (e, v) => (e.value = v), String(epochs));
+  const t0 = Date.now();
+  await gp.click("#train");
+  await gp.waitForFunction(() => window.scratchnet.trainingDone === true || !document.getElementById("message").hidden, { timeout: 1800000 });
+  const wall = (Date.now() - t0) / 1000;
+  figures.webgpu_cnn_train_wall_seconds = wall;
+  const gstatus = await gp.$eval("#train-status", (e) => e.textContent);
+  const device = await gp.evaluate(() => window.scratchnet.trainingDevice);
+  check(device === "webgpu" && new RegExp(`Epoch ${epochs} of ${epochs}`).test(gstatus) && /Done/.test(gstatus),
+    `the CNN trains live on the GPU (${images} images, ${epochs} epochs, ${wall.toFixed(0)} s on SwiftShader): "${gstatus}" ${await gp.$eval("#message", (e) => e.textContent)}`);
+  const curve = await gp.evaluate(() => window.scratchnet.curve);
+  const epochsDone = curve.filter((p) => p.test !== undefined);
+  figures.webgpu_cnn_curve = curve.map((p) => ({ x: +p.x.toFixed(3), loss: +p.loss.toFixed(4) }));
+  check(curve.length >= 2 && epochsDone.length === epochs && epochsDone[epochs - 1].loss < curve[0].loss,
+    `its loss falls: ${curve.length ? curve[0].loss.toFixed(3) : "?"} at the first report, ${epochsDone.length ? epochsDone[epochsDone.length - 1].loss.toFixed(3) : "?"} over the last epoch`);
+  await gp.click("#download");
+  const gfile = path.join(dl, "scratchnet-web-cnn.safetensors");
+  for (let i = 0; i < 100 && !fs.existsSync(gfile); i++) await new Promise((r) => setTimeout(r, 100));
+  check(fs.existsSync(gfile), `the GPU-trained CNN downloads (${fs.existsSync(gfile) ? fs.statSync(gfile).size : 0} bytes)`);
+  if (fs.existsSync(gfile)) {
+    const pageAccuracy = await gp.evaluate(() => window.scratchnet.lastEpoch.test_accuracy);
+    figures.webgpu_cnn_test_accuracy = pageAccuracy;
+    let ev = null;
+    try {
+      ev = JSON.parse(cli(["evaluate", "--model", gfile, "--json", "--limit", String(testImages)]));
+    } catch (e) {
+      check(false, `scratchnet evaluate --model on the GPU-trained file: ${e.message}`);
+    }
+    if (ev) {
+      // GPU and CPU sums differ in the last bits: at most one argmax tie may go the other way.
+      check(Math.abs(ev.accuracy - pageAccuracy) <= 1 / testImages + 1e-9,
+        `scratchnet evaluate --model reads the GPU-trained CNN: ${(100 * ev.accuracy).toFixed(1)}% on the first ${testImages} test images, the page said ${(100 * pageAccuracy).toFixed(1)}%`);
+    }
+    check(cli(["inspect", gfile]).includes("WebGPU"), "its training record says it was trained on WebGPU");
+    fs.copyFileSync(gfile, path.join(args.out, "trained-on-webgpu.safetensors"));
+  }
+  check(gp.problems.length === 0, `GPU training page: no console errors or failures ${gp.problems.join("; ")}`);
+  fs.rmSync(dl, { recursive: true, force: true });
+}
+figures.webgpu_section_seconds = (Date.now() - gpuStart) / 1000;
+console.log(`WebGPU checks (SwiftShader, a correctness run): ${figures.webgpu_section_seconds.toFixed(0)} s`);
 await browser.close();
 for (const d of [downloads, bad]) fs.rmSync(d, { recursive: true, force: true });
 fs.writeFileSync(path.join(args.out, "figures.json"), JSON.stringify(figures, null, 1) + "\n");
