@@ -451,8 +451,7 @@ impl Gpu {
         };
         self.inner.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| gpu_err(format!("waiting: {e}")))?;
         self.check()?;
-        let result = lock(&mapped.0).value.take().ok_or_else(|| gpu_err("the read-back was dropped"))?;
-        finish_read_back(&staging, result)
+        finish_read_back(&staging, mapped.wait(&self.inner.device)?)
     }
 
     async fn read_back_async(&self, b: &GpuBuffer, range: std::ops::Range<usize>) -> Result<Vec<u8>> {
@@ -489,11 +488,12 @@ impl Gpu {
         let mapped = Mapped::default();
         let slot = mapped.0.clone();
         staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
-            let mut s = lock(&slot);
+            let mut s = lock(&slot.0);
             s.value = Some(r);
             if let Some(w) = s.waker.take() {
                 w.wake();
             }
+            slot.1.notify_all();
         });
         Ok(Some((staging, mapped)))
     }
@@ -643,7 +643,7 @@ impl Gpu {
 /// A mapping's outcome, set by its callback; awaited in a browser, read after a blocking poll
 /// elsewhere.
 #[derive(Default)]
-struct Mapped(Arc<Mutex<MapSlot>>);
+struct Mapped(Arc<(Mutex<MapSlot>, std::sync::Condvar)>);
 
 #[derive(Default)]
 struct MapSlot {
@@ -654,12 +654,36 @@ struct MapSlot {
 impl Future for Mapped {
     type Output = std::result::Result<(), wgpu::BufferAsyncError>;
     fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
-        let mut s = lock(&self.0);
+        let mut s = lock(&self.0 .0);
         match s.value.take() {
             Some(v) => Poll::Ready(v),
             None => {
                 s.waker = Some(cx.waker().clone());
                 Poll::Pending
+            }
+        }
+    }
+}
+
+impl Mapped {
+    /// Blocks until the mapping's callback has run. After a finished wait the callback may still
+    /// be running on another thread whose own poll collected it.
+    fn wait(&self, device: &wgpu::Device) -> Result<std::result::Result<(), wgpu::BufferAsyncError>> {
+        let (slot, ready) = &*self.0;
+        let start = std::time::Instant::now();
+        let mut s = lock(slot);
+        loop {
+            if let Some(v) = s.value.take() {
+                return Ok(v);
+            }
+            if start.elapsed() > std::time::Duration::from_secs(60) {
+                return Err(gpu_err("the read-back was not answered within 60 s"));
+            }
+            s = ready.wait_timeout(s, std::time::Duration::from_millis(10)).unwrap_or_else(|e| e.into_inner()).0;
+            if s.value.is_none() {
+                drop(s);
+                let _ = device.poll(wgpu::PollType::Poll);
+                s = lock(slot);
             }
         }
     }
