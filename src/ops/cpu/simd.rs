@@ -265,8 +265,8 @@ pub mod x86 {
         }
     }
 
-    /// AVX2 with FMA (x86-64-v3): 8 lanes; partial accesses through vmaskmov, which neither reads
-    /// nor faults on the lanes it leaves out.
+    /// AVX2 with FMA (x86-64-v3): 8 lanes; partial loads through vmaskmov, which neither reads nor
+    /// faults on the lanes it leaves out, partial stores in pieces.
     #[derive(Clone, Copy, Debug)]
     pub struct Avx2(());
 
@@ -361,7 +361,26 @@ pub mod x86 {
         }
         #[inline(always)]
         unsafe fn store_masked(self, p: *mut f32, m: __m256i, v: __m256) {
-            unsafe { _mm256_maskstore_ps(p, m, v) }
+            // vmaskmovps to memory is an order of magnitude slower than a store on AMD's Zen cores
+            // (BENCHMARKS.md). A mask from `mask` is a prefix: written in pieces of 8, 4, 2 and 1.
+            unsafe {
+                let mut n = _mm256_movemask_ps(_mm256_castsi256_ps(m)).count_ones();
+                if n == 8 {
+                    return _mm256_storeu_ps(p, v);
+                }
+                let (mut p, mut x) = (p, _mm256_castps256_ps128(v));
+                if n >= 4 {
+                    _mm_storeu_ps(p, x);
+                    (p, x, n) = (p.add(4), _mm256_extractf128_ps(v, 1), n - 4);
+                }
+                if n >= 2 {
+                    _mm_store_sd(p as *mut f64, _mm_castps_pd(x));
+                    (p, x, n) = (p.add(2), _mm_movehl_ps(x, x), n - 2);
+                }
+                if n == 1 {
+                    _mm_store_ss(p, x);
+                }
+            }
         }
     }
 }
@@ -462,6 +481,46 @@ pub mod arm {
             unsafe { vst1q_f32(buf.as_mut_ptr(), v) };
             for (i, b) in buf.iter().enumerate().take(m) {
                 unsafe { *p.add(i) = *b };
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    per_level! {
+        /// Loads `n` values from `src` and stores them to `dst`, both masked to `n` lanes.
+        unsafe fn copy_masked(src: *const f32, dst: *mut f32, n: usize) = copy_masked_at;
+    }
+
+    #[inline(always)]
+    unsafe fn copy_masked_at<S: Simd>(s: S, src: *const f32, dst: *mut f32, n: usize) {
+        // SAFETY: the caller's lanes.
+        unsafe { s.store_masked(dst, s.mask(n), s.load_masked(src, s.mask(n))) }
+    }
+
+    /// Masked accesses touch exactly their lanes, at every count, at the end of a buffer.
+    #[test]
+    fn masked_loads_and_stores_touch_only_their_lanes() {
+        for level in levels_here() {
+            let lanes = match level {
+                #[cfg(target_arch = "x86_64")]
+                Level::Avx512(_) => 16,
+                #[cfg(target_arch = "x86_64")]
+                Level::Avx2(_) => 8,
+                #[cfg(target_arch = "aarch64")]
+                Level::Neon(_) => 4,
+            };
+            for n in 0..=lanes {
+                let src: Vec<f32> = (0..n).map(|i| i as f32 + 1.0).collect();
+                let mut dst = vec![-1.0f32; lanes + 2];
+                // SAFETY: src holds n floats (its last at the end of its allocation), dst n + 2.
+                unsafe { copy_masked(level, src.as_ptr(), dst.as_mut_ptr().add(1), n) };
+                let want: Vec<f32> =
+                    (0..lanes + 2).map(|i| if (1..=n).contains(&i) { i as f32 } else { -1.0 }).collect();
+                assert_eq!(dst, want, "{level:?}, {n} lanes");
             }
         }
     }
