@@ -31,6 +31,9 @@ pub struct ChunkScratch {
     /// One image's output gradient before a fused activation.
     dy_act: Vec<f32>,
     wino: winograd::Scratch,
+    /// The weight gradient's own: sharing one with the input gradient, which runs on each image
+    /// after it, would re-zero the padded copy and regrow V and M every time.
+    wino_wgrad: winograd::Scratch,
     dw_taps: Vec<f32>,
     dw: Vec<f32>,
     db: Vec<f32>,
@@ -209,7 +212,7 @@ pub fn backward(
                         *acc += elementwise::sum(plane);
                     }
                     let (x_dims, dy_dims) = ((g.c, g.h, g.w), (g.f, g.oh(), g.ow()));
-                    winograd::accumulate_weight_grad(x_n, x_dims, g.pad, dy_n, g.f, &mut s.wino, &mut s.dw_taps);
+                    winograd::accumulate_weight_grad(x_n, x_dims, g.pad, dy_n, g.f, &mut s.wino_wgrad, &mut s.dw_taps);
                     if let Some(dx_n) = dx_n {
                         winograd::correlate(
                             tile,
