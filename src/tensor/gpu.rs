@@ -654,7 +654,7 @@ struct MapSlot {
 impl Future for Mapped {
     type Output = std::result::Result<(), wgpu::BufferAsyncError>;
     fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
-        let mut s = lock(&self.0 .0);
+        let mut s = lock(&self.0.0);
         match s.value.take() {
             Some(v) => Poll::Ready(v),
             None => {
